@@ -1,0 +1,65 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// The three plugins of this repository are dynamic libraries that the host finds and
+// loads with dlopen exactly like an external plugin: they depend on SVMPluginKit and the
+// C ABI only, never on SVMFramework.
+let package = Package(
+    name: "SVMFramework",
+    products: [
+        .library(name: "SVMFramework", targets: ["SVMFramework"]),
+        .library(name: "SVMPluginKit", targets: ["SVMPluginKit"]),
+        .library(name: "SimDevice", type: .dynamic, targets: ["SimDevice"]),
+        .library(name: "XeDevice", type: .dynamic, targets: ["XeDevice"]),
+        .library(name: "P2PFabric", type: .dynamic, targets: ["P2PFabric"]),
+        // A plugin written in plain C against the ABI header: the test fixture and the
+        // complete example of the "Writing a plugin" article.
+        .library(name: "ExampleCPlugin", type: .dynamic, targets: ["ExampleCPlugin"]),
+        .executable(name: "svm-cli", targets: ["svm-cli"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // The versioned C plugin ABI: the only contract between host and plugins.
+        .target(name: "CSVMPluginABI"),
+        // Prefixed C shims for Linux facilities Swift cannot reach directly.
+        .target(name: "CSVMPlatform", linkerSettings: [.linkedLibrary("dl")]),
+        .systemLibrary(
+            name: "CLibDRM", pkgConfig: "libdrm",
+            providers: [.apt(["libdrm-dev"])]),
+        .systemLibrary(
+            name: "CPCIAccess", pkgConfig: "pciaccess",
+            providers: [.apt(["libpciaccess-dev"])]),
+        .target(name: "SVMPluginKit", dependencies: ["CSVMPluginABI"]),
+        .target(
+            name: "SVMFramework",
+            dependencies: ["CSVMPluginABI", "CSVMPlatform", "SVMPluginKit"]),
+        .target(
+            name: "SimDevice", dependencies: ["SVMPluginKit"],
+            path: "Sources/Plugins/SimDevice"),
+        .target(
+            name: "XeDevice", dependencies: ["SVMPluginKit", "CLibDRM", "CPCIAccess"],
+            path: "Sources/Plugins/XeDevice"),
+        .target(
+            name: "P2PFabric", dependencies: ["SVMPluginKit"],
+            path: "Sources/Plugins/P2PFabric"),
+        .target(
+            name: "ExampleCPlugin", dependencies: ["CSVMPluginABI"],
+            path: "Tests/Fixtures/ExampleCPlugin", publicHeadersPath: "."),
+        .executableTarget(
+            name: "svm-cli",
+            dependencies: [
+                "SVMFramework",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .target(
+            name: "SVMTestSupport", dependencies: ["SVMFramework"],
+            path: "Tests/SVMTestSupport"),
+        .testTarget(
+            name: "SVMFrameworkTests",
+            dependencies: ["SVMFramework", "SVMPluginKit", "SVMTestSupport"]),
+        .testTarget(
+            name: "SVMCLITests", dependencies: ["SVMTestSupport"]),
+    ]
+)

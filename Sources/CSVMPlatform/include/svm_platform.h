@@ -1,0 +1,14 @@
+/* svm_platform.h - prefixed shims for the Linux facilities the framework uses. */
+#ifndef SVM_PLATFORM_H
+#define SVM_PLATFORM_H
+
+#include <stddef.h>
+
+/* dlopen(path, RTLD_NOW | RTLD_LOCAL). On failure returns NULL and copies dlerror()'s text,
+ * cut to error_size - 1 bytes, into error. */
+void *svm_dl_open(const char *path, char *error, size_t error_size);
+
+/* dlsym(handle, symbol), NULL when absent. */
+void *svm_dl_symbol(void *handle, const char *symbol);
+
+#endif

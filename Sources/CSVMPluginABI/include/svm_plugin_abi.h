@@ -1,0 +1,267 @@
+/*
+ * svm_plugin_abi.h - the versioned C ABI between the SVMFramework host and its plugins.
+ *
+ * DOC: Overview
+ * A plugin is a shared object exporting one symbol, SVM_PLUGIN_ENTRY_SYMBOL, of type
+ * svm_plugin_entry_fn. The host dlopen()s the file, calls the entry with what it speaks
+ * (struct svm_plugin_request) and receives a static descriptor: the plugin's name, kind,
+ * the ABI version it was built against, and its ops tables. The host then validates the
+ * tables, calls init() with the host services, and from then on calls ops.
+ *
+ * DOC: Versioning
+ * - ABI major: incompatible change. The host refuses a plugin whose major differs.
+ * - ABI minor: compatible growth. New members are only ever appended to structs; ops added
+ *   in a minor version are optional for plugins that declare an older minor.
+ * - Every struct starts with uint32_t struct_size, set by whoever owns the memory. A reader
+ *   reads a member only if SVM_ABI_HAS(ptr, type, member) holds, so a 1.0 plugin runs in a
+ *   1.3 host and a 1.3 plugin in a 1.0 host (it sees a smaller svm_host_services and must
+ *   not call what is not there).
+ * - Output structs (svm_device_info, ...) are zeroed by the host, which sets struct_size;
+ *   the plugin fills only the members that fit.
+ *
+ * DOC: Calling contexts
+ * Each op says whether it is [required] or [optional] and in which context it is called.
+ * The host never holds one of its own locks while calling into a plugin unless an op says
+ * so, and a plugin may call host services from any thread unless a service says otherwise.
+ *
+ * DOC: Status codes
+ * Ops return svm_status: 0 on success, or a negative errno that tells the caller what to
+ * do: -EINVAL bad argument (a bug in the caller), -ENODEV no such device, -ENOMEM out of
+ * memory (the caller may evict and retry), -EAGAIN transient (retry), -EOPNOTSUPP not
+ * supported (fall back), -EFAULT bad address, -EIO device error.
+ */
+#ifndef SVM_PLUGIN_ABI_H
+#define SVM_PLUGIN_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SVM_PLUGIN_ABI_MAJOR 1
+#define SVM_PLUGIN_ABI_MINOR 0
+
+/* The one symbol a plugin exports. */
+#define SVM_PLUGIN_ENTRY_SYMBOL "svm_plugin_entry"
+
+/* Length of the fixed name buffers in output structs, terminating NUL included. */
+#define SVM_NAME_MAX 64
+
+/* True when the struct at ptr, whose owner set struct_size, contains member. */
+#define SVM_ABI_HAS(ptr, type, member) \
+    ((ptr)->struct_size >= offsetof(type, member) + sizeof(((type *)0)->member))
+
+typedef int32_t svm_status;
+
+enum svm_plugin_kind {
+    SVM_PLUGIN_KIND_DEVICE = 1,       /* a device; it also provides its pagemap */
+    SVM_PLUGIN_KIND_INTERCONNECT = 2, /* a fabric between devices */
+};
+
+enum svm_log_level {
+    SVM_LOG_DEBUG = 0,
+    SVM_LOG_INFO = 1,
+    SVM_LOG_WARNING = 2,
+    SVM_LOG_ERROR = 3,
+};
+
+/* How a device reaches a page: the protocol of a pagemap address. */
+enum svm_protocol {
+    SVM_PROTOCOL_SYSTEM = 0,     /* system memory, DMA-mapped */
+    SVM_PROTOCOL_LOCAL_VRAM = 1, /* the accessing device's own memory */
+    SVM_PROTOCOL_PCIE_P2P = 2,   /* a peer's memory across PCIe */
+    SVM_PROTOCOL_FABRIC = 3,     /* a peer's memory across a device fabric */
+};
+
+enum svm_access {
+    SVM_ACCESS_READ = 1u << 0,
+    SVM_ACCESS_WRITE = 1u << 1,
+    SVM_ACCESS_ATOMIC = 1u << 2,
+};
+
+enum svm_device_flags {
+    SVM_DEVICE_SIMULATED = 1u << 0, /* time is simulated, memory is host memory */
+    SVM_DEVICE_HARDWARE = 1u << 1,  /* a real device driven through its kernel driver */
+};
+
+/* ---------------------------------------------------------------------------------------
+ * Host services: given to the plugin by init(); valid until fini() returns.
+ */
+
+/* A fault a device reports on an SVM address. */
+struct svm_device_fault {
+    uint32_t struct_size;
+    uint32_t access;  /* enum svm_access */
+    uint64_t address; /* CPU virtual address the device faulted on */
+};
+
+struct svm_host_services {
+    uint32_t struct_size;
+    uint16_t abi_major; /* what the host speaks */
+    uint16_t abi_minor;
+    void *host_ctx; /* pass back as the first argument of every service */
+
+    /* [1.0] Log one line (no trailing newline needed). Any thread. */
+    void (*log)(void *host_ctx, int32_t level, const char *message);
+
+    /* [1.0] Report a device fault on an SVM address of the device the host opened as
+     * host_device (see open_device). Called from the device's fault-handling thread; it
+     * blocks until the host has serviced the fault. Returns 0 when the device should replay
+     * the access, -EFAULT when the address is not mapped (the access fails: a device fault
+     * error, not a crash), -EACCES when the access is not allowed by the CPU protection,
+     * -ENODEV when host_device is unknown. */
+    svm_status (*report_device_fault)(void *host_ctx, uint64_t host_device,
+                                      const struct svm_device_fault *fault);
+
+    /* [1.0] Simulated time in nanoseconds: the host's deterministic clock. Any thread. */
+    uint64_t (*clock_now_ns)(void *host_ctx);
+
+    /* [1.0] A configuration value given to this plugin by the user (for example
+     * `--plugin-option SimDevice.memory=1G`). Copies the value, NUL-terminated and cut to
+     * buffer_size - 1 bytes, into buffer, and returns its full length in bytes, or -ENOENT
+     * when the key is not set. Any thread. */
+    int64_t (*config_get)(void *host_ctx, const char *key, char *buffer, size_t buffer_size);
+};
+
+/* ---------------------------------------------------------------------------------------
+ * Device plugins: a device plugin exposes zero or more devices of one kind.
+ */
+
+struct svm_device_info {
+    uint32_t struct_size;
+    uint32_t flags; /* enum svm_device_flags */
+    char name[SVM_NAME_MAX];
+    uint32_t vendor_id; /* PCI ids, or 0 for a simulated device */
+    uint32_t device_id;
+    uint64_t memory_bytes;   /* device-local memory */
+    uint64_t page_size_mask; /* GPU page-table granularities: bit n set = 2^n bytes */
+};
+
+struct svm_device_ops {
+    uint32_t struct_size;
+    uint32_t reserved;
+
+    /* [required] How many devices this plugin exposes. Host thread, no host lock. */
+    svm_status (*device_count)(void *plugin_ctx, uint32_t *count);
+
+    /* [required] Describe device index (< count). Host thread, no host lock. -ENODEV for a
+     * bad index. */
+    svm_status (*device_info)(void *plugin_ctx, uint32_t index, struct svm_device_info *info);
+
+    /* [required] Open device index for use. host_device is the host's handle for this
+     * device: pass it to report_device_fault. Host thread, no host lock. */
+    svm_status (*open_device)(void *plugin_ctx, uint32_t index, uint64_t host_device,
+                              void **device_ctx);
+
+    /* [required] Close a device opened by open_device; no op is called on it afterwards.
+     * Host thread, no host lock. */
+    void (*close_device)(void *device_ctx);
+};
+
+/* ---------------------------------------------------------------------------------------
+ * Pagemaps: the device memory a device plugin provides (drm_pagemap).
+ */
+
+struct svm_pagemap_info {
+    uint32_t struct_size;
+    uint32_t min_page_size;  /* smallest device-memory chunk, a power of two >= 4096 */
+    uint64_t capacity_bytes; /* device memory this pagemap can hand out */
+};
+
+struct svm_pagemap_ops {
+    uint32_t struct_size;
+    uint32_t reserved;
+
+    /* [required] Describe the memory of an open device. Host thread, no host lock. */
+    svm_status (*pagemap_info)(void *device_ctx, struct svm_pagemap_info *info);
+};
+
+/* ---------------------------------------------------------------------------------------
+ * Interconnect plugins: a fabric that lets devices reach each other's memory.
+ */
+
+struct svm_link_info {
+    uint32_t struct_size;
+    uint32_t protocol; /* enum svm_protocol: SVM_PROTOCOL_PCIE_P2P or SVM_PROTOCOL_FABRIC */
+    char name[SVM_NAME_MAX];
+    uint64_t bandwidth_bytes_per_s; /* per direction */
+    uint64_t latency_ns;            /* one way, for a minimal transfer */
+    uint32_t max_endpoints;         /* devices one fabric instance can join */
+    uint32_t reserved;
+};
+
+struct svm_interconnect_ops {
+    uint32_t struct_size;
+    uint32_t reserved;
+
+    /* [required] Describe the links this fabric builds. Host thread, no host lock. */
+    svm_status (*link_info)(void *plugin_ctx, struct svm_link_info *info);
+
+    /* [optional] 0 when the fabric can join devices a and b, -EOPNOTSUPP when it cannot.
+     * Absent: any two devices can be joined. Host thread, no host lock. */
+    svm_status (*can_connect)(void *plugin_ctx, const struct svm_device_info *a,
+                              const struct svm_device_info *b);
+};
+
+/* ---------------------------------------------------------------------------------------
+ * The entry point.
+ */
+
+struct svm_plugin_request {
+    uint32_t struct_size;
+    uint16_t host_abi_major;
+    uint16_t host_abi_minor;
+};
+
+struct svm_plugin_descriptor {
+    uint32_t struct_size;
+    uint16_t abi_major; /* the ABI the plugin was built against */
+    uint16_t abi_minor;
+    uint32_t kind;      /* enum svm_plugin_kind */
+    uint32_t reserved;
+
+    const char *name;        /* [required] unique among loaded plugins: [A-Za-z0-9_.-]+ */
+    const char *version;     /* [required] the plugin's own version, e.g. "1.2.0" */
+    const char *description; /* [optional] one line */
+
+    /* [required] Set up the plugin. self is this descriptor; host stays valid until fini.
+     * Store the plugin's state in *plugin_ctx. A failure makes the host skip the plugin. */
+    svm_status (*init)(const struct svm_plugin_descriptor *self,
+                       const struct svm_host_services *host, void **plugin_ctx);
+
+    /* [optional] Tear down what init made. Host thread, after every device is closed. */
+    void (*fini)(void *plugin_ctx);
+
+    const struct svm_device_ops *device_ops;             /* [required] for DEVICE */
+    const struct svm_pagemap_ops *pagemap_ops;           /* [required] for DEVICE */
+    const struct svm_interconnect_ops *interconnect_ops; /* [required] for INTERCONNECT */
+
+    void *plugin_data; /* the plugin's own, for init to find; the host never reads it */
+};
+
+/* Return the plugin's descriptor, or NULL to refuse the host (for example a major it cannot
+ * serve). Must not allocate resources: init does that. The descriptor must stay valid while
+ * the plugin is loaded. */
+typedef const struct svm_plugin_descriptor *(*svm_plugin_entry_fn)(
+    const struct svm_plugin_request *request);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SVM_PLUGIN_ABI_H */
+
+#ifndef SVM_PLUGIN_ABI_HELPERS_H
+#define SVM_PLUGIN_ABI_HELPERS_H
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* Copy source into a fixed name buffer of capacity bytes, cut and NUL-terminated; returns
+ * the copied length. For languages that cannot write C arrays directly. */
+size_t svm_abi_copy_name(char *destination, size_t capacity, const char *source);
+#ifdef __cplusplus
+}
+#endif
+#endif

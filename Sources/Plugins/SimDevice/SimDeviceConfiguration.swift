@@ -1,0 +1,34 @@
+import SVMPluginKit
+
+/// SimDevice's options, read once at init; a bad value fails init with a message.
+struct SimDeviceConfiguration: Sendable {
+    /// The GPU page-table granularities, as Xe's: 4 KiB, 64 KiB and 2 MiB.
+    static let pageTableSizes: [UInt64] = [4 << 10, 64 << 10, 2 << 20]
+
+    var deviceCount = 1
+    var memoryBytes: UInt64 = 1 << 30
+    var minPageSize: UInt32 = 4 << 10
+
+    init(options: (String) -> String?) throws {
+        if let text = options("devices") {
+            guard let count = Int(text), (1...64).contains(count) else {
+                throw PluginOptionError(plugin: "SimDevice", key: "devices", value: text, expected: "1 to 64")
+            }
+            deviceCount = count
+        }
+        if let text = options("memory") {
+            guard let bytes = ByteCount.parse(text), bytes >= 2 << 20, bytes % (2 << 20) == 0
+            else {
+                throw PluginOptionError(plugin: "SimDevice", 
+                    key: "memory", value: text, expected: "a multiple of 2 MiB, e.g. 512M or 4G")
+            }
+            memoryBytes = bytes
+        }
+        if let text = options("min-page") {
+            guard let bytes = ByteCount.parse(text), bytes == 4 << 10 || bytes == 64 << 10 else {
+                throw PluginOptionError(plugin: "SimDevice", key: "min-page", value: text, expected: "4K or 64K")
+            }
+            minPageSize = UInt32(bytes)
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import CSVMPluginABI
+import SVMPluginKit
+import Synchronization
+
+/// The host side of `struct svm_host_services` for one plugin: the table the plugin
+/// receives, and the Swift object its `host_ctx` points to.
+///
+/// The host keeps it alive for as long as the process runs, even for a plugin whose init
+/// failed, because a plugin may have kept the pointer.
+final class PluginServices: Sendable {
+    let pluginName: String
+    let options: [String: String]
+    let clock: SimulationClock
+    let logHandler: @Sendable (PluginLogRecord) -> Void
+    /// Where faults go; set once the SVM core attaches.
+    let faultHandler: Mutex<(any DeviceFaultHandler)?>
+    /// The last error-level line the plugin logged, kept to explain a failed init.
+    let lastError = Mutex<String?>(nil)
+
+    // Allocated in init and never freed or changed: the plugin may read it from any thread.
+    nonisolated(unsafe) let table: UnsafeMutablePointer<svm_host_services>
+
+    init(
+        pluginName: String, options: [String: String], clock: SimulationClock,
+        faultHandler: (any DeviceFaultHandler)?,
+        logHandler: @escaping @Sendable (PluginLogRecord) -> Void
+    ) {
+        self.pluginName = pluginName
+        self.options = options
+        self.clock = clock
+        self.logHandler = logHandler
+        self.faultHandler = Mutex(faultHandler)
+        table = .allocate(capacity: 1)
+        var raw = svm_host_services.sized()
+        raw.abi_major = ABIVersion.current.major
+        raw.abi_minor = ABIVersion.current.minor
+        raw.log = { context, level, message in
+            guard let services = PluginServices.from(context), let message else { return }
+            services.log(LogLevel(rawValue: level) ?? .error, String(cString: message))
+        }
+        raw.report_device_fault = { context, hostDevice, fault in
+            guard let services = PluginServices.from(context), let fault else {
+                return PluginErrno.invalidArgument.status
+            }
+            return services.reportDeviceFault(hostDevice: hostDevice, fault: fault.pointee)
+        }
+        raw.clock_now_ns = { context in PluginServices.from(context)?.clock.now ?? 0 }
+        raw.config_get = { context, key, buffer, size in
+            guard let services = PluginServices.from(context), let key else {
+                return Int64(PluginErrno.invalidArgument.status)
+            }
+            guard let value = services.options[String(cString: key)] else {
+                return Int64(PluginErrno.notFound.status)
+            }
+            if let buffer, size > 0 { _ = svm_abi_copy_name(buffer, size, value) }
+            return Int64(value.utf8.count)
+        }
+        table.initialize(to: raw)
+        // Unretained: the host keeps every PluginServices alive for the process's lifetime.
+        table.pointee.host_ctx = Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    private static func from(_ context: UnsafeMutableRawPointer?) -> PluginServices? {
+        context.map { Unmanaged<PluginServices>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    func log(_ level: LogLevel, _ message: String) {
+        if level == .error { lastError.withLock { $0 = message } }
+        logHandler(PluginLogRecord(plugin: pluginName, level: level, message: message))
+    }
+
+    private func reportDeviceFault(hostDevice: UInt64, fault: svm_device_fault) -> Int32 {
+        guard let handler = faultHandler.withLock({ $0 }) else {
+            // No SVM space is attached: nothing can back the address.
+            return PluginErrno.badAddress.status
+        }
+        let access = fault.has(\.access) ? DeviceAccess(rawValue: fault.access) : .read
+        return PluginErrno.status {
+            try handler.handleDeviceFault(hostDevice: hostDevice, address: fault.address, access: access)
+        }
+    }
+}

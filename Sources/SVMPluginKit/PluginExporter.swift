@@ -1,0 +1,211 @@
+import Glibc
+import CSVMPluginABI
+
+/// Turns a Swift plugin type into the C descriptor and ops tables of the plugin ABI.
+///
+/// A Swift plugin keeps one exporter in a global constant and exports the entry symbol
+/// with it:
+///
+/// ```swift
+/// private let exporter = PluginExporter(device: MyDevicePlugin.self)
+///
+/// @_cdecl("svm_plugin_entry")
+/// public func svmPluginEntry(
+///     _ request: UnsafePointer<svm_plugin_request>?
+/// ) -> UnsafePointer<svm_plugin_descriptor>? {
+///     exporter.entry(request)
+/// }
+/// ```
+///
+/// The tables are allocated once and never freed: the host never unloads a plugin, because
+/// the Swift runtime cannot unload an image whose metadata it registered.
+public final class PluginExporter: @unchecked Sendable {
+    // Written in init only, then read-only: safe to share between threads.
+    private let descriptor: UnsafeMutablePointer<svm_plugin_descriptor>
+    private let makePlugin: @Sendable (HostServices) throws -> PluginInstance
+
+    /// Exports a device plugin: device ops and pagemap ops.
+    public convenience init<Plugin: DevicePlugin>(device: Plugin.Type) {
+        self.init(identity: Plugin.identity) { host in
+            let plugin = try Plugin(host: host)
+            return PluginInstance(plugin: plugin, host: host, driver: plugin, interconnect: nil)
+        }
+        descriptor.pointee.device_ops = UnsafePointer(Self.allocate(Self.deviceOps()))
+        descriptor.pointee.pagemap_ops = UnsafePointer(Self.allocate(Self.pagemapOps()))
+    }
+
+    /// Exports an interconnect plugin: interconnect ops.
+    public convenience init<Plugin: InterconnectPlugin>(interconnect: Plugin.Type) {
+        self.init(identity: Plugin.identity) { host in
+            let plugin = try Plugin(host: host)
+            return PluginInstance(plugin: plugin, host: host, driver: nil, interconnect: plugin)
+        }
+        descriptor.pointee.interconnect_ops = UnsafePointer(
+            Self.allocate(Self.interconnectOps()))
+    }
+
+    private init(
+        identity: PluginIdentity,
+        makePlugin: @escaping @Sendable (HostServices) throws -> PluginInstance
+    ) {
+        self.makePlugin = makePlugin
+        var raw = svm_plugin_descriptor.sized()
+        raw.abi_major = ABIVersion.current.major
+        raw.abi_minor = ABIVersion.current.minor
+        raw.kind = identity.kind.raw
+        raw.name = UnsafePointer(strdup(identity.name))
+        raw.version = UnsafePointer(strdup(identity.version))
+        raw.description = UnsafePointer(strdup(identity.description))
+        raw.`init` = { descriptor, host, context in
+            guard let descriptor, let host, let context, let data = descriptor.pointee.plugin_data
+            else { return PluginErrno.invalidArgument.status }
+            let exporter = Unmanaged<PluginExporter>.fromOpaque(data).takeUnretainedValue()
+            let services = HostServices(host)
+            return PluginErrno.status(reporting: { services.log(.error, "init failed: \($0)") }) {
+                let instance = try exporter.makePlugin(services)
+                context.pointee = Unmanaged.passRetained(instance).toOpaque()
+            }
+        }
+        raw.fini = { context in
+            guard let context else { return }
+            let instance = Unmanaged<PluginInstance>.fromOpaque(context).takeRetainedValue()
+            instance.plugin.shutdown()
+        }
+        descriptor = Self.allocate(raw)
+        descriptor.pointee.plugin_data = Unmanaged.passRetained(self).toOpaque()
+    }
+
+    /// The body of the plugin's `svm_plugin_entry`: the descriptor, or `nil` when the host
+    /// speaks another ABI major.
+    public func entry(_ request: UnsafePointer<svm_plugin_request>?)
+        -> UnsafePointer<svm_plugin_descriptor>?
+    {
+        guard let request, request.pointee.has(\.host_abi_major),
+            request.pointee.host_abi_major == ABIVersion.current.major
+        else { return nil }
+        return UnsafePointer(descriptor)
+    }
+
+    private static func allocate<T>(_ value: T) -> UnsafeMutablePointer<T> {
+        let pointer = UnsafeMutablePointer<T>.allocate(capacity: 1)
+        pointer.initialize(to: value)
+        return pointer
+    }
+}
+
+/// What a `plugin_ctx` points to.
+final class PluginInstance {
+    let plugin: any SVMPlugin
+    let host: HostServices
+    let driver: (any DeviceDriver)?
+    let interconnect: (any Interconnect)?
+
+    init(
+        plugin: any SVMPlugin, host: HostServices, driver: (any DeviceDriver)?,
+        interconnect: (any Interconnect)?
+    ) {
+        self.plugin = plugin
+        self.host = host
+        self.driver = driver
+        self.interconnect = interconnect
+    }
+
+    static func from(_ context: UnsafeMutableRawPointer?) -> PluginInstance? {
+        context.map { Unmanaged<PluginInstance>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    /// Runs an op and returns its status; unexpected errors are logged through the host.
+    func status(_ op: String, _ body: () throws -> Void) -> Int32 {
+        PluginErrno.status(reporting: { [host] in host.log(.error, "\(op) failed: \($0)") }, body)
+    }
+}
+
+/// What a `device_ctx` points to.
+final class DeviceInstance {
+    let device: any OpenDevice
+    let owner: PluginInstance
+
+    init(device: any OpenDevice, owner: PluginInstance) {
+        self.device = device
+        self.owner = owner
+    }
+
+    static func from(_ context: UnsafeMutableRawPointer?) -> DeviceInstance? {
+        context.map { Unmanaged<DeviceInstance>.fromOpaque($0).takeUnretainedValue() }
+    }
+}
+
+// The C trampolines: they capture nothing, find their Swift object through the context
+// pointer, and turn thrown errors into statuses.
+extension PluginExporter {
+    private static func deviceOps() -> svm_device_ops {
+        var ops = svm_device_ops.sized()
+        ops.device_count = { context, count in
+            guard let instance = PluginInstance.from(context), let driver = instance.driver,
+                let count
+            else { return PluginErrno.invalidArgument.status }
+            return instance.status("device_count") {
+                count.pointee = UInt32(clamping: try driver.deviceCount())
+            }
+        }
+        ops.device_info = { context, index, info in
+            guard let instance = PluginInstance.from(context), let driver = instance.driver,
+                let info
+            else { return PluginErrno.invalidArgument.status }
+            return instance.status("device_info") {
+                try driver.deviceInfo(at: Int(index)).raw.copyPrefix(into: info)
+            }
+        }
+        ops.open_device = { context, index, hostDevice, deviceContext in
+            guard let instance = PluginInstance.from(context), let driver = instance.driver,
+                let deviceContext
+            else { return PluginErrno.invalidArgument.status }
+            return instance.status("open_device") {
+                let device = try driver.openDevice(at: Int(index), hostDevice: hostDevice)
+                let box = DeviceInstance(device: device, owner: instance)
+                deviceContext.pointee = Unmanaged.passRetained(box).toOpaque()
+            }
+        }
+        ops.close_device = { deviceContext in
+            guard let deviceContext else { return }
+            Unmanaged<DeviceInstance>.fromOpaque(deviceContext).takeRetainedValue().device.close()
+        }
+        return ops
+    }
+
+    private static func pagemapOps() -> svm_pagemap_ops {
+        var ops = svm_pagemap_ops.sized()
+        ops.pagemap_info = { deviceContext, info in
+            guard let box = DeviceInstance.from(deviceContext), let info else {
+                return PluginErrno.invalidArgument.status
+            }
+            return box.owner.status("pagemap_info") {
+                try box.device.pagemapInfo().raw.copyPrefix(into: info)
+            }
+        }
+        return ops
+    }
+
+    private static func interconnectOps() -> svm_interconnect_ops {
+        var ops = svm_interconnect_ops.sized()
+        ops.link_info = { context, info in
+            guard let instance = PluginInstance.from(context),
+                let interconnect = instance.interconnect, let info
+            else { return PluginErrno.invalidArgument.status }
+            return instance.status("link_info") {
+                try interconnect.linkInfo().raw.copyPrefix(into: info)
+            }
+        }
+        ops.can_connect = { context, a, b in
+            guard let instance = PluginInstance.from(context),
+                let interconnect = instance.interconnect, let a, let b
+            else { return PluginErrno.invalidArgument.status }
+            var answer = false
+            let status = instance.status("can_connect") {
+                answer = try interconnect.canConnect(DeviceInfo(a.pointee), DeviceInfo(b.pointee))
+            }
+            return status != 0 ? status : (answer ? 0 : PluginErrno.notSupported.status)
+        }
+        return ops
+    }
+}

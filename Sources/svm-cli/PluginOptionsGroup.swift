@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import SVMFramework
+import SVMPluginKit
+
+/// The options every command that loads plugins shares.
+struct PluginOptionsGroup: ParsableArguments {
+    @Option(
+        name: .customLong("plugin-path"),
+        help: ArgumentHelp(
+            "A plugin folder or file to load after the built-in plugins and $SVM_PLUGIN_PATH; repeatable, ':'-separated lists allowed.",
+            valueName: "path"))
+    var pluginPaths: [String] = []
+
+    @Option(
+        name: .customLong("plugin-option"),
+        help: ArgumentHelp(
+            "Give a plugin an option, e.g. SimDevice.memory=2G; repeatable.",
+            valueName: "plugin.key=value"))
+    var pluginOptions: [String] = []
+
+    @Flag(help: "Do not load the built-in plugins (SimDevice, XeDevice, P2PFabric).")
+    var noBuiltinPlugins = false
+
+    @Flag(name: .shortAndLong, help: "Show every line plugins log, not only warnings and errors.")
+    var verbose = false
+
+    func validate() throws {
+        _ = try parsedOptions()
+    }
+
+    /// `["SimDevice": ["memory": "2G"]]` from `SimDevice.memory=2G`.
+    func parsedOptions() throws -> [String: [String: String]] {
+        var options: [String: [String: String]] = [:]
+        for text in pluginOptions {
+            guard let equals = text.firstIndex(of: "="),
+                let dot = text[..<equals].firstIndex(of: "."),
+                dot != text.startIndex, text.index(after: dot) != equals
+            else {
+                throw ValidationError(
+                    "--plugin-option '\(text)' is not of the form plugin.key=value (e.g. SimDevice.memory=2G)")
+            }
+            let plugin = String(text[..<dot])
+            let key = String(text[text.index(after: dot)..<equals])
+            options[plugin, default: [:]][key] = String(text[text.index(after: equals)...])
+        }
+        return options
+    }
+
+    /// Loads the plugins, printing each refusal on standard error as it is a problem the user
+    /// should see whatever the output format.
+    func makeHost() throws -> PluginHost {
+        let threshold: LogLevel = verbose ? .debug : .warning
+        let options = try parsedOptions()
+        let host = PluginHost(
+            configuration: PluginHost.Configuration(
+                searchPath: .standard(commandLineEntries: pluginPaths, includeBuiltins: !noBuiltinPlugins),
+                options: options,
+                logHandler: { record in
+                    guard record.level >= threshold else { return }
+                    StandardError.write("[\(record.plugin)] \(record.level): \(record.message)")
+                }))
+        for failure in host.failures { StandardError.write("warning: \(failure)") }
+        for name in options.keys.sorted() where host.plugin(named: name) == nil {
+            StandardError.write("warning: --plugin-option names '\(name)', which is not loaded")
+        }
+        return host
+    }
+}
+
+enum StandardError {
+    static func write(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+}

@@ -1,0 +1,158 @@
+/*
+ * example_device.c - a complete SVMFramework device plugin in plain C.
+ *
+ * It exposes one device, "example0", whose device memory size is the option
+ * `--plugin-option ExampleC.memory-mib=N` (default 256), and logs through the host at init.
+ * Build it on its own with:
+ *
+ *     cc -shared -fPIC -I Sources/CSVMPluginABI/include \
+ *        Tests/Fixtures/ExampleCPlugin/example_device.c -o libExampleC.so
+ *
+ * The EXAMPLE_* macros exist for the test suite, which compiles broken variants of this
+ * file (another name, another ABI major, no entry symbol, a missing required op, a failing
+ * init) to check that the host refuses each of them and loads the rest.
+ */
+#include "svm_plugin_abi.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef EXAMPLE_NAME
+#define EXAMPLE_NAME "ExampleC"
+#endif
+#ifndef EXAMPLE_ABI_MAJOR
+#define EXAMPLE_ABI_MAJOR SVM_PLUGIN_ABI_MAJOR
+#endif
+#ifndef EXAMPLE_ENTRY
+#define EXAMPLE_ENTRY svm_plugin_entry
+#endif
+
+struct example_plugin {
+    const struct svm_host_services *host;
+    uint64_t memory_bytes;
+};
+
+struct example_device {
+    struct example_plugin *plugin;
+    uint64_t host_device;
+};
+
+static void example_log(const struct example_plugin *plugin, int32_t level, const char *text) {
+    if (SVM_ABI_HAS(plugin->host, struct svm_host_services, log) && plugin->host->log)
+        plugin->host->log(plugin->host->host_ctx, level, text);
+}
+
+static svm_status example_init(const struct svm_plugin_descriptor *self,
+                               const struct svm_host_services *host, void **plugin_ctx) {
+    (void)self;
+#ifdef EXAMPLE_INIT_FAILS
+    (void)host;
+    (void)plugin_ctx;
+    return -ENODEV;
+#else
+    struct example_plugin *plugin = calloc(1, sizeof *plugin);
+    if (!plugin) return -ENOMEM;
+    plugin->host = host;
+    plugin->memory_bytes = 256ull << 20;
+
+    char value[32];
+    if (SVM_ABI_HAS(host, struct svm_host_services, config_get) && host->config_get &&
+        host->config_get(host->host_ctx, "memory-mib", value, sizeof value) >= 0) {
+        char *end = NULL;
+        unsigned long long mib = strtoull(value, &end, 10);
+        if (*value == '\0' || *end != '\0' || mib == 0 || mib > (1ull << 20)) {
+            example_log(plugin, SVM_LOG_ERROR, "memory-mib must be 1 to 1048576");
+            free(plugin);
+            return -EINVAL;
+        }
+        plugin->memory_bytes = mib << 20;
+    }
+
+    char line[96];
+    snprintf(line, sizeof line, "example plugin ready: %llu MiB of device memory",
+             (unsigned long long)(plugin->memory_bytes >> 20));
+    example_log(plugin, SVM_LOG_INFO, line);
+    *plugin_ctx = plugin;
+    return 0;
+#endif
+}
+
+static void example_fini(void *plugin_ctx) { free(plugin_ctx); }
+
+static svm_status example_device_count(void *plugin_ctx, uint32_t *count) {
+    (void)plugin_ctx;
+    *count = 1;
+    return 0;
+}
+
+static svm_status example_device_info(void *plugin_ctx, uint32_t index,
+                                      struct svm_device_info *info) {
+    const struct example_plugin *plugin = plugin_ctx;
+    if (index != 0) return -ENODEV;
+    /* The host zeroed *info and set struct_size: fill what fits. */
+    svm_abi_copy_name(info->name, sizeof info->name, "example0");
+    info->flags = SVM_DEVICE_SIMULATED;
+    if (SVM_ABI_HAS(info, struct svm_device_info, memory_bytes))
+        info->memory_bytes = plugin->memory_bytes;
+    if (SVM_ABI_HAS(info, struct svm_device_info, page_size_mask))
+        info->page_size_mask = (1u << 12) | (1u << 21); /* 4 KiB and 2 MiB */
+    return 0;
+}
+
+static svm_status example_open_device(void *plugin_ctx, uint32_t index, uint64_t host_device,
+                                      void **device_ctx) {
+    if (index != 0) return -ENODEV;
+    struct example_device *device = calloc(1, sizeof *device);
+    if (!device) return -ENOMEM;
+    device->plugin = plugin_ctx;
+    device->host_device = host_device;
+    *device_ctx = device;
+    return 0;
+}
+
+static void example_close_device(void *device_ctx) { free(device_ctx); }
+
+static svm_status example_pagemap_info(void *device_ctx, struct svm_pagemap_info *info) {
+    const struct example_device *device = device_ctx;
+    info->min_page_size = 4096;
+    info->capacity_bytes = device->plugin->memory_bytes;
+    return 0;
+}
+
+static const struct svm_device_ops example_device_ops = {
+    .struct_size = sizeof(struct svm_device_ops),
+    .device_count = example_device_count,
+#ifndef EXAMPLE_WITHOUT_DEVICE_INFO
+    .device_info = example_device_info,
+#endif
+    .open_device = example_open_device,
+    .close_device = example_close_device,
+};
+
+static const struct svm_pagemap_ops example_pagemap_ops = {
+    .struct_size = sizeof(struct svm_pagemap_ops),
+    .pagemap_info = example_pagemap_info,
+};
+
+static const struct svm_plugin_descriptor example_descriptor = {
+    .struct_size = sizeof(struct svm_plugin_descriptor),
+    .abi_major = EXAMPLE_ABI_MAJOR,
+    .abi_minor = SVM_PLUGIN_ABI_MINOR,
+    .kind = SVM_PLUGIN_KIND_DEVICE,
+    .name = EXAMPLE_NAME,
+    .version = "1.0.0",
+    .description = "Example device plugin written in C",
+    .init = example_init,
+    .fini = example_fini,
+    .device_ops = &example_device_ops,
+    .pagemap_ops = &example_pagemap_ops,
+};
+
+__attribute__((visibility("default")))
+const struct svm_plugin_descriptor *EXAMPLE_ENTRY(const struct svm_plugin_request *request) {
+    /* A host of another major lays out every struct differently: refuse it. */
+    if (request->host_abi_major != SVM_PLUGIN_ABI_MAJOR) return NULL;
+    return &example_descriptor;
+}
