@@ -1,8 +1,7 @@
-/* Compile-time checks that keep the ABI header honest, and small helpers for hosts and
- * plugins written in languages that cannot use the header's macros. */
+/* Compile-time checks that keep the ABI header honest: the layout a plugin built by another
+ * compiler relies on. */
 #include "svm_plugin_abi.h"
 
-#include <string.h>
 
 /* Layout facts a plugin built by another compiler relies on (x86_64 / aarch64 LP64). */
 _Static_assert(sizeof(struct svm_plugin_request) == 8, "request layout");
@@ -11,11 +10,3 @@ _Static_assert(offsetof(struct svm_host_services, log) == 16, "host services lay
 _Static_assert(offsetof(struct svm_device_info, name) == 8, "device info layout");
 _Static_assert(sizeof(struct svm_device_info) == 96, "device info size");
 _Static_assert(sizeof(struct svm_link_info) == 96, "link info size");
-
-size_t svm_abi_copy_name(char *destination, size_t capacity, const char *source) {
-    if (capacity == 0) return 0;
-    size_t length = source ? strnlen(source, capacity - 1) : 0;
-    if (length) memcpy(destination, source, length);
-    destination[length] = '\0';
-    return length;
-}

@@ -52,9 +52,15 @@ public struct PluginErrno: Error, Hashable, Sendable, CustomStringConvertible {
     ]
 }
 
+/// An error that knows which ABI status it should travel as (for example a bad option is
+/// `EINVAL`). Errors without this conformance travel as `EIO`.
+public protocol PluginStatusConvertible: Error {
+    var pluginErrno: PluginErrno { get }
+}
+
 extension PluginErrno {
-    /// Runs an op's body and reports its outcome as an `svm_status`; errors that are not a
-    /// `PluginErrno` become `EIO`, after `report` has seen them.
+    /// Runs an op's body and reports its outcome as an `svm_status`. Errors other than a bare
+    /// `PluginErrno` are shown to `report` first, so their message is not lost.
     public static func status(reporting report: (any Error) -> Void = { _ in }, _ body: () throws -> Void)
         -> Int32
     {
@@ -65,7 +71,7 @@ extension PluginErrno {
             return error.status
         } catch {
             report(error)
-            return PluginErrno.ioError.status
+            return ((error as? any PluginStatusConvertible)?.pluginErrno ?? .ioError).status
         }
     }
 }

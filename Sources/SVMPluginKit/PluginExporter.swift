@@ -61,7 +61,7 @@ public final class PluginExporter: @unchecked Sendable {
             else { return PluginErrno.invalidArgument.status }
             let exporter = Unmanaged<PluginExporter>.fromOpaque(data).takeUnretainedValue()
             let services = HostServices(host)
-            return PluginErrno.status(reporting: { services.log(.error, "init failed: \($0)") }) {
+            return PluginErrno.status(reporting: { services.log(.error, "\($0)") }) {
                 let instance = try exporter.makePlugin(services)
                 context.pointee = Unmanaged.passRetained(instance).toOpaque()
             }

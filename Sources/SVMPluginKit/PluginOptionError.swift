@@ -1,6 +1,8 @@
 /// A plugin option with a value the plugin cannot use; thrown from `init(host:)`, it becomes
 /// the plugin's init failure message.
-public struct PluginOptionError: Error, CustomStringConvertible, Sendable {
+public struct PluginOptionError: PluginStatusConvertible, CustomStringConvertible, Sendable {
+    public var pluginErrno: PluginErrno { .invalidArgument }
+
     public let plugin: String
     public let key: String
     public let value: String

@@ -247,21 +247,26 @@ struct svm_plugin_descriptor {
 typedef const struct svm_plugin_descriptor *(*svm_plugin_entry_fn)(
     const struct svm_plugin_request *request);
 
+/* ---------------------------------------------------------------------------------------
+ * Helpers, inline so that a plugin needs nothing but this header.
+ */
+
+/* Copy source into a fixed name buffer of capacity bytes, cut and NUL-terminated; returns
+ * the copied length. */
+static inline size_t svm_abi_copy_name(char *destination, size_t capacity, const char *source) {
+    size_t length = 0;
+    if (capacity == 0) return 0;
+    while (source && length + 1 < capacity && source[length] != '\0') {
+        destination[length] = source[length];
+        length++;
+    }
+    destination[length] = '\0';
+    return length;
+}
+
 #ifdef __cplusplus
 }
 #endif
 
 #endif /* SVM_PLUGIN_ABI_H */
 
-#ifndef SVM_PLUGIN_ABI_HELPERS_H
-#define SVM_PLUGIN_ABI_HELPERS_H
-#ifdef __cplusplus
-extern "C" {
-#endif
-/* Copy source into a fixed name buffer of capacity bytes, cut and NUL-terminated; returns
- * the copied length. For languages that cannot write C arrays directly. */
-size_t svm_abi_copy_name(char *destination, size_t capacity, const char *source);
-#ifdef __cplusplus
-}
-#endif
-#endif

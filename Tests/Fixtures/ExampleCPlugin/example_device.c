@@ -47,15 +47,16 @@ static void example_log(const struct example_plugin *plugin, int32_t level, cons
 static svm_status example_init(const struct svm_plugin_descriptor *self,
                                const struct svm_host_services *host, void **plugin_ctx) {
     (void)self;
-#ifdef EXAMPLE_INIT_FAILS
-    (void)host;
-    (void)plugin_ctx;
-    return -ENODEV;
-#else
     struct example_plugin *plugin = calloc(1, sizeof *plugin);
     if (!plugin) return -ENOMEM;
     plugin->host = host;
     plugin->memory_bytes = 256ull << 20;
+#ifdef EXAMPLE_INIT_FAILS
+    example_log(plugin, SVM_LOG_ERROR, "no example hardware (built with EXAMPLE_INIT_FAILS)");
+    free(plugin);
+    (void)plugin_ctx;
+    return -ENODEV;
+#endif
 
     char value[32];
     if (SVM_ABI_HAS(host, struct svm_host_services, config_get) && host->config_get &&
@@ -76,7 +77,6 @@ static svm_status example_init(const struct svm_plugin_descriptor *self,
     example_log(plugin, SVM_LOG_INFO, line);
     *plugin_ctx = plugin;
     return 0;
-#endif
 }
 
 static void example_fini(void *plugin_ctx) { free(plugin_ctx); }
