@@ -66,6 +66,27 @@ struct PluginHostTests {
             plugin: "ExampleC", level: .info, message: "example plugin ready: 512 MiB of device memory")))
     }
 
+    @Test("A plugin outlives its host while used; fini runs once, after its last device closes")
+    func lifetime() throws {
+        let log = LogCollector()
+        var device: (any OpenDevice)?
+        do {
+            var driver: (any DeviceDriver)?
+            do {
+                let host = makeHost(builtins: false, paths: [PackagePaths.product("libExampleCPlugin.so")], log: log)
+                driver = host.plugin(named: "ExampleC")?.device
+            }
+            // The host is gone; the driver still works.
+            #expect(try driver?.deviceCount() == 1)
+            device = try driver?.openDevice(at: 0, hostDevice: 1)
+        }
+        let finalised = { log.all.filter { $0.message == "example plugin finalised" }.count }
+        #expect(finalised() == 0)
+        #expect(try device?.pagemapInfo().capacityBytes == 256 << 20)
+        device = nil
+        #expect(finalised() == 1)
+    }
+
     @Test("Broken plugins are each refused with their reason while the good ones load")
     func brokenPluginsRefused() throws {
         let folder = try TemporaryDirectory()

@@ -12,23 +12,30 @@ public enum ProcessRunner {
     public static func run(
         _ executable: String, _ arguments: [String], environment: [String: String]? = nil
     ) throws -> ProcessOutput {
+        // Output goes to files, not pipes: Foundation's pipe reads trap on EINTR.
+        let folder = try TemporaryDirectory("svm-process")
+        let outPath = folder.file("stdout")
+        let errPath = folder.file("stderr")
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        let error = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        defer {
+            try? output.close()
+            try? error.close()
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         if let environment { process.environment = environment }
-        let output = Pipe()
-        let error = Pipe()
         process.standardOutput = output
         process.standardError = error
         try process.run()
-        // Read before waiting so that a full pipe cannot block the child.
-        let outData = output.fileHandleForReading.readDataToEndOfFile()
-        let errData = error.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return ProcessOutput(
             status: process.terminationStatus,
-            standardOutput: String(decoding: outData, as: UTF8.self),
-            standardError: String(decoding: errData, as: UTF8.self))
+            standardOutput: try String(contentsOfFile: outPath, encoding: .utf8),
+            standardError: try String(contentsOfFile: errPath, encoding: .utf8))
     }
 
     /// Runs the built svm-cli with `arguments`; the environment has no SVM_PLUGIN_PATH

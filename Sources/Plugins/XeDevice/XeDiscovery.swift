@@ -1,5 +1,10 @@
 import CPCIAccess
 import Foundation
+import Synchronization
+
+/// libpciaccess keeps its state in one global (`pci_sys`) and is not thread-safe: two hosts
+/// initialising this plugin at once would crash it, so every use goes through this lock.
+private let libpciaccessLock = Mutex(())
 
 /// One Intel GPU bound to the xe driver.
 struct XeGPU: Sendable, Equatable {
@@ -92,6 +97,10 @@ struct XeDiscovery {
     }
 
     private static func libpciaccessFunctions(notes: inout [String]) -> [PCIFunction] {
+        libpciaccessLock.withLock { _ in libpciaccessFunctionsLocked(notes: &notes) }
+    }
+
+    private static func libpciaccessFunctionsLocked(notes: inout [String]) -> [PCIFunction] {
         let status = pci_system_init()
         guard status == 0 else {
             notes.append("libpciaccess: pci_system_init failed: \(String(cString: strerror(status)))")

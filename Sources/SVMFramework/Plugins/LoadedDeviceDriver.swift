@@ -6,18 +6,19 @@ import Synchronization
 ///
 /// The loader checked that every required op is present, so calls unwrap them.
 final class LoadedDeviceDriver: DeviceDriver, @unchecked Sendable {
-    // Immutable: the plugin's static tables and its context.
+    // Immutable: the plugin's static tables, and the plugin kept alive while we exist.
     private let ops: UnsafePointer<svm_device_ops>
     private let pagemapOps: UnsafePointer<svm_pagemap_ops>
-    private let context: UnsafeMutableRawPointer?
+    private let lifetime: PluginLifetime
+    private var context: UnsafeMutableRawPointer? { lifetime.context }
 
     init(
         ops: UnsafePointer<svm_device_ops>, pagemapOps: UnsafePointer<svm_pagemap_ops>,
-        context: UnsafeMutableRawPointer?
+        lifetime: PluginLifetime
     ) {
         self.ops = ops
         self.pagemapOps = pagemapOps
-        self.context = context
+        self.lifetime = lifetime
     }
 
     func deviceCount() throws -> Int {
@@ -37,7 +38,7 @@ final class LoadedDeviceDriver: DeviceDriver, @unchecked Sendable {
         guard let index = UInt32(exactly: index) else { throw PluginErrno.noDevice }
         var deviceContext: UnsafeMutableRawPointer?
         try PluginErrno.check(ops.pointee.open_device!(context, index, hostDevice, &deviceContext))
-        return LoadedOpenDevice(ops: ops, pagemapOps: pagemapOps, context: deviceContext)
+        return LoadedOpenDevice(ops: ops, pagemapOps: pagemapOps, context: deviceContext, plugin: lifetime)
     }
 }
 
@@ -48,14 +49,17 @@ final class LoadedOpenDevice: OpenDevice, @unchecked Sendable {
     private let pagemapOps: UnsafePointer<svm_pagemap_ops>
     private let context: UnsafeMutableRawPointer?
     private let closed = Atomic<Bool>(false)
+    /// Keeps the plugin from being finalised before this device is closed.
+    private let plugin: PluginLifetime
 
     init(
         ops: UnsafePointer<svm_device_ops>, pagemapOps: UnsafePointer<svm_pagemap_ops>,
-        context: UnsafeMutableRawPointer?
+        context: UnsafeMutableRawPointer?, plugin: PluginLifetime
     ) {
         self.ops = ops
         self.pagemapOps = pagemapOps
         self.context = context
+        self.plugin = plugin
     }
 
     func pagemapInfo() throws -> PagemapInfo {

@@ -3,13 +3,14 @@ import SVMPluginKit
 
 /// An interconnect plugin's C table seen through the Swift ``Interconnect`` protocol.
 final class LoadedInterconnect: Interconnect, @unchecked Sendable {
-    // Immutable: the plugin's static table and its context.
+    // Immutable: the plugin's static table, and the plugin kept alive while we exist.
     private let ops: UnsafePointer<svm_interconnect_ops>
-    private let context: UnsafeMutableRawPointer?
+    private let lifetime: PluginLifetime
+    private var context: UnsafeMutableRawPointer? { lifetime.context }
 
-    init(ops: UnsafePointer<svm_interconnect_ops>, context: UnsafeMutableRawPointer?) {
+    init(ops: UnsafePointer<svm_interconnect_ops>, lifetime: PluginLifetime) {
         self.ops = ops
-        self.context = context
+        self.lifetime = lifetime
     }
 
     func linkInfo() throws -> LinkInfo {

@@ -1,8 +1,8 @@
 import CSVMPluginABI
 import SVMPluginKit
-import Synchronization
 
-/// A plugin the host loaded, validated and initialised.
+/// A plugin the host loaded, validated and initialised. Its `fini` runs when the last
+/// reference to it, its ops or one of its open devices is released.
 public final class LoadedPlugin: @unchecked Sendable {
     public let name: String
     public let version: String
@@ -20,18 +20,17 @@ public final class LoadedPlugin: @unchecked Sendable {
     /// The interconnect ops, for an interconnect plugin.
     public let interconnect: (any Interconnect)?
 
-    // Immutable after init; `finished` makes fini run once.
-    private let descriptor: UnsafePointer<svm_plugin_descriptor>
-    private let context: UnsafeMutableRawPointer?
+    // Immutable after init.
+    private let lifetime: PluginLifetime
     let services: PluginServices
-    private let finished = Atomic<Bool>(false)
 
     init(
         descriptor: UnsafePointer<svm_plugin_descriptor>, identity: PluginIdentity,
         negotiatedABI: ABIVersion, path: String, origin: PluginSearchPath.Origin,
         context: UnsafeMutableRawPointer?, services: PluginServices
     ) {
-        self.descriptor = descriptor
+        let lifetime = PluginLifetime(descriptor: descriptor, context: context)
+        self.lifetime = lifetime
         name = identity.name
         version = identity.version
         description = identity.description
@@ -40,22 +39,16 @@ public final class LoadedPlugin: @unchecked Sendable {
         self.negotiatedABI = negotiatedABI
         self.path = path
         self.origin = origin
-        self.context = context
         self.services = services
         let raw = descriptor.pointee
         switch identity.kind {
         case .device:
-            device = LoadedDeviceDriver(ops: raw.device_ops!, pagemapOps: raw.pagemap_ops!, context: context)
+            device = LoadedDeviceDriver(ops: raw.device_ops!, pagemapOps: raw.pagemap_ops!, lifetime: lifetime)
             interconnect = nil
         case .interconnect:
             device = nil
-            interconnect = LoadedInterconnect(ops: raw.interconnect_ops!, context: context)
+            interconnect = LoadedInterconnect(ops: raw.interconnect_ops!, lifetime: lifetime)
         }
     }
 
-    /// Calls the plugin's `fini` once; the caller has closed every device first.
-    func shutdown() {
-        guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        if let fini = descriptor.pointee.fini { fini(context) }
-    }
 }

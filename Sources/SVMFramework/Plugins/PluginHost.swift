@@ -4,7 +4,8 @@ import Synchronization
 /// Loads every plugin of a search path and keeps them: the framework's plugin registry.
 ///
 /// A file that cannot be used is refused with a ``PluginLoadFailure`` and the host carries on
-/// with the others. Plugins are initialised in search-path order and shut down in reverse.
+/// with the others. Plugins are initialised in search-path order; each is finalised when the
+/// last reference to it (the host, a ``LoadedPlugin``, its ops or an open device) goes.
 public final class PluginHost: Sendable {
     public struct Configuration: Sendable {
         public var searchPath: PluginSearchPath
@@ -31,14 +32,11 @@ public final class PluginHost: Sendable {
     /// What was refused, in search order.
     public let failures: [PluginLoadFailure]
     public let clock: SimulationClock
-    /// Services of plugins whose init failed: kept because the plugin may hold the pointer.
-    private let retiredServices: [PluginServices]
 
     public init(configuration: Configuration = Configuration()) {
         let (candidates, searchFailures) = configuration.searchPath.candidates()
         var plugins: [LoadedPlugin] = []
         var failures = searchFailures
-        var retired: [PluginServices] = []
         for candidate in candidates {
             do throws(PluginLoadFailure) {
                 let validated = try PluginLoader.open(candidate.path)
@@ -49,17 +47,12 @@ public final class PluginHost: Sendable {
                 let services = PluginServices(
                     pluginName: name, options: configuration.options[name] ?? [:],
                     clock: configuration.clock, faultHandler: nil, logHandler: configuration.logHandler)
-                do {
-                    let context = try PluginLoader.initialize(validated, path: candidate.path, services: services)
-                    plugins.append(
-                        LoadedPlugin(
-                            descriptor: validated.descriptor, identity: validated.identity,
-                            negotiatedABI: validated.negotiatedABI, path: candidate.path,
-                            origin: candidate.origin, context: context, services: services))
-                } catch {
-                    retired.append(services)
-                    throw error
-                }
+                let context = try PluginLoader.initialize(validated, path: candidate.path, services: services)
+                plugins.append(
+                    LoadedPlugin(
+                        descriptor: validated.descriptor, identity: validated.identity,
+                        negotiatedABI: validated.negotiatedABI, path: candidate.path,
+                        origin: candidate.origin, context: context, services: services))
             } catch {
                 failures.append(error)
             }
@@ -67,7 +60,6 @@ public final class PluginHost: Sendable {
         self.plugins = plugins
         self.failures = failures
         self.clock = configuration.clock
-        retiredServices = retired
     }
 
     /// The loaded plugin called `name`.
@@ -79,11 +71,4 @@ public final class PluginHost: Sendable {
     public func setDeviceFaultHandler(_ handler: (any DeviceFaultHandler)?) {
         for plugin in plugins { plugin.services.faultHandler.withLock { $0 = handler } }
     }
-
-    /// Calls each plugin's fini, last loaded first. The caller has closed its devices.
-    public func shutdown() {
-        for plugin in plugins.reversed() { plugin.shutdown() }
-    }
-
-    deinit { shutdown() }
 }

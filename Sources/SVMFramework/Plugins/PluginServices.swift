@@ -5,8 +5,9 @@ import Synchronization
 /// The host side of `struct svm_host_services` for one plugin: the table the plugin
 /// receives, and the Swift object its `host_ctx` points to.
 ///
-/// The host keeps it alive for as long as the process runs, even for a plugin whose init
-/// failed, because a plugin may have kept the pointer.
+/// It lives for as long as the process runs, even for a plugin whose init failed, because a
+/// plugin may have kept the pointer: the table holds a strong reference that is never
+/// released, like the plugin image itself, which is never unloaded.
 final class PluginServices: Sendable {
     let pluginName: String
     let options: [String: String]
@@ -56,8 +57,7 @@ final class PluginServices: Sendable {
             return Int64(value.utf8.count)
         }
         table.initialize(to: raw)
-        // Unretained: the host keeps every PluginServices alive for the process's lifetime.
-        table.pointee.host_ctx = Unmanaged.passUnretained(self).toOpaque()
+        table.pointee.host_ctx = Unmanaged.passRetained(self).toOpaque()
     }
 
     private static func from(_ context: UnsafeMutableRawPointer?) -> PluginServices? {

@@ -79,7 +79,11 @@ static svm_status example_init(const struct svm_plugin_descriptor *self,
     return 0;
 }
 
-static void example_fini(void *plugin_ctx) { free(plugin_ctx); }
+static void example_fini(void *plugin_ctx) {
+    struct example_plugin *plugin = plugin_ctx;
+    example_log(plugin, SVM_LOG_DEBUG, "example plugin finalised");
+    free(plugin);
+}
 
 static svm_status example_device_count(void *plugin_ctx, uint32_t *count) {
     (void)plugin_ctx;
