@@ -15,6 +15,8 @@ let package = Package(
         // A plugin written in plain C against the ABI header: the test fixture and the
         // complete example of the "Writing a plugin" article.
         .library(name: "ExampleCPlugin", type: .dynamic, targets: ["ExampleCPlugin"]),
+        // The same in Swift with SVMPluginKit: the article's Swift example.
+        .library(name: "ExampleSwiftPlugin", type: .dynamic, targets: ["ExampleSwiftPlugin"]),
         .executable(name: "svm-cli", targets: ["svm-cli"]),
     ],
     dependencies: [
@@ -47,6 +49,9 @@ let package = Package(
         .target(
             name: "ExampleCPlugin", dependencies: ["CSVMPluginABI"],
             path: "Tests/Fixtures/ExampleCPlugin", publicHeadersPath: "."),
+        .target(
+            name: "ExampleSwiftPlugin", dependencies: ["SVMPluginKit"],
+            path: "Tests/Fixtures/ExampleSwiftPlugin"),
         .executableTarget(
             name: "svm-cli",
             dependencies: [
