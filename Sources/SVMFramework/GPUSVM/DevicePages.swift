@@ -1,0 +1,36 @@
+import Synchronization
+
+/// The pages of one range as one device sees them (`drm_gpusvm_pages`): their addresses,
+/// the notifier sequence number they were collected under, and flags. A range holds one per
+/// device that faulted on it.
+public final class DevicePages: Sendable {
+    public let deviceID: UInt64
+    public let flags = AtomicFlags<DevicePagesFlags>()
+    /// The addresses and the sequence number they are valid for; protected by this mutex and
+    /// replaced whole under the notifier lock.
+    private let state = Mutex<(addresses: [PagemapAddress], sequence: UInt64)>(([], 0))
+
+    public init(deviceID: UInt64) { self.deviceID = deviceID }
+
+    /// Records freshly collected addresses; the caller holds the notifier lock for reading
+    /// and has checked that `sequence` is current.
+    public func publish(_ addresses: [PagemapAddress], sequence: UInt64, hasDevmem: Bool) {
+        state.withLock { $0 = (addresses, sequence) }
+        flags.store(hasDevmem ? [.hasDMAMapping, .hasDevmemPages] : [.hasDMAMapping])
+    }
+
+    /// Drops the mapping (unmap-pages); the caller holds the notifier lock for writing.
+    public func invalidate(unmapped: Bool = false) {
+        state.withLock { $0 = ([], $0.sequence) }
+        flags.store(unmapped ? [.unmapped] : [])
+    }
+
+    /// The addresses, if they are valid for `sequence`.
+    public func addresses(validFor sequence: UInt64) -> [PagemapAddress]? {
+        state.withLock { current in
+            flags.load().contains(.hasDMAMapping) && current.sequence == sequence ? current.addresses : nil
+        }
+    }
+
+    public var isMapped: Bool { flags.load().contains(.hasDMAMapping) }
+}

@@ -1,0 +1,51 @@
+import Synchronization
+
+/// The sequence number of a notifier: every invalidation of its interval bumps it, and a
+/// device commits page-table entries only if the number it read before collecting pages is
+/// still current (`mmu_interval_read_begin` / `mmu_interval_read_retry`).
+public final class NotifierSequence: Sendable {
+    private let value = Atomic<UInt64>(0)
+
+    public init() {}
+
+    /// The number to compare against later.
+    public func readBegin() -> UInt64 { value.load(ordering: .acquiring) }
+
+    /// Whether an invalidation happened since `readBegin()` returned `sequence`: the caller
+    /// must drop what it collected and start again.
+    public func needsRetry(_ sequence: UInt64) -> Bool {
+        value.load(ordering: .acquiring) != sequence
+    }
+
+    /// Marks the interval invalidated. Called with the notifier lock held for writing.
+    public func invalidate() { value.add(1, ordering: .acquiringAndReleasing) }
+}
+
+/// Runs `attempt` until it completes under an unchanged sequence number, or `timeout` runs
+/// out: the seq/retry loop, written once.
+///
+/// `attempt` receives the sequence number read at its start and returns `nil` when it found,
+/// at its commit point, that the number changed.
+public func withSequenceRetry<Result>(
+    _ sequence: NotifierSequence, timeout: Duration,
+    _ attempt: (UInt64) throws -> Result?
+) throws -> Result {
+    let clock = ContinuousClock()
+    let deadline = clock.now.advanced(by: timeout)
+    var attempts = 0
+    while true {
+        attempts += 1
+        if let result = try attempt(sequence.readBegin()) { return result }
+        if clock.now >= deadline { throw SequenceRetryTimeout(attempts: attempts, timeout: timeout) }
+    }
+}
+
+/// The seq/retry loop gave up: the interval kept being invalidated.
+public struct SequenceRetryTimeout: Error, Hashable, CustomStringConvertible {
+    public let attempts: Int
+    public let timeout: Duration
+
+    public var description: String {
+        "gave up after \(attempts) attempts in \(timeout): the range kept being invalidated"
+    }
+}

@@ -1,0 +1,34 @@
+import Synchronization
+
+/// One chunk of the mirrored address space (`drm_gpusvm_range`): 2 MiB, 64 KiB or 4 KiB,
+/// created on a device fault, with its MM-level flags and one ``DevicePages`` per device.
+public final class SVMRange: Sendable {
+    public let interval: AddressInterval
+    public let flags: AtomicFlags<RangeFlags>
+    /// Device pages by device id; protected by this mutex (inserted under the SVM lock).
+    private let pagesByDevice = Mutex<[UInt64: DevicePages]>([:])
+
+    public init(interval: AddressInterval, flags: RangeFlags = []) {
+        self.interval = interval
+        self.flags = AtomicFlags(flags)
+    }
+
+    /// The device pages of `deviceID`, created empty on first use.
+    public func pages(for deviceID: UInt64) -> DevicePages {
+        pagesByDevice.withLock { table in
+            if let pages = table[deviceID] { return pages }
+            let pages = DevicePages(deviceID: deviceID)
+            table[deviceID] = pages
+            return pages
+        }
+    }
+
+    /// Every device's pages that exist, by device id order.
+    public var allPages: [DevicePages] {
+        pagesByDevice.withLock { $0.sorted { $0.key < $1.key }.map(\.value) }
+    }
+
+    /// Whether any device still maps the range: the garbage collector must unmap those
+    /// first (unmap-before-remove).
+    public var isMappedByAnyDevice: Bool { allPages.contains { $0.isMapped } }
+}
