@@ -23,6 +23,11 @@ public final class SVMRange: Sendable {
         }
     }
 
+    /// The device pages of `deviceID` if that device ever faulted on the range.
+    public func pages(ifExistFor deviceID: UInt64) -> DevicePages? {
+        pagesByDevice.withLock { $0[deviceID] }
+    }
+
     /// Every device's pages that exist, by device id order.
     public var allPages: [DevicePages] {
         pagesByDevice.withLock { $0.sorted { $0.key < $1.key }.map(\.value) }

@@ -1,0 +1,153 @@
+import Synchronization
+
+/// The mirror of one CPU address space for devices (`drm_gpusvm`): notifiers, their ranges,
+/// invalidation and garbage collection. It holds no device: devices register a
+/// ``SVMDeviceMapper`` so that invalidations reach their page tables.
+///
+/// Locking, outermost first:
+/// - `structure` (the `drm_gpusvm` lock) serializes changes of the trees: fault handling and
+///   garbage collection.
+/// - ``notifierLock`` is taken for writing by invalidations (they bump sequence numbers and
+///   zap devices) and by tree changes, and for reading by page-table commits. Neither lock is
+///   ever held while managed memory is touched.
+public final class SVMSpace: @unchecked Sendable {
+    public let configuration: SVMConfiguration
+    public let cpu: any CPUAddressSpace
+    public let notifierLock = NotifierLock()
+
+    /// Serializes tree changes; the trees themselves are also guarded by `notifierLock`.
+    private let structure = Mutex(())
+    // Protected by `structure` for writing and `notifierLock` for reading.
+    private var notifiers = IntervalTree<Notifier>()
+    private let devices = Mutex<[SVMDeviceMapper]>([])
+    /// Ranges an unmap ended, waiting for the garbage collector.
+    private let garbage = Mutex<[SVMRange]>([])
+
+    public init(configuration: SVMConfiguration = .standard, cpu: any CPUAddressSpace) {
+        self.configuration = configuration
+        self.cpu = cpu
+    }
+
+    // MARK: devices
+
+    public func register(_ device: SVMDeviceMapper) {
+        devices.withLock { $0.append(device) }
+    }
+
+    public func unregister(deviceID: UInt64) {
+        devices.withLock { $0.removeAll { $0.deviceID == deviceID } }
+    }
+
+    // MARK: ranges
+
+    /// Finds the range containing `address`, or creates one with the largest chunk that
+    /// fits (see ``RangeChunkSelector``). Runs the garbage collector first, as a fault does.
+    /// - Throws: ``SVMFaultError`` when nothing is mapped there or the access is not allowed.
+    public func findOrInsertRange(faultAddress address: UInt64, write: Bool) throws(SVMFaultError)
+        -> (range: SVMRange, notifier: Notifier)
+    {
+        collectGarbage()
+        guard let mapping = cpu.mapping(containing: address) else { throw .notMapped(address: address) }
+        guard mapping.readable else { throw .accessDenied(address: address, write: write) }
+        if write && !mapping.writable { throw .accessDenied(address: address, write: true) }
+        return try structure.withLock { _ throws(SVMFaultError) in
+            let notifierInterval = Notifier.interval(containing: address, size: configuration.notifierSize)
+            let notifier = notifiers.find(containing: address)?.value ?? Notifier(interval: notifierInterval)
+            if let existing = notifier.ranges.find(containing: address) { return (existing.value, notifier) }
+            guard let interval = RangeChunkSelector.select(
+                faultAddress: address, mapping: mapping.interval, notifier: notifierInterval,
+                configuration: configuration,
+                overlapsExisting: { notifier.ranges.hasOverlap($0) },
+                pagesPresent: { cpu.pagesPresent($0) })
+            else { throw .notMapped(address: address) }
+            let range = SVMRange(interval: interval, flags: mapping.canMigrate ? [.migrateDevmem] : [])
+            notifierLock.withWriteLock {
+                if notifiers.find(containing: address) == nil { notifiers.insert(notifierInterval, notifier) }
+                notifier.ranges.insert(interval, range)
+            }
+            return (range, notifier)
+        }
+    }
+
+    /// The range containing `address`, if one exists.
+    public func range(containing address: UInt64) -> SVMRange? {
+        notifierLock.withReadLock { notifiers.find(containing: address)?.value.ranges.find(containing: address)?.value }
+    }
+
+    /// How many ranges and notifiers exist.
+    public var counts: (ranges: Int, notifiers: Int) {
+        notifierLock.withReadLock { (notifiers.all.reduce(0) { $0 + $1.value.ranges.count }, notifiers.count) }
+    }
+
+    // MARK: invalidation
+
+    /// The MMU-notifier callback: bumps the sequence number of every notifier `interval`
+    /// touches, zaps every device's mappings of the overlapping ranges, and for an unmap marks
+    /// those ranges unmapped (partially, when the unmap does not cover them) and queues them
+    /// for the garbage collector. Returns the ranges it touched.
+    @discardableResult
+    public func invalidate(_ interval: AddressInterval, event: InvalidationEvent) -> [SVMRange] {
+        let mappers = devices.withLock { $0 }
+        var touched: [SVMRange] = []
+        notifierLock.withWriteLock {
+            for (_, notifier) in notifiers.overlapping(interval) {
+                notifier.sequence.invalidate()
+                for (rangeInterval, range) in notifier.ranges.overlapping(interval) {
+                    for device in mappers where range.pages(ifExistFor: device.deviceID)?.isMapped == true {
+                        device.zap(rangeInterval)
+                    }
+                    for pages in range.allPages { pages.invalidate(unmapped: event.unmapsRanges) }
+                    if event.unmapsRanges {
+                        range.flags.insert(interval.contains(rangeInterval) ? [.unmapped] : [.unmapped, .partialUnmap])
+                    }
+                    touched.append(range)
+                }
+            }
+        }
+        if event.unmapsRanges { garbage.withLock { $0.append(contentsOf: touched) } }
+        return touched
+    }
+
+    /// Removes the ranges an unmap ended, after making sure no device maps them any more
+    /// (unmap-before-remove). Empty notifiers go too. Returns how many ranges were removed.
+    @discardableResult
+    public func collectGarbage() -> Int {
+        let queued = garbage.withLock { queue in defer { queue.removeAll() }; return queue }
+        guard !queued.isEmpty else { return 0 }
+        let mappers = devices.withLock { $0 }
+        return structure.withLock { _ in
+            notifierLock.withWriteLock {
+                var removed = 0
+                for range in queued {
+                    for device in mappers where range.pages(ifExistFor: device.deviceID)?.isMapped == true {
+                        device.zap(range.interval)
+                        range.pages(for: device.deviceID).invalidate(unmapped: true)
+                    }
+                    precondition(!range.isMappedByAnyDevice, "unmap-before-remove violated for \(range.interval)")
+                    guard let (notifierInterval, notifier) = notifiers.find(containing: range.interval.start),
+                        notifier.ranges.remove(range.interval) != nil
+                    else { continue }
+                    removed += 1
+                    if notifier.ranges.isEmpty { notifiers.remove(notifierInterval) }
+                }
+                return removed
+            }
+        }
+    }
+}
+
+/// Why a fault cannot be serviced: the device access fails (a device fault error), the
+/// process carries on.
+public enum SVMFaultError: Error, Hashable, CustomStringConvertible {
+    case notMapped(address: UInt64)
+    case accessDenied(address: UInt64, write: Bool)
+
+    public var description: String {
+        switch self {
+        case .notMapped(let address):
+            "device fault at 0x\(String(address, radix: 16)): no CPU mapping there"
+        case .accessDenied(let address, let write):
+            "device fault at 0x\(String(address, radix: 16)): \(write ? "write" : "read") not allowed by the CPU protection"
+        }
+    }
+}
