@@ -1,4 +1,5 @@
 import Glibc
+import SVMTestSupport
 import Testing
 
 @testable import SVMPluginKit
@@ -46,7 +47,7 @@ struct BuddyAllocatorTests {
             requested: 4 * KiB, alignment: 4 * KiB, available: 0, largestFreeBlock: 0)) {
             try buddy.allocate(size: 4 * KiB)
         }
-        var generator = BuddyTestRandom(seed: 7)
+        var generator = SeededRandom(seed: 7)
         blocks.shuffle(using: &generator)
         for block in blocks { try buddy.free(block) }
         #expect(buddy.freeBlocks.map(\.offset) == [0])
@@ -201,7 +202,7 @@ struct BuddyAllocatorTests {
 
     @Test("Random allocations and frees match a chunk-bitmap model", arguments: 0 ..< 40)
     func randomizedModel(seed: UInt64) throws {
-        var random = BuddyTestRandom(seed: seed)
+        var random = SeededRandom(seed: seed)
         let chunk: UInt64 = Bool.random(using: &random) ? 4 * KiB : 64 * KiB
         let chunks = Int.random(in: 1 ... 700, using: &random)
         let placement: BuddyAllocator.Placement = Bool.random(using: &random) ? .topDown : .bottomUp
@@ -335,18 +336,5 @@ private struct BuddyModel {
             precondition(used[index] != flag, "model: overlapping blocks")
             used[index] = flag
         }
-    }
-}
-
-/// A small seeded generator, so every failure reproduces from its seed.
-private struct BuddyTestRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

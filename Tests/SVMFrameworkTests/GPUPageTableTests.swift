@@ -1,3 +1,4 @@
+import SVMTestSupport
 import Testing
 
 @testable import SVMPluginKit
@@ -156,7 +157,7 @@ struct GPUPageTableTests {
 
     @Test("Random maps and unmaps match a 4 KiB dictionary model", arguments: 0 ..< 30)
     func randomizedModel(seed: UInt64) throws {
-        var random = PageTableTestRandom(seed: seed)
+        var random = SeededRandom(seed: seed)
         let base: UInt64 = 0x7F00_0000_0000
         let window: UInt64 = 8 * MiB
         var table = GPUPageTable()
@@ -270,18 +271,5 @@ private struct PageModel {
 
     var leafRanges: [Range<UInt64>] {
         Set(pages.values.map(\.leaf.lowerBound)).sorted().map { pages[$0]!.leaf }
-    }
-}
-
-/// A small seeded generator, so every failure reproduces from its seed.
-private struct PageTableTestRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,5 +1,6 @@
 import SVMPluginKit
 import Synchronization
+import SVMTestSupport
 import Testing
 
 @testable import SVMFramework
@@ -54,7 +55,7 @@ struct IntervalTreeTests {
 
     @Test("Random inserts and removes agree with a page-by-page model", arguments: 0..<20)
     func randomized(seed: UInt64) {
-        var generator = SplitMix64(seed: seed)
+        var generator = SeededRandom(seed: seed)
         var tree = IntervalTree<Int>()
         var owner: [UInt64: Int] = [:]  // page -> id
         var live: [Int: AddressInterval] = [:]
@@ -212,18 +213,5 @@ struct SequenceRetryTests {
         }
         #expect(probe.writes.withLock { $0 } == 800)
         #expect(probe.readersSeenByWriters.withLock { $0 } == 0)
-    }
-}
-
-/// A small deterministic generator for randomized tests.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
