@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "svm_uffd.h" /* userfaultfd shims: part of this module */
+
 /* dlopen(path, RTLD_NOW | RTLD_LOCAL). On failure returns NULL and copies dlerror()'s text,
  * cut to error_size - 1 bytes, into error. */
 void *svm_dl_open(const char *path, char *error, size_t error_size);
