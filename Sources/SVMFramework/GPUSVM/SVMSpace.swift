@@ -52,7 +52,8 @@ public final class SVMSpace: @unchecked Sendable {
         if write && !mapping.writable { throw .accessDenied(address: address, write: true) }
         return try structure.withLock { _ throws(SVMFaultError) in
             let notifierInterval = Notifier.interval(containing: address, size: configuration.notifierSize)
-            let notifier = notifiers.find(containing: address)?.value ?? Notifier(interval: notifierInterval)
+            let existingNotifier = notifiers.find(containing: address)?.value
+            let notifier = existingNotifier ?? Notifier(interval: notifierInterval)
             if let existing = notifier.ranges.find(containing: address) { return (existing.value, notifier) }
             guard let interval = RangeChunkSelector.select(
                 faultAddress: address, mapping: mapping.interval, notifier: notifierInterval,
@@ -62,7 +63,7 @@ public final class SVMSpace: @unchecked Sendable {
             else { throw .notMapped(address: address) }
             let range = SVMRange(interval: interval, flags: mapping.canMigrate ? [.migrateDevmem] : [])
             notifierLock.withWriteLock {
-                if notifiers.find(containing: address) == nil { notifiers.insert(notifierInterval, notifier) }
+                if existingNotifier == nil { notifiers.insert(notifierInterval, notifier) }
                 notifier.ranges.insert(interval, range)
             }
             return (range, notifier)
@@ -119,9 +120,10 @@ public final class SVMSpace: @unchecked Sendable {
             notifierLock.withWriteLock {
                 var removed = 0
                 for range in queued {
-                    for device in mappers where range.pages(ifExistFor: device.deviceID)?.isMapped == true {
+                    for device in mappers {
+                        guard let pages = range.pages(ifExistFor: device.deviceID), pages.isMapped else { continue }
                         device.zap(range.interval)
-                        range.pages(for: device.deviceID).invalidate(unmapped: true)
+                        pages.invalidate(unmapped: true)
                     }
                     precondition(!range.isMappedByAnyDevice, "unmap-before-remove violated for \(range.interval)")
                     guard let (notifierInterval, notifier) = notifiers.find(containing: range.interval.start),
