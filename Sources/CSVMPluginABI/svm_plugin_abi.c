@@ -10,3 +10,10 @@ _Static_assert(offsetof(struct svm_host_services, log) == 16, "host services lay
 _Static_assert(offsetof(struct svm_device_info, name) == 8, "device info layout");
 _Static_assert(sizeof(struct svm_device_info) == 96, "device info size");
 _Static_assert(sizeof(struct svm_link_info) == 96, "link info size");
+/* ABI 1.1 growth: appended members only. */
+_Static_assert(sizeof(struct svm_bind_piece) == 16, "bind piece layout");
+_Static_assert(sizeof(struct svm_kernel) == 40, "kernel layout");
+_Static_assert(sizeof(struct svm_kernel_result) == 32, "kernel result layout");
+_Static_assert(offsetof(struct svm_device_ops, bind) == 40, "device ops 1.1 appended after close_device");
+_Static_assert(offsetof(struct svm_pagemap_ops, devmem_alloc) == 16, "pagemap ops 1.1 appended");
+_Static_assert(offsetof(struct svm_pagemap_info, used_bytes) == 16, "pagemap info 1.1 appended");

@@ -45,6 +45,8 @@ extension svm_pagemap_info: ABIStruct {}
 extension svm_pagemap_ops: ABIStruct {}
 extension svm_link_info: ABIStruct {}
 extension svm_interconnect_ops: ABIStruct {}
+extension svm_kernel: ABIStruct {}
+extension svm_kernel_result: ABIStruct {}
 
 /// Reads a fixed `char[SVM_NAME_MAX]` member, stopping at the first NUL or at its end even
 /// when a plugin forgot the terminator.

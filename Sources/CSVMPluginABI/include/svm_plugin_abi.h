@@ -41,7 +41,7 @@ extern "C" {
 #endif
 
 #define SVM_PLUGIN_ABI_MAJOR 1
-#define SVM_PLUGIN_ABI_MINOR 0
+#define SVM_PLUGIN_ABI_MINOR 1
 
 /* The one symbol a plugin exports. */
 #define SVM_PLUGIN_ENTRY_SYMBOL "svm_plugin_entry"
@@ -139,6 +139,51 @@ struct svm_device_info {
     uint64_t page_size_mask; /* GPU page-table granularities: bit n set = 2^n bytes */
 };
 
+/* [1.1] One physically contiguous piece of a bind. */
+struct svm_bind_piece {
+    /* SYSTEM: the CPU virtual address of the page (the host process's "DMA address");
+     * LOCAL_VRAM: an offset in the device's own memory, as devmem_alloc returned it;
+     * PCIE_P2P / FABRIC: an offset in the owning peer's memory. */
+    uint64_t address;
+    uint32_t protocol; /* enum svm_protocol */
+    uint32_t order;    /* the piece is 4096 << order bytes, and address is aligned to it */
+};
+
+enum svm_bind_flags {
+    SVM_BIND_WRITABLE = 1u << 0, /* writes allowed; otherwise a write faults */
+    SVM_BIND_ATOMIC = 1u << 1,   /* device atomics allowed; otherwise an atomic faults */
+};
+
+/* [1.1] What a kernel does. Addresses named "SVM" are CPU virtual addresses the device
+ * reaches through its page table (faulting as needed); "host buffer" addresses are plain
+ * memory of the host the device reads or writes directly, like the result buffer of a
+ * test device (the kernel's dmirror read/write). */
+enum svm_kernel_kind {
+    SVM_KERNEL_FILL = 1,      /* SVM destination[0, size) = (uint8_t)value */
+    SVM_KERNEL_COPY = 2,      /* SVM destination[0, size) = SVM source[0, size) */
+    SVM_KERNEL_INCREMENT = 3, /* each uint32_t of SVM destination[0, size) += (uint32_t)value,
+                               * atomically (device atomics); size and destination 4-aligned */
+    SVM_KERNEL_READ = 4,      /* host buffer destination = SVM source[0, size) */
+    SVM_KERNEL_WRITE = 5,     /* SVM destination[0, size) = host buffer source */
+};
+
+struct svm_kernel {
+    uint32_t struct_size;
+    uint32_t kind; /* enum svm_kernel_kind */
+    uint64_t destination;
+    uint64_t source;
+    uint64_t size;
+    uint64_t value;
+};
+
+struct svm_kernel_result {
+    uint32_t struct_size;
+    int32_t status;         /* 0, or the host's answer that stopped the kernel (-EFAULT, -EACCES) */
+    uint64_t fault_address; /* where it stopped, when status != 0 */
+    uint64_t faults;        /* device faults reported while it ran */
+    uint64_t bytes;         /* bytes of SVM memory it completed */
+};
+
 struct svm_device_ops {
     uint32_t struct_size;
     uint32_t reserved;
@@ -158,6 +203,34 @@ struct svm_device_ops {
     /* [required] Close a device opened by open_device; no op is called on it afterwards.
      * Host thread, no host lock. */
     void (*close_device)(void *device_ctx);
+
+    /* ---- [1.1] the device's page table and its kernels. Optional: a device without them
+     * can be described but not used for SVM. ---- */
+
+    /* [optional] Map the device virtual range [address, address + size), which is the same
+     * range of CPU virtual addresses, to the pieces in order (their sizes add up to size).
+     * flags: enum svm_bind_flags. Replaces nothing: the host zaps before it rebinds.
+     * Called with the host's notifier lock held for reading: it must not call host services
+     * and must not wait for a kernel that may be reporting a fault. -EINVAL misaligned or
+     * overlapping, -ENOMEM no page-table memory. */
+    svm_status (*bind)(void *device_ctx, uint64_t address, uint64_t size,
+                       const struct svm_bind_piece *pieces, uint32_t count, uint32_t flags);
+
+    /* [optional] Unmap every translation in [address, address + size) and flush the
+     * device's TLBs: on return no device access uses an old translation (wait for accesses
+     * in flight, which must never wait for the host). Ranges never bound are fine. Called
+     * with the host's notifier lock held for writing, from any host thread, including the
+     * thread that services CPU page faults. */
+    svm_status (*zap)(void *device_ctx, uint64_t address, uint64_t size);
+
+    /* [optional] Run one kernel to completion on the calling thread. A missing translation
+     * or a forbidden access is reported with report_device_fault from this thread (holding
+     * no lock that bind or zap take) and the access replayed when the host answers 0; any
+     * other answer stops the kernel with that status in result->status and the address in
+     * result->fault_address, and run_kernel returns 0. run_kernel itself fails only for a
+     * malformed kernel (-EINVAL) or a device error (-EIO). */
+    svm_status (*run_kernel)(void *device_ctx, const struct svm_kernel *kernel,
+                             struct svm_kernel_result *result);
 };
 
 /* ---------------------------------------------------------------------------------------
@@ -168,6 +241,7 @@ struct svm_pagemap_info {
     uint32_t struct_size;
     uint32_t min_page_size;  /* smallest device-memory chunk, a power of two >= 4096 */
     uint64_t capacity_bytes; /* device memory this pagemap can hand out */
+    uint64_t used_bytes;     /* [1.1] device memory allocated now */
 };
 
 struct svm_pagemap_ops {
@@ -176,6 +250,28 @@ struct svm_pagemap_ops {
 
     /* [required] Describe the memory of an open device. Host thread, no host lock. */
     svm_status (*pagemap_info)(void *device_ctx, struct svm_pagemap_info *info);
+
+    /* ---- [1.1] device memory (drm_pagemap_devmem). Optional: without them nothing
+     * migrates to this device. Any host thread, no host lock held; the host memory they
+     * copy from or to is the host's own staging memory, never an SVM address. ---- */
+
+    /* [optional] Allocate size bytes of device memory (a power of two, at least
+     * min_page_size), naturally aligned, and return its offset. -ENOMEM when full (the host
+     * evicts and retries, or falls back to system memory), -EINVAL for a bad size. */
+    svm_status (*devmem_alloc)(void *device_ctx, uint64_t size, uint64_t *offset);
+
+    /* [optional, required with devmem_alloc] Free what devmem_alloc returned. */
+    void (*devmem_free)(void *device_ctx, uint64_t offset, uint64_t size);
+
+    /* [optional, required with devmem_alloc] Copy size bytes of host memory into device
+     * memory at offset (migrate to device). -EINVAL outside an allocation. */
+    svm_status (*copy_to_devmem)(void *device_ctx, uint64_t offset, const void *source,
+                                 uint64_t size);
+
+    /* [optional, required with devmem_alloc] Copy size bytes of device memory at offset
+     * into host memory (migrate to RAM). */
+    svm_status (*copy_to_ram)(void *device_ctx, uint64_t offset, void *destination,
+                              uint64_t size);
 };
 
 /* ---------------------------------------------------------------------------------------

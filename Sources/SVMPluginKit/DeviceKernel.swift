@@ -1,0 +1,104 @@
+import CSVMPluginABI
+
+/// A kernel a device runs on SVM addresses (`struct svm_kernel`, ABI 1.1).
+///
+/// SVM addresses are CPU virtual addresses that the device reaches through its page table,
+/// faulting as needed; host buffers are plain host memory the device reads or writes
+/// directly (like the result buffer of the kernel's `dmirror` test device).
+public enum DeviceKernel: Sendable, Hashable {
+    /// Every byte of `[destination, destination + size)` becomes `byte`.
+    case fill(destination: UInt64, size: UInt64, byte: UInt8)
+    /// `[destination, +size)` becomes a copy of `[source, +size)`, both SVM.
+    case copy(destination: UInt64, source: UInt64, size: UInt64)
+    /// Each `UInt32` of `[destination, +size)` grows by `addend`, atomically.
+    case increment(destination: UInt64, size: UInt64, addend: UInt32)
+    /// The host buffer at `hostBuffer` receives a copy of SVM `[source, +size)`.
+    case read(source: UInt64, size: UInt64, hostBuffer: UInt64)
+    /// SVM `[destination, +size)` receives a copy of the host buffer at `hostBuffer`.
+    case write(destination: UInt64, size: UInt64, hostBuffer: UInt64)
+
+    public var raw: svm_kernel {
+        var raw = svm_kernel.sized()
+        switch self {
+        case .fill(let destination, let size, let byte):
+            (raw.kind, raw.destination, raw.size, raw.value) = (UInt32(SVM_KERNEL_FILL.rawValue), destination, size, UInt64(byte))
+        case .copy(let destination, let source, let size):
+            (raw.kind, raw.destination, raw.source, raw.size) = (UInt32(SVM_KERNEL_COPY.rawValue), destination, source, size)
+        case .increment(let destination, let size, let addend):
+            (raw.kind, raw.destination, raw.size, raw.value) = (UInt32(SVM_KERNEL_INCREMENT.rawValue), destination, size, UInt64(addend))
+        case .read(let source, let size, let hostBuffer):
+            (raw.kind, raw.destination, raw.source, raw.size) = (UInt32(SVM_KERNEL_READ.rawValue), hostBuffer, source, size)
+        case .write(let destination, let size, let hostBuffer):
+            (raw.kind, raw.destination, raw.source, raw.size) = (UInt32(SVM_KERNEL_WRITE.rawValue), destination, hostBuffer, size)
+        }
+        return raw
+    }
+
+    /// Decodes a kernel; `nil` for an unknown kind or a field out of range.
+    public init?(_ raw: svm_kernel) {
+        guard raw.has(\.value) else { return nil }
+        switch raw.kind {
+        case UInt32(SVM_KERNEL_FILL.rawValue):
+            guard let byte = UInt8(exactly: raw.value) else { return nil }
+            self = .fill(destination: raw.destination, size: raw.size, byte: byte)
+        case UInt32(SVM_KERNEL_COPY.rawValue):
+            self = .copy(destination: raw.destination, source: raw.source, size: raw.size)
+        case UInt32(SVM_KERNEL_INCREMENT.rawValue):
+            guard let addend = UInt32(exactly: raw.value) else { return nil }
+            self = .increment(destination: raw.destination, size: raw.size, addend: addend)
+        case UInt32(SVM_KERNEL_READ.rawValue):
+            self = .read(source: raw.source, size: raw.size, hostBuffer: raw.destination)
+        case UInt32(SVM_KERNEL_WRITE.rawValue):
+            self = .write(destination: raw.destination, size: raw.size, hostBuffer: raw.source)
+        default:
+            return nil
+        }
+    }
+}
+
+/// How a kernel ended (`struct svm_kernel_result`).
+public struct KernelResult: Sendable, Hashable {
+    /// `nil` when the kernel completed; otherwise the host's answer to the fault that
+    /// stopped it (`.badAddress` for unmapped memory, `.accessDenied` for a protection).
+    public var stoppedBy: PluginErrno?
+    /// Where the kernel stopped, when `stoppedBy` is set.
+    public var faultAddress: UInt64
+    /// Device faults reported while the kernel ran.
+    public var faults: UInt64
+    /// Bytes of SVM memory completed.
+    public var bytes: UInt64
+
+    public init(stoppedBy: PluginErrno? = nil, faultAddress: UInt64 = 0, faults: UInt64 = 0, bytes: UInt64 = 0) {
+        self.stoppedBy = stoppedBy
+        self.faultAddress = faultAddress
+        self.faults = faults
+        self.bytes = bytes
+    }
+}
+
+/// One physically contiguous piece of a bind (`struct svm_bind_piece`).
+public struct BindPiece: Sendable, Hashable {
+    /// System: the CPU virtual address; local VRAM: an offset in the device's memory; peer
+    /// protocols: an offset in the owning peer's memory.
+    public var address: UInt64
+    public var linkProtocol: LinkProtocol
+    /// The piece is `4 KiB << order` bytes.
+    public var order: UInt8
+
+    public init(address: UInt64, linkProtocol: LinkProtocol, order: UInt8) {
+        self.address = address
+        self.linkProtocol = linkProtocol
+        self.order = order
+    }
+
+    public var size: UInt64 { 4096 << UInt64(order) }
+}
+
+/// What a bind allows (`enum svm_bind_flags`).
+public struct BindAccess: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    public static let writable = BindAccess(rawValue: SVM_BIND_WRITABLE.rawValue)
+    public static let atomic = BindAccess(rawValue: SVM_BIND_ATOMIC.rawValue)
+}
