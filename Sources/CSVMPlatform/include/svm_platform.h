@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "svm_uffd.h" /* userfaultfd shims: part of this module */
+#include "svm_vma.h"  /* find_vma (PROCMAP_QUERY) and mincore */
 
 /* dlopen(path, RTLD_NOW | RTLD_LOCAL). On failure returns NULL and copies dlerror()'s text,
  * cut to error_size - 1 bytes, into error. */

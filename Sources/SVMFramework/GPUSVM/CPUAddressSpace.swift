@@ -17,8 +17,9 @@ public struct CPUMapping: Hashable, Sendable {
         self.anonymous = anonymous
     }
 
-    /// Whether pages of this mapping may move to device memory.
-    public var canMigrate: Bool { anonymous && !shared }
+    /// Whether pages of this mapping may move to device memory: private anonymous memory
+    /// the CPU can read and write (`UFFDIO_MOVE` only moves pages of writable mappings).
+    public var canMigrate: Bool { anonymous && !shared && readable && writable }
 }
 
 /// What the SVM space asks of the CPU address space it mirrors.

@@ -12,6 +12,8 @@ public struct RangeFlags: OptionSet, Sendable, Hashable {
     public static let unmapped = RangeFlags(rawValue: 1 << 1)
     /// Only part of the range was unmapped; the whole range is destroyed all the same.
     public static let partialUnmap = RangeFlags(rawValue: 1 << 2)
+    /// The CPU mirror watches the range (registered with its userfaultfd).
+    public static let mirrored = RangeFlags(rawValue: 1 << 3)
 }
 
 /// Flags of the device pages of one range for one device (`drm_gpusvm_pages_flags`).

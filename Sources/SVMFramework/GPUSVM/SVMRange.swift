@@ -5,6 +5,8 @@ import Synchronization
 public final class SVMRange: Sendable {
     public let interval: AddressInterval
     public let flags: AtomicFlags<RangeFlags>
+    /// Where the data lives: system memory, device memory, or a migration in flight.
+    public let residency = RangeResidency()
     /// Device pages by device id; protected by this mutex (inserted under the SVM lock).
     private let pagesByDevice = Mutex<[UInt64: DevicePages]>([:])
 

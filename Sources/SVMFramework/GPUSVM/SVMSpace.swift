@@ -46,11 +46,20 @@ public final class SVMSpace: @unchecked Sendable {
     public func findOrInsertRange(faultAddress address: UInt64, write: Bool) throws(SVMFaultError)
         -> (range: SVMRange, notifier: Notifier)
     {
+        let found = try lookUp(faultAddress: address, write: write)
+        return (found.range, found.notifier)
+    }
+
+    /// ``findOrInsertRange(faultAddress:write:)`` that also returns the CPU mapping it found,
+    /// whose protection decides what the device may do.
+    public func lookUp(faultAddress address: UInt64, write: Bool) throws(SVMFaultError)
+        -> (range: SVMRange, notifier: Notifier, mapping: CPUMapping)
+    {
         collectGarbage()
         guard let mapping = cpu.mapping(containing: address) else { throw .notMapped(address: address) }
         guard mapping.readable else { throw .accessDenied(address: address, write: write) }
         if write && !mapping.writable { throw .accessDenied(address: address, write: true) }
-        return try structure.withLock { _ throws(SVMFaultError) in
+        let (range, notifier) = try structure.withLock { _ throws(SVMFaultError) in
             let notifierInterval = Notifier.interval(containing: address, size: configuration.notifierSize)
             let existingNotifier = notifiers.find(containing: address)?.value
             let notifier = existingNotifier ?? Notifier(interval: notifierInterval)
@@ -68,6 +77,7 @@ public final class SVMSpace: @unchecked Sendable {
             }
             return (range, notifier)
         }
+        return (range, notifier, mapping)
     }
 
     /// The range containing `address`, if one exists.

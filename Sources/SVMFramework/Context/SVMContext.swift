@@ -1,0 +1,303 @@
+import CSVMPlatform
+import Glibc
+import SVMPluginKit
+import Synchronization
+
+/// The framework's system allocator (what the xe driver builds on `drm_gpusvm`): one SVM
+/// space mirroring this process's address space with userfaultfd, the devices that use it
+/// through their plugins, and the migrations between system and device memory.
+///
+/// A device faults on any CPU address; the context finds or makes the range, migrates it
+/// to the device's memory when it can (else maps the CPU pages in place), and binds it in
+/// the device's page table under the notifier lock if no invalidation intervened. A CPU
+/// touch of device-resident data faults into the mirror's handler thread, which invalidates
+/// every device mapping of the range and moves the data back.
+///
+/// If userfaultfd is unavailable (seccomp, `vm.unprivileged_userfaultfd`), devices still
+/// use CPU memory in place; nothing migrates, and device mappings are not invalidated when
+/// memory is unmapped (a device then gets a fault error on unmapped memory but could see
+/// memory mapped again at the same address). ``mirrorUnavailableReason`` says why.
+public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked Sendable {
+    public let space: SVMSpace
+    public let statistics = SVMStatistics()
+    public let policy: MigrationPolicy
+    /// Why CPU faults and migration are off, or `nil` when the mirror runs.
+    public let mirrorUnavailableReason: String?
+    /// How long one device fault may keep retrying before it fails with `EAGAIN`.
+    public var faultTimeout: Duration = .seconds(10)
+
+    let mirror: CPUMirror?
+    private let migrator: Migrator?
+    private let cpu: ProcessAddressSpace
+    private let host: PluginHost?
+    /// Devices by id; ids are never reused.
+    private let devices = Mutex<(nextID: UInt64, byID: [UInt64: SVMDevice])>((1, [:]))
+
+    /// Creates the context and, with a `host`, becomes its device-fault handler.
+    public init(configuration: SVMConfiguration = .standard, policy: MigrationPolicy = .migrateOnDeviceFault, host: PluginHost? = nil) {
+        cpu = ProcessAddressSpace()
+        space = SVMSpace(configuration: configuration, cpu: cpu)
+        self.policy = policy
+        self.host = host
+        do {
+            let mirror = try CPUMirror()
+            self.mirror = mirror
+            migrator = Migrator(space: space, mirror: mirror, statistics: statistics)
+            mirrorUnavailableReason = mirror.canMigrate ? nil : "the kernel has no UFFDIO_MOVE (Linux 6.8): CPU faults and invalidation work, nothing migrates to device memory"
+        } catch {
+            mirror = nil
+            migrator = nil
+            mirrorUnavailableReason = "userfaultfd unavailable (\(error)): devices use CPU memory in place; nothing migrates and unmaps are not seen"
+        }
+        mirror?.start(client: self)
+        host?.setDeviceFaultHandler(self)
+    }
+
+    /// Moves every device's data back to system memory and stops the mirror. Call before
+    /// the memory devices used is read by the CPU for the last time, or let it run at exit.
+    public func shutdown() {
+        for device in allDevices { release(device) }
+        host?.setDeviceFaultHandler(nil)
+        mirror?.stop()
+    }
+
+    deinit { mirror?.stop() }
+
+    // MARK: devices
+
+    /// Opens device `index` of the plugin `pluginName` loaded in the host.
+    public func openDevice(plugin pluginName: String, index: Int = 0) throws -> SVMDevice {
+        guard let host else { throw SVMContextError.noPluginHost }
+        guard let plugin = host.plugin(named: pluginName) else { throw SVMContextError.noSuchPlugin(pluginName) }
+        guard let driver = plugin.device else { throw SVMContextError.notADevicePlugin(pluginName) }
+        let id = devices.withLock { state in defer { state.nextID += 1 }; return state.nextID }
+        let open = try driver.openDevice(at: index, hostDevice: id)
+        let name = (try? driver.deviceInfo(at: index).name) ?? "\(pluginName)[\(index)]"
+        return adopt(open, id: id, name: name)
+    }
+
+    /// Uses an already open device (a plugin's device opened with `hostDevice` = `id`
+    /// from ``reserveDeviceID()``).
+    public func adopt(_ device: any OpenDevice, id: UInt64, name: String) -> SVMDevice {
+        let svmDevice = SVMDevice(deviceID: id, name: name, device: device)
+        devices.withLock { $0.byID[id] = svmDevice }
+        space.register(svmDevice)
+        return svmDevice
+    }
+
+    /// A fresh device id, for ``adopt(_:id:name:)``.
+    public func reserveDeviceID() -> UInt64 {
+        devices.withLock { state in defer { state.nextID += 1 }; return state.nextID }
+    }
+
+    /// Moves every range resident in `device`'s memory back to system memory (the
+    /// device releases its memory, as `dmirror`'s release does).
+    public func release(_ device: SVMDevice) {
+        guard let migrator else { return }
+        for range in device.residents.ranges { migrator.migrateToSystem(range, devices: allDevices) }
+    }
+
+    /// Releases the device's memory, removes its mappings and closes it.
+    public func close(_ device: SVMDevice) {
+        release(device)
+        space.unregister(deviceID: device.deviceID)
+        _ = devices.withLock { $0.byID.removeValue(forKey: device.deviceID) }
+        device.device.close()
+    }
+
+    var allDevices: [SVMDevice] { devices.withLock { Array($0.byID.values) } }
+
+    // MARK: device faults (DeviceFaultHandler)
+
+    public func handleDeviceFault(hostDevice: UInt64, address: UInt64, access: DeviceAccess) throws {
+        statistics.deviceFaults.count()
+        guard let device = devices.withLock({ $0.byID[hostDevice] }) else { throw PluginErrno.noDevice }
+        do {
+            try serviceDeviceFault(device: device, address: address, access: access)
+        } catch {
+            statistics.failedDeviceFaults.count()
+            throw error
+        }
+    }
+
+    /// The GPU fault flow of DESIGN.md: collect garbage, find or insert the range, choose the
+    /// placement, migrate, collect the pages, commit under an unchanged sequence number.
+    private func serviceDeviceFault(device: SVMDevice, address: UInt64, access: DeviceAccess) throws {
+        let writes = access.contains(.write) || access.contains(.atomic)
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: faultTimeout)
+        // Migrations this fault started; past a few the range ping-pongs with another party
+        // and the fault settles for system memory (the xe driver's fallback as well).
+        var migrationsTried = 0
+        while clock.now < deadline {
+            let found: (range: SVMRange, notifier: Notifier, mapping: CPUMapping)
+            do {
+                found = try space.lookUp(faultAddress: address, write: writes)
+            } catch .notMapped {
+                throw PluginErrno.badAddress
+            } catch .accessDenied {
+                throw PluginErrno.accessDenied
+            }
+            let range = found.range
+            mirrorIfNeeded(range, mapping: found.mapping)
+            let sequence = found.notifier.sequence.readBegin()
+            let pieces: [BindPiece]
+            var bindAccess: BindAccess = found.mapping.writable ? [.writable] : []
+            switch range.residency.current {
+            case .migrating:
+                usleep(20)  // another party owns the data; it is quick
+                continue
+            case .device(let allocation) where allocation.deviceID == device.deviceID:
+                pieces = Self.pieces(at: allocation.offset, size: allocation.size, protocol: .localVRAM)
+                bindAccess.insert(.atomic)
+                device.residents.touch(range)
+            case .device:
+                // In another device's memory, with no peer path yet: bring it home first.
+                migrator?.migrateToSystem(range, devices: allDevices)
+                continue
+            case .system:
+                let wantsDevice = policy == .migrateOnDeviceFault || access.contains(.atomic)
+                if wantsDevice, migrationsTried < 3, let migrator {
+                    migrationsTried += 1
+                    if migrator.migrateToDevice(range, device: device, devices: { self.allDevices }) { continue }
+                }
+                // Device atomics need device memory (as on Xe without system atomics).
+                if access.contains(.atomic) { throw PluginErrno.accessDenied }
+                populate(range.interval, forWriting: writes && found.mapping.writable)
+                pieces = Self.pieces(at: range.interval.start, size: range.interval.size, protocol: .system)
+            }
+            let committed = try space.notifierLock.withReadLock { () throws -> Bool in
+                guard !found.notifier.sequence.needsRetry(sequence) else { return false }
+                let pages = range.pages(for: device.deviceID)
+                if pages.isMapped { device.zap(range.interval) }
+                try device.device.bind(address: range.interval.start, size: range.interval.size, pieces: pieces, access: bindAccess)
+                let addresses = pieces.map { PagemapAddress(address: $0.address, linkProtocol: $0.linkProtocol, order: $0.order) }
+                pages.publish(addresses, sequence: sequence, hasDevmem: pieces.first?.linkProtocol == .localVRAM)
+                return true
+            }
+            if committed { return }
+        }
+        throw PluginErrno.tryAgain
+    }
+
+    /// Registers a migratable range with the mirror once; a range the mirror cannot watch
+    /// stays in system memory.
+    private func mirrorIfNeeded(_ range: SVMRange, mapping: CPUMapping) {
+        guard let mirror, mapping.anonymous, !mapping.shared, !range.flags.load().contains(.mirrored) else { return }
+        do {
+            try mirror.register(range.interval)
+            range.flags.insert(.mirrored)
+        } catch {
+            range.flags.remove(.migrateDevmem)
+        }
+    }
+
+    /// Makes every CPU page of `interval` present, as `hmm_range_fault` does, by touching
+    /// it: a missing page faults into the mirror, which fills it.
+    private func populate(_ interval: AddressInterval, forWriting: Bool) {
+        guard !cpu.pagesPresent(interval) else { return }
+        svm_touch_pages(interval.start, interval.size, forWriting ? 1 : 0)
+    }
+
+    /// Pieces of `size` bytes at `address`: one piece when `size` is a page-table size.
+    static func pieces(at address: UInt64, size: UInt64, protocol linkProtocol: LinkProtocol) -> [BindPiece] {
+        let order = UInt8((size / 4096).trailingZeroBitCount)
+        return [BindPiece(address: address, linkProtocol: linkProtocol, order: order)]
+    }
+
+    // MARK: CPU mirror client (handler thread)
+
+    func serviceCPUFault(address: UInt64, write: Bool) -> CPUFaultDisposition {
+        guard let mirror else { return .resolved }
+        if let range = space.range(containing: address) {
+            switch range.residency.current {
+            case .migrating:
+                return .deferred
+            case .device:
+                if migrator?.migrateToSystem(range, devices: allDevices) == true {
+                    statistics.cpuFaultMigrations.count()
+                    return .resolved
+                }
+                return .deferred
+            case .system:
+                break
+            }
+        }
+        // Never touched, or discarded: the page reads as zero.
+        while true {
+            switch try? mirror.faults.zeroPage(UInt(address), length: 4096) {
+            case .completed:
+                statistics.cpuZeroFills.count()
+                return .resolved
+            case .mappingChanging:
+                mirror.letMappingChangeProceed()
+            default:
+                // Already present (filled meanwhile) or gone: wake the thread to retry.
+                try? mirror.faults.wake(UInt(address), length: 4096)
+                return .resolved
+            }
+        }
+    }
+
+    func addressSpaceChanged(_ event: UserFaultFDEvent) {
+        let devices = allDevices
+        switch event {
+        case .unmap(let start, let end), .remove(let start, let end):
+            let interval = AddressInterval(start: UInt64(start), end: UInt64(end))
+            let isUnmap = if case .unmap = event { true } else { false }
+            for range in space.invalidate(interval, event: isUnmap ? .unmap : .remove) {
+                settleDeviceData(range, change: .discarded(interval), devices: devices)
+            }
+        case .remap(let from, let to, let length):
+            let old = AddressInterval(start: UInt64(from), end: UInt64(from + length))
+            // The ranges at the old addresses end; their data follows the pages.
+            for range in space.invalidate(old, event: .unmap) {
+                settleDeviceData(range, change: .remapped(from: UInt64(from), to: UInt64(to), length: UInt64(length)), devices: devices)
+            }
+        case .pagefault, .fork:
+            break
+        }
+    }
+
+    /// Applies an address-space change to a range's device-resident data: a migration in
+    /// flight records it; device data whose pages are all gone is dropped; otherwise the
+    /// data goes back to the CPU pages that still hold it (a partial unmap destroys the
+    /// whole range, and what is still mapped refaults).
+    private func settleDeviceData(_ range: SVMRange, change: AddressSpaceChange, devices: [SVMDevice]) {
+        guard let migrator else { return }
+        switch range.residency.record(change) {
+        case .system, .migrating:
+            return
+        case .device:
+            if case .discarded(let interval) = change, interval.contains(range.interval) {
+                migrator.discard(range, devices: devices)
+                return
+            }
+            migrator.migrateToSystem(range, devices: devices)
+        }
+    }
+}
+
+/// Where a device fault puts data.
+public enum MigrationPolicy: String, Sendable, Hashable, CaseIterable {
+    /// Migrate the range to the faulting device's memory when possible (xe's default for
+    /// the system allocator with device memory).
+    case migrateOnDeviceFault = "migrate"
+    /// Map the CPU pages in place; only device atomics migrate.
+    case systemMemory = "system"
+}
+
+/// A request the context cannot serve.
+public enum SVMContextError: Error, Hashable, CustomStringConvertible {
+    case noPluginHost
+    case noSuchPlugin(String)
+    case notADevicePlugin(String)
+
+    public var description: String {
+        switch self {
+        case .noPluginHost: "the SVM context was made without a plugin host, so it cannot open devices"
+        case .noSuchPlugin(let name): "no plugin named '\(name)' is loaded"
+        case .notADevicePlugin(let name): "plugin '\(name)' is not a device plugin"
+        }
+    }
+}

@@ -1,0 +1,47 @@
+import Synchronization
+
+/// Counters of what the SVM context did, for tests, benchmarks and experiment reports.
+public final class SVMStatistics: Sendable {
+    /// Faults devices reported (`report_device_fault`), including the ones that failed.
+    public let deviceFaults = Atomic<Int>(0)
+    /// Device faults answered with an error: unmapped memory or a forbidden access.
+    public let failedDeviceFaults = Atomic<Int>(0)
+    /// CPU faults on device-resident data, each migrating a range back (`migrate_to_ram`).
+    public let cpuFaultMigrations = Atomic<Int>(0)
+    /// CPU faults on missing pages filled with zeros (never touched, or discarded).
+    public let cpuZeroFills = Atomic<Int>(0)
+    /// Ranges migrated to device memory, and the bytes they held.
+    public let migrationsToDevice = Atomic<Int>(0)
+    public let bytesToDevice = Atomic<Int>(0)
+    /// Ranges migrated back to system memory (CPU faults, evictions, releases), and bytes.
+    public let migrationsToSystem = Atomic<Int>(0)
+    public let bytesToSystem = Atomic<Int>(0)
+    /// Ranges evicted because a device ran out of memory.
+    public let evictions = Atomic<Int>(0)
+    /// Migrations to device memory that were given up (no memory, pages busy, a racing
+    /// unmap): the range stayed in system memory.
+    public let failedMigrations = Atomic<Int>(0)
+
+    public init() {}
+
+    /// A copy of every counter, by name, for printing and comparing.
+    public var snapshot: [String: Int] {
+        [
+            "deviceFaults": deviceFaults.load(ordering: .relaxed),
+            "failedDeviceFaults": failedDeviceFaults.load(ordering: .relaxed),
+            "cpuFaultMigrations": cpuFaultMigrations.load(ordering: .relaxed),
+            "cpuZeroFills": cpuZeroFills.load(ordering: .relaxed),
+            "migrationsToDevice": migrationsToDevice.load(ordering: .relaxed),
+            "bytesToDevice": bytesToDevice.load(ordering: .relaxed),
+            "migrationsToSystem": migrationsToSystem.load(ordering: .relaxed),
+            "bytesToSystem": bytesToSystem.load(ordering: .relaxed),
+            "evictions": evictions.load(ordering: .relaxed),
+            "failedMigrations": failedMigrations.load(ordering: .relaxed),
+        ]
+    }
+}
+
+extension Atomic where Value == Int {
+    /// Adds `amount` (relaxed: counters order nothing).
+    func count(_ amount: Int = 1) { add(amount, ordering: .relaxed) }
+}

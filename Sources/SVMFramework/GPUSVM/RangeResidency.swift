@@ -1,0 +1,117 @@
+import Synchronization
+
+/// Where the data of a range lives, and the migrations that move it (the MM-level state
+/// `drm_gpusvm` keeps in the CPU page tables as device-private entries and migration
+/// entries).
+///
+/// Transitions only through ``RangeResidency``: `system → migrating → device` (migration to
+/// device memory), `device → migrating → system` (eviction, CPU fault), and
+/// `migrating → system` (a migration given up). Whoever moves a range to `migrating` owns
+/// the data until it leaves that state; every other party waits or defers.
+public enum Residency: Sendable, Equatable {
+    /// The data is in the CPU pages at the range's addresses (or nowhere yet: zero).
+    case system
+    /// The data is in device memory; the CPU pages are holes that fault.
+    case device(DeviceAllocation)
+    /// A migration owns the data; `toDevice` says which way it goes.
+    case migrating(toDevice: Bool)
+}
+
+/// Device memory backing one range (`drm_pagemap_devmem`).
+public struct DeviceAllocation: Sendable, Hashable {
+    public let deviceID: UInt64
+    public let offset: UInt64
+    public let size: UInt64
+}
+
+/// A change of the CPU address space that happened to a range while a migration owned its
+/// data: the migration applies it when it puts data back into CPU pages.
+public enum AddressSpaceChange: Sendable, Hashable {
+    /// The pages of the interval were unmapped or discarded: their data is gone.
+    case discarded(AddressInterval)
+    /// `mremap` moved `[from, from + length)` to `to`.
+    case remapped(from: UInt64, to: UInt64, length: UInt64)
+
+    /// Where the byte at `address` lives after the change, or `nil` when it is gone.
+    func destination(of address: UInt64) -> UInt64? {
+        switch self {
+        case .discarded(let interval): interval.contains(address) ? nil : address
+        case .remapped(let from, let to, let length):
+            (from..<from + length).contains(address) ? to + (address - from) : address
+        }
+    }
+}
+
+extension [AddressSpaceChange] {
+    /// Where the byte at `address` lives after all the changes, in order; `nil` when gone.
+    func destination(of address: UInt64) -> UInt64? {
+        reduce(Optional(address)) { current, change in current.flatMap { change.destination(of: $0) } }
+    }
+}
+
+/// The residency of one range with its transitions, each atomic under one small lock.
+/// Never held while memory is touched or a plugin or the kernel is called.
+public final class RangeResidency: Sendable {
+    private struct State {
+        var residency: Residency = .system
+        /// Changes seen while the data was away from the CPU pages; cleared when a migration
+    /// ends.
+        var changes: [AddressSpaceChange] = []
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    public var current: Residency { state.withLock { $0.residency } }
+
+    /// `system → migrating(toDevice: true)`; false if the range is not in system memory.
+    func beginMigrationToDevice() -> Bool {
+        state.withLock { state in
+            guard state.residency == .system else { return false }
+            state.residency = .migrating(toDevice: true)
+            return true
+        }
+    }
+
+    /// `device → migrating(toDevice: false)`, returning the allocation; `nil` otherwise.
+    func beginMigrationToSystem() -> DeviceAllocation? {
+        state.withLock { state in
+            guard case .device(let allocation) = state.residency else { return nil }
+            state.residency = .migrating(toDevice: false)
+            return allocation
+        }
+    }
+
+    /// The changes recorded since the migration began.
+    var pendingChanges: [AddressSpaceChange] { state.withLock { $0.changes } }
+
+    /// Ends a migration to device memory: `device(allocation)` when no address-space change
+    /// intervened; otherwise stays `migrating` and returns the changes, which the migration
+    /// must apply by putting the data back (then call ``endMigration(at:)`` with `.system`).
+    func commitMigrationToDevice(_ allocation: DeviceAllocation) -> [AddressSpaceChange] {
+        state.withLock { state in
+            guard state.changes.isEmpty else { return state.changes }
+            state.residency = .device(allocation)
+            return []
+        }
+    }
+
+    /// Ends a migration in `residency` and forgets recorded changes.
+    func endMigration(at residency: Residency) {
+        state.withLock { state in
+            state.residency = residency
+            state.changes.removeAll()
+        }
+    }
+
+    /// Records an address-space change while the data is away from the CPU pages (in
+    /// device memory, or owned by a migration): whoever next puts it back applies it.
+    /// Returns the residency seen, so that the caller handles the state itself.
+    func record(_ change: AddressSpaceChange) -> Residency {
+        state.withLock { state in
+            if state.residency != .system { state.changes.append(change) }
+            return state.residency
+        }
+    }
+}

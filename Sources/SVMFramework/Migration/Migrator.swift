@@ -1,0 +1,200 @@
+import Glibc
+import SVMPluginKit
+
+/// Moves the data of ranges between CPU pages and device memory (`drm_pagemap`'s
+/// migrate-to-devmem and the devmem ops' copy-to-ram), with the invalidations that must
+/// come first.
+///
+/// ## To device memory
+/// Claim the range (`system → migrating`), allocate device memory (evicting least recently
+/// used ranges when full), invalidate every device mapping of the range, then move the CPU
+/// pages out with one `UFFDIO_MOVE` into a staging slot. From that instant a CPU access
+/// faults and waits for the migration (the kernel's migration entries), so no CPU write
+/// can be lost between copy and drop. Copy the slot to device memory, commit.
+///
+/// ## Back to system memory
+/// Claim (`device → migrating`), invalidate device mappings, copy device memory into a
+/// staging slot and move its pages into place (no second copy), free device memory. An
+/// address-space change seen meanwhile (unmap, discard, remap) is applied while putting the
+/// pages back: discarded bytes are dropped, remapped ones go to their new address.
+///
+/// Every step that can fail gives up cleanly: the data goes back into place and the range
+/// stays in system memory (the fault is then served from system memory).
+struct Migrator: Sendable {
+    let space: SVMSpace
+    let mirror: CPUMirror
+    let statistics: SVMStatistics
+
+    private var faults: UserFaultFD { mirror.faults }
+
+    /// Migrates `range` into `device`'s memory. Returns false when it stayed in (or went
+    /// back to) system memory, or another party owns it.
+    func migrateToDevice(_ range: SVMRange, device: SVMDevice, devices: () -> [SVMDevice]) -> Bool {
+        guard range.flags.load().contains(.mirrored), range.flags.load().contains(.migrateDevmem),
+            mirror.canMigrate, device.hasDeviceMemory, range.residency.beginMigrationToDevice()
+        else { return false }
+        let interval = range.interval
+        guard let allocation = device.allocate(size: interval.size, evict: { evictLeastRecentlyUsed(of: device, sparing: range, devices: devices) }) else {
+            return giveUp(range)
+        }
+        space.invalidate(interval, event: .migration)
+        guard let slot = try? mirror.staging.take() else {
+            device.free(allocation)
+            return giveUp(range)
+        }
+        let moved = moveIntoSlot(slot, from: interval)
+        guard moved == interval.size,
+            (try? device.device.copyToDeviceMemory(offset: allocation.offset, from: pointer(slot)!, size: interval.size)) != nil
+        else {
+            putBack(range, from: slot, bytes: moved)
+            device.free(allocation)
+            mirror.staging.recycle(slot)
+            return giveUp(range)
+        }
+        let changes = range.residency.commitMigrationToDevice(allocation)
+        if !changes.isEmpty {
+            // The CPU address space changed under the migration: apply it to the data.
+            putBack(range, from: slot, bytes: moved)
+            device.free(allocation)
+            mirror.staging.recycle(slot)
+            range.residency.endMigration(at: .system)
+            return false
+        }
+        mirror.staging.recycle(slot)
+        device.residents.touch(range)
+        statistics.migrationsToDevice.count()
+        statistics.bytesToDevice.count(Int(interval.size))
+        return true
+    }
+
+    /// Migrates `range` from device memory back into its CPU pages; false when it was not
+    /// in device memory. Safe on the CPU fault handler thread.
+    @discardableResult
+    func migrateToSystem(_ range: SVMRange, devices: [SVMDevice]) -> Bool {
+        guard let allocation = range.residency.beginMigrationToSystem() else { return false }
+        let owner = devices.first { $0.deviceID == allocation.deviceID }
+        space.invalidate(range.interval, event: .migration)
+        var copied = false
+        if let owner, let slot = try? mirror.staging.take() {
+            if (try? owner.device.copyFromDeviceMemory(offset: allocation.offset, to: pointer(slot)!, size: allocation.size)) != nil {
+                putBack(range, from: slot, bytes: allocation.size)
+                copied = true
+            }
+            mirror.staging.recycle(slot)
+        }
+        owner?.free(allocation)
+        owner?.residents.remove(range)
+        range.residency.endMigration(at: .system)
+        // Whoever waits on the range's pages sleeps until woken; a failed copy leaves holes
+        // that read as zero, which is all that can be done with a failed device.
+        try? faults.wake(UInt(range.interval.start), length: Int(range.interval.size))
+        if copied {
+            statistics.migrationsToSystem.count()
+            statistics.bytesToSystem.count(Int(allocation.size))
+        }
+        return true
+    }
+
+    /// Drops a device-resident range's device memory without copying: its CPU pages were
+    /// discarded or unmapped in whole, so the data is gone.
+    func discard(_ range: SVMRange, devices: [SVMDevice]) {
+        guard let allocation = range.residency.beginMigrationToSystem() else { return }
+        let owner = devices.first { $0.deviceID == allocation.deviceID }
+        owner?.free(allocation)
+        owner?.residents.remove(range)
+        range.residency.endMigration(at: .system)
+    }
+
+    /// Evicts the least recently used range of `device` (not `sparing`) to system memory.
+    func evictLeastRecentlyUsed(of device: SVMDevice, sparing: SVMRange, devices: () -> [SVMDevice]) -> Bool {
+        for candidate in device.residents.leastRecentlyUsed(sparing: sparing) {
+            if migrateToSystem(candidate, devices: devices()) {
+                statistics.evictions.count()
+                return true
+            }
+        }
+        return false
+    }
+
+    // MARK: moving pages
+
+    /// Moves the CPU pages of `interval` into the slot; returns the bytes moved. Holes move
+    /// as holes (they read as zero).
+    private func moveIntoSlot(_ slot: UInt64, from interval: AddressInterval) -> UInt64 {
+        // The move wants its destination registered with the same descriptor; registered
+        // only for this move, the slot's pages can later be dropped without an event.
+        guard (try? mirror.register(AddressInterval(start: slot, end: slot + interval.size))) != nil else { return 0 }
+        defer { try? faults.unregister(UInt(slot), length: Int(interval.size)) }
+        let outcome = try? faults.move(
+            to: UInt(slot), from: UInt(interval.start), length: Int(interval.size), allowSourceHoles: true)
+        switch outcome {
+        case .completed: return interval.size
+        case .partial(let bytes): return UInt64(bytes)
+        default: return 0
+        }
+    }
+
+    /// Puts the first `bytes` of the slot back into the range's CPU pages, applying the
+    /// address-space changes recorded while the migration owned the range.
+    private func putBack(_ range: SVMRange, from slot: UInt64, bytes: UInt64) {
+        guard bytes > 0 else { return }
+        let changes = range.residency.pendingChanges
+        var offset: UInt64 = 0
+        while offset < bytes {
+            // The longest run of pages whose destinations are contiguous.
+            let first = range.interval.start + offset
+            let destination = changes.destination(of: first)
+            var length: UInt64 = 4096
+            while offset + length < bytes {
+                let next = changes.destination(of: first + length)
+                guard (destination == nil && next == nil) || (destination.map { $0 + length } == next) else { break }
+                length += 4096
+            }
+            if let destination { place(slot + offset, at: destination, length: length) }
+            offset += length
+        }
+    }
+
+    /// Moves `length` bytes of slot pages to the missing CPU pages at `destination`; pages
+    /// whose place is gone or already filled are skipped; a mapping made read-only since
+    /// gets a copy (moves need equal protections).
+    private func place(_ source: UInt64, at destination: UInt64, length: UInt64) {
+        var done: UInt64 = 0
+        var pageByPage = false
+        var attempts = 0
+        while done < length {
+            let chunk = pageByPage ? 4096 : length - done
+            let outcome: UserFaultFD.RangeOutcome
+            do {
+                outcome = try faults.move(
+                    to: UInt(destination + done), from: UInt(source + done), length: Int(chunk), allowSourceHoles: true)
+            } catch {
+                // EINVAL: the protections differ now (mprotect); copy instead.
+                outcome = (try? faults.copy(to: UInt(destination + done), from: pointer(source + done)!, length: Int(chunk))) ?? .notRegistered
+            }
+            switch outcome {
+            case .completed:
+                done += chunk
+            case .partial(let bytes):
+                done += UInt64(bytes)
+            case .mappingChanging where attempts < 10_000:
+                attempts += 1
+                mirror.letMappingChangeProceed()
+            case .alreadyPresent, .notRegistered, .sourceBusy, .mappingChanging:
+                // Skip the page that refused, going page by page from here on.
+                if pageByPage { done += 4096 } else { pageByPage = true }
+            }
+        }
+    }
+
+    private func giveUp(_ range: SVMRange) -> Bool {
+        range.residency.endMigration(at: .system)
+        statistics.failedMigrations.count()
+        return false
+    }
+}
+
+/// The address as a raw pointer (staging slots and CPU pages are process memory).
+func pointer(_ address: UInt64) -> UnsafeMutableRawPointer? {
+    UnsafeMutableRawPointer(bitPattern: UInt(address))
+}

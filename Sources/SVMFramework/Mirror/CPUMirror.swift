@@ -1,0 +1,146 @@
+import Glibc
+import Synchronization
+
+/// What the mirror hands to the SVM layer: CPU faults and address-space changes.
+///
+/// Called on the mirror's handler thread, one call at a time. An implementation must never
+/// block on something another thread holds while that thread may need the handler (a
+/// migration moving pages, a thread waiting in `munmap`): it answers
+/// ``CPUFaultDisposition/deferred`` instead and the mirror asks again later.
+protocol CPUMirrorClient: AnyObject, Sendable {
+    /// A thread touched the missing page at `address` (page-aligned) and sleeps until it is
+    /// filled and woken.
+    func serviceCPUFault(address: UInt64, write: Bool) -> CPUFaultDisposition
+    /// `munmap`, `madvise(MADV_DONTNEED)` or `mremap` changed registered memory: the MMU
+    /// notifier callback.
+    func addressSpaceChanged(_ event: UserFaultFDEvent)
+}
+
+/// How a CPU fault was handled.
+enum CPUFaultDisposition {
+    /// The page is in place and the thread woken.
+    case resolved
+    /// A migration owns the page's range: ask again when it is done.
+    case deferred
+}
+
+/// The CPU side of the mirror: one userfaultfd for the SVM space, registered on the ranges
+/// devices use, and one handler thread that serves their CPU faults and turns unmap,
+/// remove and remap events into invalidations.
+///
+/// ## Threads
+/// The handler thread only reads events and resolves faults; it never unmaps, discards or
+/// remaps registered memory (the kernel would make it wait for itself). Other threads may
+/// register ranges and move pages at any time: the kernel serializes the ioctls.
+final class CPUMirror: @unchecked Sendable {
+    let faults: UserFaultFD
+    let staging = StagingPool()
+    /// Set once by ``start(client:)``, before the handler thread runs; read-only after.
+    private weak var client: (any CPUMirrorClient)?
+    private let stopping = Atomic<Bool>(false)
+    /// The handler thread, for ``isHandlerThread``; written once before it runs.
+    private var handler = pthread_t()
+    private let started = Atomic<Bool>(false)
+    private let stopped = Mutex(false)
+    // Handler-thread state: events read ahead while resolving, and faults waiting for a
+    // migration to finish. Only the handler thread touches them.
+    private var backlog: [UserFaultFDEvent] = []
+    private var deferredFaults: [(address: UInt64, write: Bool)] = []
+
+    /// The events the mirror needs: its MMU notifiers. `UFFDIO_MOVE` is what migration needs.
+    static let requiredFeatures: UserFaultFD.Features = [.eventUnmap, .eventRemove, .eventRemap]
+
+    init() throws(UserFaultFDError) {
+        faults = try UserFaultFD(required: Self.requiredFeatures, optional: [.move], userModeOnly: true)
+    }
+
+    /// Whether pages can migrate: the kernel moves pages (`UFFDIO_MOVE`, Linux 6.8).
+    var canMigrate: Bool { faults.supportsMove }
+
+    /// Starts the handler thread.
+    func start(client: any CPUMirrorClient) {
+        precondition(!started.exchange(true, ordering: .acquiringAndReleasing), "mirror started twice")
+        self.client = client
+        let unmanaged = Unmanaged.passRetained(self)
+        let status = pthread_create(&handler, nil, { argument in
+            let mirror = Unmanaged<CPUMirror>.fromOpaque(argument!).takeRetainedValue()
+            mirror.run()
+            return nil
+        }, unmanaged.toOpaque())
+        precondition(status == 0, "cannot start the CPU fault handler thread: \(status)")
+    }
+
+    /// Stops the handler thread and waits for it. Registered ranges stay registered until
+    /// the descriptor closes.
+    func stop() {
+        let alreadyStopped = stopped.withLock { done in defer { done = true }; return done }
+        guard started.load(ordering: .acquiring), !alreadyStopped else { return }
+        stopping.store(true, ordering: .releasing)
+        if !isHandlerThread { pthread_join(handler, nil) }
+    }
+
+    /// Registers a range for missing faults and address-space events.
+    func register(_ interval: AddressInterval) throws(UserFaultFDError) {
+        try faults.register(UInt(interval.start), length: Int(interval.size), modes: .missing)
+    }
+
+    /// Whether the calling thread is the handler thread.
+    var isHandlerThread: Bool {
+        started.load(ordering: .acquiring) && pthread_equal(pthread_self(), handler) != 0
+    }
+
+    /// Called by code that got ``UserFaultFD/RangeOutcome/mappingChanging``: an unmap,
+    /// remove or remap event is queued, and its thread waits until the event is read. On the
+    /// handler thread this reads the queued events into the backlog (handled next); on any
+    /// other thread it gives the handler a moment.
+    func letMappingChangeProceed() {
+        if isHandlerThread {
+            while let event = try? faults.readEvent() { backlog.append(event) }
+        } else {
+            usleep(20)
+        }
+    }
+
+    // MARK: handler thread
+
+    private func run() {
+        while !stopping.load(ordering: .acquiring) {
+            if !backlog.isEmpty {
+                dispatch(backlog.removeFirst())
+                continue
+            }
+            // Deferred faults wait for a migration on another thread: look again soon.
+            let timeout: Duration = deferredFaults.isEmpty ? .milliseconds(50) : .microseconds(200)
+            do {
+                if let event = try faults.waitForEvent(timeout: timeout) { dispatch(event) }
+            } catch {
+                // poll/read on our own descriptor fail only for programming errors.
+                fatalError("CPU mirror: \(error)")
+            }
+            retryDeferredFaults()
+        }
+    }
+
+    private func dispatch(_ event: UserFaultFDEvent) {
+        guard let client else { return }
+        switch event {
+        case .pagefault(let address, let isWrite, _):
+            if client.serviceCPUFault(address: UInt64(address), write: isWrite) == .deferred {
+                deferredFaults.append((UInt64(address), isWrite))
+            }
+        case .unmap, .remove, .remap:
+            client.addressSpaceChanged(event)
+        case .fork:
+            break  // not requested
+        }
+    }
+
+    private func retryDeferredFaults() {
+        guard let client, !deferredFaults.isEmpty else { return }
+        let waiting = deferredFaults
+        deferredFaults.removeAll()
+        for fault in waiting where client.serviceCPUFault(address: fault.address, write: fault.write) == .deferred {
+            deferredFaults.append(fault)
+        }
+    }
+}
