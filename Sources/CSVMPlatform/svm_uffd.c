@@ -243,3 +243,12 @@ int svm_mremap_fixed(void *old_address, uint64_t old_size, uint64_t new_size, vo
     *result = moved;
     return 0;
 }
+
+int svm_mremap_dontunmap(void *old_address, uint64_t size, void *new_address, void **result) {
+    void *moved = mremap(old_address, size, size, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP,
+                         new_address);
+    if (moved == MAP_FAILED)
+        return -errno;
+    *result = moved;
+    return 0;
+}

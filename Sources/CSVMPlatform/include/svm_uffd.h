@@ -148,4 +148,7 @@ int svm_uffd_poll(int fd, int timeout_ms);
 int svm_mremap_fixed(void *old_address, uint64_t old_size, uint64_t new_size, void *new_address,
                      void **result);
 
+/* Like svm_mremap_fixed with MREMAP_DONTUNMAP: the old range stays mapped, empty (Linux 5.7). */
+int svm_mremap_dontunmap(void *old_address, uint64_t size, void *new_address, void **result);
+
 #endif
