@@ -1,0 +1,202 @@
+import Glibc
+import SVMPluginKit
+
+/// Measures the fault paths of the SVM core on one device: a device fault that migrates a
+/// chunk to device memory, and the CPU fault that migrates it back, against `memcpy` of the
+/// same bytes measured in the same run. Prints numbers; asserts nothing (the machine is
+/// shared and noisy, so the numbers are medians and ratios).
+public struct FaultBenchmark: Sendable {
+    /// Faults measured per chunk size.
+    public var iterations: Int
+    /// Repetitions of the one-2-MiB-fault against 512-4-KiB-faults comparison.
+    public var comparisonRepetitions: Int
+    public var chunkSizes: [UInt64] = [4 << 10, 64 << 10, 2 << 20]
+
+    public init(iterations: Int = 64, comparisonRepetitions: Int = 8) {
+        self.iterations = iterations
+        self.comparisonRepetitions = comparisonRepetitions
+    }
+
+    /// The numbers for one chunk size, in nanoseconds.
+    public struct ChunkResult: Codable, Sendable, Hashable {
+        public var chunkBytes: UInt64
+        /// Median service time of a device fault that migrates the chunk to device memory.
+        public var deviceFaultNs: Int
+        /// Median `memcpy` of the chunk between two populated buffers.
+        public var memcpyNs: Int
+        /// `deviceFaultNs - memcpyNs`: what the framework adds to the copy.
+        public var deviceFaultOverheadNs: Int
+        /// Median time of a CPU read that faults the chunk back to system memory.
+        public var cpuFaultNs: Int
+        /// Median `memcpy` of the chunk into freshly mapped memory (page faults included).
+        public var memcpyFreshNs: Int
+        /// `cpuFaultNs / memcpyFreshNs`.
+        public var cpuFaultToFreshMemcpy: Double
+    }
+
+    public struct Report: Codable, Sendable {
+        public var device: String
+        public var iterations: Int
+        public var chunks: [ChunkResult]
+        /// Median time to fault in 2 MiB as one 2 MiB fault.
+        public var oneTwoMiBFaultNs: Int
+        /// Median time to fault in the same 2 MiB as 512 faults of 4 KiB.
+        public var fiveHundredTwelve4KiBFaultsNs: Int
+        public var manySmallToOneLarge: Double
+        public var statistics: [String: Int]
+    }
+
+    /// Runs the benchmark on device `index` of `plugin`, loaded in `host`.
+    public func run(host: PluginHost, plugin: String, index: Int = 0) throws -> Report {
+        var chunks: [ChunkResult] = []
+        var statistics: [String: Int] = [:]
+        var deviceName = plugin
+        for chunk in chunkSizes {
+            let (result, name, counts) = try measure(chunk: chunk, host: host, plugin: plugin, index: index)
+            chunks.append(result)
+            deviceName = name
+            statistics.merge(counts, uniquingKeysWith: +)
+        }
+        var large: [Int] = []
+        var small: [Int] = []
+        for _ in 0..<comparisonRepetitions {
+            large.append(try faultIn(chunk: 2 << 20, host: host, plugin: plugin, index: index))
+            small.append(try faultIn(chunk: 4 << 10, host: host, plugin: plugin, index: index))
+        }
+        let oneLarge = Self.median(large)
+        let manySmall = Self.median(small)
+        return Report(
+            device: deviceName, iterations: iterations, chunks: chunks, oneTwoMiBFaultNs: oneLarge,
+            fiveHundredTwelve4KiBFaultsNs: manySmall, manySmallToOneLarge: Double(manySmall) / Double(max(oneLarge, 1)),
+            statistics: statistics)
+    }
+
+    /// A context whose ranges are exactly `chunk` bytes, with the device open in it.
+    private func context(chunk: UInt64, host: PluginHost, plugin: String, index: Int) throws -> (SVMContext, SVMDevice) {
+        let sizes = chunk == 4096 ? [chunk] : [chunk, 4096]
+        let configuration = try SVMConfiguration(chunkSizes: sizes, checkPagesThreshold: 0)
+        let context = SVMContext(configuration: configuration, host: host)
+        if let reason = context.mirrorUnavailableReason { throw BenchmarkError(message: reason) }
+        return (context, try context.openDevice(plugin: plugin, index: index))
+    }
+
+    private func measure(chunk: UInt64, host: PluginHost, plugin: String, index: Int) throws
+        -> (ChunkResult, String, [String: Int])
+    {
+        let (context, device) = try context(chunk: chunk, host: host, plugin: plugin, index: index)
+        defer { context.close(device); context.shutdown() }
+        let size = Int(chunk) * iterations
+        let buffer = try BenchmarkBuffer(size: size, alignment: Int(chunk))
+        buffer.populate()
+        var deviceFaults: [Int] = []
+        for i in 0..<iterations {
+            let address = buffer.address + UInt64(i) * chunk
+            let start = Self.now()
+            try context.handleDeviceFault(hostDevice: device.deviceID, address: address, access: .read)
+            deviceFaults.append(Self.now() - start)
+        }
+        guard context.statistics.migrationsToDevice.load(ordering: .relaxed) == iterations else {
+            throw BenchmarkError(message: "only \(context.statistics.migrationsToDevice.load(ordering: .relaxed)) of \(iterations) faults migrated to device memory; is the device memory large enough?")
+        }
+        var cpuFaults: [Int] = []
+        for i in 0..<iterations {
+            let start = Self.now()
+            buffer.touch(offset: i * Int(chunk))
+            cpuFaults.append(Self.now() - start)
+        }
+        let memcpy = Self.median(Self.memcpyTimes(bytes: Int(chunk), count: iterations, fresh: false))
+        let fresh = Self.median(Self.memcpyTimes(bytes: Int(chunk), count: iterations, fresh: true))
+        let deviceFault = Self.median(deviceFaults)
+        let cpuFault = Self.median(cpuFaults)
+        let result = ChunkResult(
+            chunkBytes: chunk, deviceFaultNs: deviceFault, memcpyNs: memcpy, deviceFaultOverheadNs: deviceFault - memcpy,
+            cpuFaultNs: cpuFault, memcpyFreshNs: fresh, cpuFaultToFreshMemcpy: Double(cpuFault) / Double(max(fresh, 1)))
+        return (result, device.name, context.statistics.snapshot)
+    }
+
+    /// Time to fault in 2 MiB with device faults of `chunk` bytes.
+    private func faultIn(chunk: UInt64, host: PluginHost, plugin: String, index: Int) throws -> Int {
+        let (context, device) = try context(chunk: chunk, host: host, plugin: plugin, index: index)
+        defer { context.close(device); context.shutdown() }
+        let buffer = try BenchmarkBuffer(size: 2 << 20, alignment: 2 << 20)
+        buffer.populate()
+        let start = Self.now()
+        var offset: UInt64 = 0
+        while offset < 2 << 20 {
+            try context.handleDeviceFault(hostDevice: device.deviceID, address: buffer.address + offset, access: .read)
+            offset += chunk
+        }
+        return Self.now() - start
+    }
+
+    static func memcpyTimes(bytes: Int, count: Int, fresh: Bool) -> [Int] {
+        let source = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 4096)
+        defer { source.deallocate() }
+        memset(source, 0x5a, bytes)
+        let warm = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 4096)
+        defer { warm.deallocate() }
+        memset(warm, 0, bytes)
+        var times: [Int] = []
+        for _ in 0..<count {
+            if fresh {
+                let target = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)!
+                let start = now()
+                memcpy(target, source, bytes)
+                times.append(now() - start)
+                munmap(target, bytes)
+            } else {
+                let start = now()
+                memcpy(warm, source, bytes)
+                times.append(now() - start)
+            }
+        }
+        return times
+    }
+
+    static func median(_ values: [Int]) -> Int {
+        guard !values.isEmpty else { return 0 }
+        return values.sorted()[values.count / 2]
+    }
+
+    static func now() -> Int {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return time.tv_sec * 1_000_000_000 + time.tv_nsec
+    }
+}
+
+/// Memory the benchmark faults on: aligned, populated with bytes that are not zero.
+private final class BenchmarkBuffer {
+    let raw: UnsafeMutableRawPointer
+    let mapped: Int
+    let base: UnsafeMutableRawPointer
+    let size: Int
+
+    init(size: Int, alignment: Int) throws {
+        mapped = size + alignment
+        guard let raw = mmap(nil, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), raw != MAP_FAILED else {
+            throw BenchmarkError(message: "cannot map \(size) bytes: errno \(errno)")
+        }
+        self.raw = raw
+        let start = UInt(bitPattern: raw)
+        base = UnsafeMutableRawPointer(bitPattern: (start + UInt(alignment) - 1) & ~UInt(alignment - 1))!
+        self.size = size
+    }
+
+    deinit { munmap(raw, mapped) }
+
+    var address: UInt64 { UInt64(UInt(bitPattern: base)) }
+
+    func populate() { memset(base, 0x3c, size) }
+
+    /// Reads one byte at `offset`, so that the CPU faults if it is not present.
+    func touch(offset: Int) {
+        let byte = base.load(fromByteOffset: offset, as: UInt8.self)
+        precondition(byte == 0x3c, "benchmark data lost at offset \(offset): \(byte)")
+    }
+}
+
+public struct BenchmarkError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
