@@ -259,20 +259,15 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         }
     }
 
-    /// Applies an address-space change to a range's device-resident data: a migration in
-    /// flight records it; device data whose pages are all gone is dropped; otherwise the
-    /// data goes back to the CPU pages that still hold it (a partial unmap destroys the
-    /// whole range, and what is still mapped refaults).
+    /// Settles a device-resident range after an address-space change touched it: device
+    /// data whose pages are all gone is dropped; otherwise the data goes back to the CPU
+    /// pages that still hold it (a partial unmap destroys the whole range, and what is still
+    /// mapped refaults). A migration in flight applies the change itself, from the log.
     private func settleDeviceData(_ range: SVMRange, change: AddressSpaceChange, devices: [SVMDevice]) {
-        guard let migrator else { return }
-        switch range.residency.record(change) {
-        case .system, .migrating:
-            return
-        case .device:
-            if case .discarded(let interval) = change, interval.contains(range.interval) {
-                migrator.discard(range, devices: devices)
-                return
-            }
+        guard let migrator, case .device = range.residency.current else { return }
+        if case .discarded(let interval) = change, interval.contains(range.interval) {
+            migrator.discard(range, devices: devices)
+        } else {
             migrator.migrateToSystem(range, devices: devices)
         }
     }

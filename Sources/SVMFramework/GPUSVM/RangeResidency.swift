@@ -54,9 +54,9 @@ extension [AddressSpaceChange] {
 public final class RangeResidency: Sendable {
     private struct State {
         var residency: Residency = .system
-        /// Changes seen while the data was away from the CPU pages; cleared when a migration
-    /// ends.
-        var changes: [AddressSpaceChange] = []
+        /// While the data is away from the CPU pages: the position in the mirror's
+        /// address-space log when it left them.
+        var departure: Int?
     }
 
     private let state = Mutex(State())
@@ -65,53 +65,47 @@ public final class RangeResidency: Sendable {
 
     public var current: Residency { state.withLock { $0.residency } }
 
-    /// `system → migrating(toDevice: true)`; false if the range is not in system memory.
-    func beginMigrationToDevice() -> Bool {
+    /// The log position the data left its CPU pages at, while it is away.
+    var departure: Int? { state.withLock { $0.departure } }
+
+    /// `system → migrating(toDevice: true)`, taking the data away at log position
+    /// `departure()` (called under the lock, so that no change slips in between); false if
+    /// the range is not in system memory.
+    func beginMigrationToDevice(departure: () -> Int) -> Bool {
         state.withLock { state in
             guard state.residency == .system else { return false }
             state.residency = .migrating(toDevice: true)
+            state.departure = departure()
             return true
         }
     }
 
-    /// `device → migrating(toDevice: false)`, returning the allocation; `nil` otherwise.
-    func beginMigrationToSystem() -> DeviceAllocation? {
+    /// `device → migrating(toDevice: false)`, returning the allocation and the departure
+    /// position; `nil` otherwise.
+    func beginMigrationToSystem() -> (allocation: DeviceAllocation, departure: Int)? {
         state.withLock { state in
-            guard case .device(let allocation) = state.residency else { return nil }
+            guard case .device(let allocation) = state.residency, let departure = state.departure else { return nil }
             state.residency = .migrating(toDevice: false)
-            return allocation
+            return (allocation, departure)
         }
     }
 
-    /// The changes recorded since the migration began.
-    var pendingChanges: [AddressSpaceChange] { state.withLock { $0.changes } }
-
-    /// Ends a migration to device memory: `device(allocation)` when no address-space change
-    /// intervened; otherwise stays `migrating` and returns the changes, which the migration
-    /// must apply by putting the data back (then call ``endMigration(at:)`` with `.system`).
-    func commitMigrationToDevice(_ allocation: DeviceAllocation) -> [AddressSpaceChange] {
+    /// Ends a migration to device memory in `device(allocation)` unless `intervened` says
+    /// an address-space change touched the range meanwhile; then it stays `migrating` and the
+    /// migration must put the data back.
+    func commitMigrationToDevice(_ allocation: DeviceAllocation, intervened: (Int) -> Bool) -> Bool {
         state.withLock { state in
-            guard state.changes.isEmpty else { return state.changes }
+            guard let departure = state.departure, !intervened(departure) else { return false }
             state.residency = .device(allocation)
-            return []
+            return true
         }
     }
 
-    /// Ends a migration in `residency` and forgets recorded changes.
-    func endMigration(at residency: Residency) {
+    /// Ends a migration in system memory; returns the departure position to give back.
+    func endMigrationInSystemMemory() -> Int? {
         state.withLock { state in
-            state.residency = residency
-            state.changes.removeAll()
-        }
-    }
-
-    /// Records an address-space change while the data is away from the CPU pages (in
-    /// device memory, or owned by a migration): whoever next puts it back applies it.
-    /// Returns the residency seen, so that the caller handles the state itself.
-    func record(_ change: AddressSpaceChange) -> Residency {
-        state.withLock { state in
-            if state.residency != .system { state.changes.append(change) }
-            return state.residency
+            defer { state.residency = .system; state.departure = nil }
+            return state.departure
         }
     }
 }

@@ -31,7 +31,8 @@ struct Migrator: Sendable {
     /// back to) system memory, or another party owns it.
     func migrateToDevice(_ range: SVMRange, device: SVMDevice, devices: () -> [SVMDevice]) -> Bool {
         guard range.flags.load().contains(.mirrored), range.flags.load().contains(.migrateDevmem),
-            mirror.canMigrate, device.hasDeviceMemory, range.residency.beginMigrationToDevice()
+            mirror.canMigrate, device.hasDeviceMemory,
+            range.residency.beginMigrationToDevice(departure: { mirror.log.depart() })
         else { return false }
         let interval = range.interval
         guard let allocation = device.allocate(size: interval.size, evict: { evictLeastRecentlyUsed(of: device, sparing: range, devices: devices) }) else {
@@ -43,22 +44,16 @@ struct Migrator: Sendable {
             return giveUp(range)
         }
         let moved = moveIntoSlot(slot, from: interval)
-        guard moved == interval.size,
-            (try? device.device.copyToDeviceMemory(offset: allocation.offset, from: pointer(slot)!, size: interval.size)) != nil
-        else {
+        let copied = moved == interval.size
+            && (try? device.device.copyToDeviceMemory(offset: allocation.offset, from: pointer(slot)!, size: interval.size)) != nil
+        // An unmap, discard or remap of the range since the data left: put it back instead.
+        guard copied, range.residency.commitMigrationToDevice(allocation, intervened: { departure in
+            mirror.log.changes(since: departure).contains { $0.affects(interval) }
+        }) else {
             putBack(range, from: slot, bytes: moved)
             device.free(allocation)
             mirror.staging.recycle(slot)
             return giveUp(range)
-        }
-        let changes = range.residency.commitMigrationToDevice(allocation)
-        if !changes.isEmpty {
-            // The CPU address space changed under the migration: apply it to the data.
-            putBack(range, from: slot, bytes: moved)
-            device.free(allocation)
-            mirror.staging.recycle(slot)
-            range.residency.endMigration(at: .system)
-            return false
         }
         mirror.staging.recycle(slot)
         device.residents.touch(range)
@@ -67,11 +62,12 @@ struct Migrator: Sendable {
         return true
     }
 
-    /// Migrates `range` from device memory back into its CPU pages; false when it was not
-    /// in device memory. Safe on the CPU fault handler thread.
+    /// Migrates `range` from device memory back into its CPU pages (wherever the address
+    /// space changes since it left put them); false when it was not in device memory. Safe
+    /// on the CPU fault handler thread.
     @discardableResult
     func migrateToSystem(_ range: SVMRange, devices: [SVMDevice]) -> Bool {
-        guard let allocation = range.residency.beginMigrationToSystem() else { return false }
+        guard let (allocation, _) = range.residency.beginMigrationToSystem() else { return false }
         let owner = devices.first { $0.deviceID == allocation.deviceID }
         space.invalidate(range.interval, event: .migration)
         var copied = false
@@ -84,7 +80,7 @@ struct Migrator: Sendable {
         }
         owner?.free(allocation)
         owner?.residents.remove(range)
-        range.residency.endMigration(at: .system)
+        end(range)
         // Whoever waits on the range's pages sleeps until woken; a failed copy leaves holes
         // that read as zero, which is all that can be done with a failed device.
         try? faults.wake(UInt(range.interval.start), length: Int(range.interval.size))
@@ -98,11 +94,11 @@ struct Migrator: Sendable {
     /// Drops a device-resident range's device memory without copying: its CPU pages were
     /// discarded or unmapped in whole, so the data is gone.
     func discard(_ range: SVMRange, devices: [SVMDevice]) {
-        guard let allocation = range.residency.beginMigrationToSystem() else { return }
+        guard let (allocation, _) = range.residency.beginMigrationToSystem() else { return }
         let owner = devices.first { $0.deviceID == allocation.deviceID }
         owner?.free(allocation)
         owner?.residents.remove(range)
-        range.residency.endMigration(at: .system)
+        end(range)
     }
 
     /// Evicts the least recently used range of `device` (not `sparing`) to system memory.
@@ -134,13 +130,14 @@ struct Migrator: Sendable {
         }
     }
 
-    /// Puts the first `bytes` of the slot back into the range's CPU pages, applying the
-    /// address-space changes recorded while the migration owned the range.
+    /// Puts the first `bytes` of the slot back into CPU pages: each page goes where the
+    /// address-space changes since the data left its place put that address (nowhere if it
+    /// was unmapped or discarded). Changes that arrive meanwhile are taken into account.
     private func putBack(_ range: SVMRange, from slot: UInt64, bytes: UInt64) {
-        guard bytes > 0 else { return }
-        let changes = range.residency.pendingChanges
+        guard bytes > 0, let departure = range.residency.departure else { return }
         var offset: UInt64 = 0
         while offset < bytes {
+            let changes = mirror.log.changes(since: departure)
             // The longest run of pages whose destinations are contiguous.
             let first = range.interval.start + offset
             let destination = changes.destination(of: first)
@@ -150,18 +147,23 @@ struct Migrator: Sendable {
                 guard (destination == nil && next == nil) || (destination.map { $0 + length } == next) else { break }
                 length += 4096
             }
-            if let destination { place(slot + offset, at: destination, length: length) }
-            offset += length
+            guard let destination else {
+                offset += length
+                continue
+            }
+            // A change arriving meanwhile may move the destination: look again from there.
+            offset += place(slot + offset, at: destination, length: length)
         }
     }
 
-    /// Moves `length` bytes of slot pages to the missing CPU pages at `destination`; pages
-    /// whose place is gone or already filled are skipped; a mapping made read-only since
-    /// gets a copy (moves need equal protections).
-    private func place(_ source: UInt64, at destination: UInt64, length: UInt64) {
+    /// Moves up to `length` bytes of slot pages to the missing CPU pages at `destination`
+    /// and returns how many bytes it dealt with. Pages whose place is gone or already filled
+    /// are skipped; a mapping made read-only since gets a copy (moves need equal
+    /// protections). It returns early when the address space is changing, so that the
+    /// caller recomputes destinations.
+    private func place(_ source: UInt64, at destination: UInt64, length: UInt64) -> UInt64 {
         var done: UInt64 = 0
         var pageByPage = false
-        var attempts = 0
         while done < length {
             let chunk = pageByPage ? 4096 : length - done
             let outcome: UserFaultFD.RangeOutcome
@@ -177,20 +179,28 @@ struct Migrator: Sendable {
                 done += chunk
             case .partial(let bytes):
                 done += UInt64(bytes)
-            case .mappingChanging where attempts < 10_000:
-                attempts += 1
                 mirror.letMappingChangeProceed()
-            case .alreadyPresent, .notRegistered, .sourceBusy, .mappingChanging:
+                return done
+            case .mappingChanging:
+                mirror.letMappingChangeProceed()
+                return done
+            case .alreadyPresent, .notRegistered, .sourceBusy:
                 // Skip the page that refused, going page by page from here on.
                 if pageByPage { done += 4096 } else { pageByPage = true }
             }
         }
+        return done
     }
 
     private func giveUp(_ range: SVMRange) -> Bool {
-        range.residency.endMigration(at: .system)
+        end(range)
         statistics.failedMigrations.count()
         return false
+    }
+
+    /// Ends a migration in system memory and gives its log position back.
+    private func end(_ range: SVMRange) {
+        if let departure = range.residency.endMigrationInSystemMemory() { mirror.log.arrive(departure) }
     }
 }
 

@@ -35,6 +35,8 @@ enum CPUFaultDisposition {
 final class CPUMirror: @unchecked Sendable {
     let faults: UserFaultFD
     let staging = StagingPool()
+    /// Every unmap, discard and remap read, for migrations putting data back.
+    let log = AddressSpaceLog()
     /// Set once by ``start(client:)``, before the handler thread runs; read-only after.
     private weak var client: (any CPUMirrorClient)?
     private let stopping = Atomic<Bool>(false)
@@ -95,7 +97,7 @@ final class CPUMirror: @unchecked Sendable {
     /// other thread it gives the handler a moment.
     func letMappingChangeProceed() {
         if isHandlerThread {
-            while let event = try? faults.readEvent() { backlog.append(event) }
+            while let event = try? faults.readEvent() { backlog.append(received(event)) }
         } else {
             usleep(20)
         }
@@ -112,13 +114,27 @@ final class CPUMirror: @unchecked Sendable {
             // Deferred faults wait for a migration on another thread: look again soon.
             let timeout: Duration = deferredFaults.isEmpty ? .milliseconds(50) : .microseconds(200)
             do {
-                if let event = try faults.waitForEvent(timeout: timeout) { dispatch(event) }
+                if let event = try faults.waitForEvent(timeout: timeout) { dispatch(received(event)) }
             } catch {
                 // poll/read on our own descriptor fail only for programming errors.
                 fatalError("CPU mirror: \(error)")
             }
             retryDeferredFaults()
         }
+    }
+
+    /// Logs an address-space change the moment it is read: from then on the kernel has made
+    /// it (or is making it), and migrations in flight must follow it.
+    private func received(_ event: UserFaultFDEvent) -> UserFaultFDEvent {
+        switch event {
+        case .unmap(let start, let end), .remove(let start, let end):
+            log.append(.discarded(AddressInterval(start: UInt64(start), end: UInt64(end))))
+        case .remap(let from, let to, let length):
+            log.append(.remapped(from: UInt64(from), to: UInt64(to), length: UInt64(length)))
+        case .pagefault, .fork:
+            break
+        }
+        return event
     }
 
     private func dispatch(_ event: UserFaultFDEvent) {

@@ -1,0 +1,66 @@
+import Synchronization
+
+/// Every change of registered memory the mirror has read (unmap, discard, remap), in order,
+/// so that a migration putting data back into CPU pages can tell where each byte belongs
+/// now: the data left its pages at some point of the log, and every change after that
+/// point applies to it, even changes of other addresses it was remapped through.
+///
+/// Entries are kept while some migration may still need them: each taker of a position
+/// (``depart()``) gives it back (``arrive(_:)``), and entries older than every position
+/// still held are dropped.
+final class AddressSpaceLog: Sendable {
+    private struct State {
+        /// Index of `changes[0]`.
+        var base = 0
+        var changes: [AddressSpaceChange] = []
+        /// Positions held by data away from its pages, with how many hold each.
+        var held: [Int: Int] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    func append(_ change: AddressSpaceChange) {
+        state.withLock { state in
+            state.changes.append(change)
+            // Trim now and then, not on every append.
+            guard state.changes.count > 1024 else { return }
+            let oldest = state.held.keys.min() ?? state.base + state.changes.count
+            let drop = oldest - state.base
+            if drop > 0 {
+                state.changes.removeFirst(drop)
+                state.base = oldest
+            }
+        }
+    }
+
+    /// The current position, held until ``arrive(_:)``: changes from here on are kept.
+    func depart() -> Int {
+        state.withLock { state in
+            let position = state.base + state.changes.count
+            state.held[position, default: 0] += 1
+            return position
+        }
+    }
+
+    func arrive(_ position: Int) {
+        state.withLock { state in
+            guard let count = state.held[position] else { return }
+            state.held[position] = count > 1 ? count - 1 : nil
+        }
+    }
+
+    /// The changes since `position`, in order.
+    func changes(since position: Int) -> [AddressSpaceChange] {
+        state.withLock { state in Array(state.changes[max(0, position - state.base)...]) }
+    }
+}
+
+extension AddressSpaceChange {
+    /// Whether the change touches any byte of `interval`.
+    func affects(_ interval: AddressInterval) -> Bool {
+        switch self {
+        case .discarded(let gone): gone.overlaps(interval)
+        case .remapped(let from, _, let length): AddressInterval(start: from, end: from + length).overlaps(interval)
+        }
+    }
+}

@@ -1,0 +1,223 @@
+import CSVMPlatform
+import Glibc
+import SVMFramework
+import SVMPluginKit
+import SVMTestSupport
+import Synchronization
+import Testing
+
+/// Random sequences of CPU and device accesses, migrations, evictions, discards, unmaps and
+/// remaps against a shadow copy of the memory: no byte may be lost or stale.
+@Suite(.serialized) struct ModelBasedSVMTests {
+    /// A region that mixes chunk sizes: 64 KiB-aligned but not 2 MiB-aligned, so its ends
+    /// get 64 KiB and 4 KiB ranges and its middle 2 MiB ones.
+    static let regionSize = (6 << 20) + (192 << 10)
+
+    /// The region under test and its shadow.
+    final class Model {
+        let buffer: MappedBuffer
+        let base: UnsafeMutableRawPointer
+        var shadow: [UInt8]
+        var random: SeededRandom
+        let f: SimDeviceFixture
+
+        init(seed: UInt64, f: SimDeviceFixture) {
+            buffer = MappedBuffer(size: ModelBasedSVMTests.regionSize + (2 << 20), alignment: 2 << 20)
+            base = buffer.base + (64 << 10)
+            shadow = [UInt8](repeating: 0, count: ModelBasedSVMTests.regionSize)
+            random = SeededRandom(seed: seed)
+            self.f = f
+        }
+
+        var address: UInt64 { UInt64(UInt(bitPattern: base)) }
+
+        func span(maximum: Int = 96 << 10, alignment: Int = 1) -> Range<Int> {
+            let length = max(alignment, Int.random(in: 1...maximum, using: &random) / alignment * alignment)
+            let start = Int.random(in: 0...(shadow.count - length), using: &random) / alignment * alignment
+            return start..<start + length
+        }
+
+        func randomBytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8.random(in: 0...255, using: &random) } }
+
+        func step(_ index: Int) throws {
+            let operation = Int.random(in: 0..<11, using: &random)
+            let bytes = base.assumingMemoryBound(to: UInt8.self)
+            switch operation {
+            case 0:  // CPU write
+                let span = span()
+                let data = randomBytes(span.count)
+                for (i, value) in zip(span, data) { bytes[i] = value }
+                shadow.replaceSubrange(span, with: data)
+            case 1:  // CPU read
+                let span = span()
+                let wrong = span.first { bytes[$0] != shadow[$0] }
+                #expect(wrong == nil, "step \(index): CPU read at \(wrong ?? 0): \(bytes[wrong ?? 0]) != \(shadow[wrong ?? 0])")
+            case 2:  // device write
+                let span = span()
+                let data = randomBytes(span.count)
+                #expect(try f.deviceWrite(address + UInt64(span.lowerBound), data).stoppedBy == nil)
+                shadow.replaceSubrange(span, with: data)
+            case 3:  // device read
+                let span = span()
+                let (data, result) = try f.deviceRead(address + UInt64(span.lowerBound), span.count)
+                #expect(result.stoppedBy == nil)
+                let wrong = data.indices.first { data[$0] != shadow[span.lowerBound + $0] }
+                #expect(wrong == nil, "step \(index): device read at \(span.lowerBound + (wrong ?? 0))")
+            case 4:  // device fill
+                let span = span()
+                let value = UInt8.random(in: 0...255, using: &random)
+                try f.run(.fill(destination: address + UInt64(span.lowerBound), size: UInt64(span.count), byte: value))
+                shadow.replaceSubrange(span, with: repeatElement(value, count: span.count))
+            case 5:  // device copy between disjoint spans
+                let source = span(maximum: 48 << 10)
+                var destination = span(maximum: 48 << 10)
+                destination = destination.lowerBound..<destination.lowerBound + source.count
+                guard destination.upperBound <= shadow.count, !source.overlaps(destination) else { return }
+                try f.run(.copy(destination: address + UInt64(destination.lowerBound), source: address + UInt64(source.lowerBound), size: UInt64(source.count)))
+                shadow.replaceSubrange(destination, with: shadow[source])
+            case 6:  // device atomic increment
+                let span = span(maximum: 16 << 10, alignment: 4)
+                let addend = UInt32.random(in: 1...1000, using: &random)
+                try f.run(.increment(destination: address + UInt64(span.lowerBound), size: UInt64(span.count), addend: addend))
+                for word in stride(from: span.lowerBound, to: span.upperBound, by: 4) {
+                    var value = shadow[word..<word + 4].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * $1.offset) }
+                    value &+= addend
+                    for byte in 0..<4 { shadow[word + byte] = UInt8(truncatingIfNeeded: value >> (8 * byte)) }
+                }
+            case 7:  // the device gives its memory back
+                f.context.release(f.device)
+            case 8:  // discard pages
+                let span = span(alignment: 4096)
+                madvise(base + span.lowerBound, span.count, MADV_DONTNEED)
+                shadow.replaceSubrange(span, with: repeatElement(0, count: span.count))
+            case 9:  // unmap and map fresh memory at the same place
+                let span = span(alignment: 4096)
+                munmap(base + span.lowerBound, span.count)
+                let again = mmap(base + span.lowerBound, span.count, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
+                #expect(again == base + span.lowerBound)
+                shadow.replaceSubrange(span, with: repeatElement(0, count: span.count))
+            default:  // mremap pages away and back
+                let span = span(alignment: 4096)
+                let scratch = MappedBuffer(size: span.count, alignment: 4096)
+                var moved: UnsafeMutableRawPointer?
+                #expect(svm_mremap_fixed(base + span.lowerBound, UInt64(span.count), UInt64(span.count), scratch.base, &moved) == 0)
+                #expect(svm_mremap_fixed(scratch.base, UInt64(span.count), UInt64(span.count), base + span.lowerBound, &moved) == 0)
+                scratch.forget()
+            }
+        }
+
+        func checkAll(_ label: String) {
+            let bytes = base.assumingMemoryBound(to: UInt8.self)
+            let wrong = shadow.indices.first { bytes[$0] != shadow[$0] }
+            #expect(wrong == nil, "\(label): byte \(wrong ?? 0) is \(bytes[wrong ?? 0]), expected \(shadow[wrong ?? 0])")
+        }
+    }
+
+    @Test(arguments: 1...12)
+    func randomSequenceMatchesShadow(seed: Int) throws {
+        // Little device memory, so that migrations evict.
+        let f = try SimDeviceFixture(memory: "4M")
+        defer { f.shutdown() }
+        let model = Model(seed: UInt64(seed), f: f)
+        for step in 0..<150 { try model.step(step) }
+        model.checkAll("seed \(seed)")
+    }
+
+    /// Threads each own interleaved 64 KiB slices of the same 2 MiB ranges and access them
+    /// from the CPU and the device at once: migrations started by one thread's device access
+    /// move the others' bytes while they use them.
+    @Test(arguments: 1...4)
+    func concurrentThreadsOnSharedRanges(seed: Int) throws {
+        let f = try SimDeviceFixture(memory: "8M")
+        defer { f.shutdown() }
+        let threads = 3
+        let slice = 64 << 10
+        let buffer = MappedBuffer(size: 4 << 20)
+        let failures = Mutex<[String]>([])
+        let workers = (0..<threads).map { thread in
+            TestThread {
+                var random = SeededRandom(seed: UInt64(seed * 100 + thread))
+                let slices = stride(from: thread * slice, to: buffer.size, by: threads * slice).map { $0..<$0 + slice }
+                var shadow = [UInt8](repeating: 0, count: buffer.size)
+                for step in 0..<120 {
+                    let piece = slices[Int.random(in: 0..<slices.count, using: &random)]
+                    let length = Int.random(in: 1...slice, using: &random)
+                    let span = piece.lowerBound..<piece.lowerBound + length
+                    do {
+                        switch Int.random(in: 0..<6, using: &random) {
+                        case 0:
+                            let value = UInt8.random(in: 1...255, using: &random)
+                            for i in span { buffer.bytes[i] = value }
+                            shadow.replaceSubrange(span, with: repeatElement(value, count: length))
+                        case 1:
+                            if let wrong = span.first(where: { buffer.bytes[$0] != shadow[$0] }) {
+                                failures.withLock { $0.append("thread \(thread) step \(step): CPU read at \(wrong)") }
+                            }
+                        case 2:
+                            let value = UInt8.random(in: 1...255, using: &random)
+                            let result = try f.device.run(.fill(destination: buffer.address + UInt64(span.lowerBound), size: UInt64(length), byte: value))
+                            if result.stoppedBy != nil { failures.withLock { $0.append("thread \(thread) step \(step): fill stopped") } }
+                            shadow.replaceSubrange(span, with: repeatElement(value, count: length))
+                        case 3:
+                            let (data, result) = try f.deviceRead(buffer.address + UInt64(span.lowerBound), length)
+                            if result.stoppedBy != nil || data != Array(shadow[span]) {
+                                failures.withLock { $0.append("thread \(thread) step \(step): device read wrong") }
+                            }
+                        case 4:
+                            let words = span.lowerBound..<span.lowerBound + max(4, length / 4 * 4)
+                            _ = try f.device.run(.increment(destination: buffer.address + UInt64(words.lowerBound), size: UInt64(words.count), addend: 1))
+                            for word in stride(from: words.lowerBound, to: words.upperBound, by: 4) {
+                                var value = shadow[word..<word + 4].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * $1.offset) }
+                                value &+= 1
+                                for byte in 0..<4 { shadow[word + byte] = UInt8(truncatingIfNeeded: value >> (8 * byte)) }
+                            }
+                        default:
+                            let pages = (span.lowerBound / 4096 * 4096)..<min(piece.upperBound, (span.upperBound + 4095) / 4096 * 4096)
+                            madvise(buffer.base + pages.lowerBound, pages.count, MADV_DONTNEED)
+                            shadow.replaceSubrange(pages, with: repeatElement(0, count: pages.count))
+                        }
+                    } catch {
+                        failures.withLock { $0.append("thread \(thread) step \(step): \(error)") }
+                    }
+                }
+                for piece in slices {
+                    if let wrong = piece.first(where: { buffer.bytes[$0] != shadow[$0] }) {
+                        failures.withLock { $0.append("thread \(thread) final check at \(wrong)") }
+                    }
+                }
+            }
+        }
+        let watchdog = Watchdog(seconds: 120, "concurrentThreadsOnSharedRanges(seed: \(seed)) deadlocked or livelocked")
+        for worker in workers { worker.join() }
+        watchdog.cancel()
+        #expect(failures.withLock { $0 } == [])
+    }
+
+    /// The CPU and the device fault on the same range at once, over and over: no deadlock,
+    /// no livelock, the right data.
+    @Test func cpuAndDeviceFaultOnTheSameRangeAtOnce() throws {
+        let f = try SimDeviceFixture()
+        defer { f.shutdown() }
+        let buffer = MappedBuffer(size: 2 << 20)
+        let rounds = 300
+        let watchdog = Watchdog(seconds: 120, "CPU and device faulting on one range deadlocked or livelocked")
+        let device = TestThread {
+            for _ in 0..<rounds {
+                _ = try? f.device.run(.increment(destination: buffer.address, size: 4096, addend: 1))
+            }
+        }
+        let cpu = TestThread {
+            for round in 1...rounds {
+                buffer.bytes[1 << 20] = UInt8(truncatingIfNeeded: round)
+                precondition(buffer.bytes[1 << 20] == UInt8(truncatingIfNeeded: round))
+            }
+        }
+        device.join()
+        cpu.join()
+        watchdog.cancel()
+        let words = buffer.base.assumingMemoryBound(to: UInt32.self)
+        #expect((0..<1024).allSatisfy { words[$0] == UInt32(rounds) })
+        #expect(buffer.bytes[1 << 20] == UInt8(truncatingIfNeeded: rounds))
+        #expect(f.count("migrationsToDevice") >= 1)
+    }
+}

@@ -1,0 +1,56 @@
+import Glibc
+import SVMFramework
+import SVMPluginKit
+import SVMTestSupport
+import Testing
+
+/// An SVM context with SimDevice loaded through the plugin host, as a user sets it up.
+final class SimDeviceFixture: @unchecked Sendable {
+    let host: PluginHost
+    let context: SVMContext
+    let devices: [SVMDevice]
+
+    init(devices count: Int = 1, memory: String = "64M", policy: MigrationPolicy = .migrateOnDeviceFault,
+         configuration: SVMConfiguration = .standard) throws {
+        host = PluginHost(
+            configuration: PluginHost.Configuration(
+                searchPath: PluginSearchPath(builtinDirectory: PackagePaths.buildProducts, commandLineEntries: []),
+                options: ["SimDevice": ["devices": "\(count)", "memory": memory]]))
+        let context = SVMContext(configuration: configuration, policy: policy, host: host)
+        self.context = context
+        devices = try (0..<count).map { try context.openDevice(plugin: "SimDevice", index: $0) }
+    }
+
+    var device: SVMDevice { devices[0] }
+
+    func shutdown() {
+        for device in devices { context.close(device) }
+        context.shutdown()
+    }
+
+    func count(_ name: String) -> Int { context.statistics.snapshot[name]! }
+
+    /// The device reads `size` bytes at `address` into a host buffer (dmirror's read).
+    func deviceRead(_ address: UInt64, _ size: Int, on device: SVMDevice? = nil) throws -> (bytes: [UInt8], result: KernelResult) {
+        var bytes = [UInt8](repeating: 0, count: size)
+        let result = try bytes.withUnsafeMutableBytes { buffer in
+            try (device ?? self.device).run(.read(source: address, size: UInt64(size), hostBuffer: UInt64(UInt(bitPattern: buffer.baseAddress!))))
+        }
+        return (bytes, result)
+    }
+
+    /// The device writes `bytes` at `address` from a host buffer (dmirror's write).
+    func deviceWrite(_ address: UInt64, _ bytes: [UInt8], on device: SVMDevice? = nil) throws -> KernelResult {
+        try bytes.withUnsafeBytes { buffer in
+            try (device ?? self.device).run(.write(destination: address, size: UInt64(bytes.count), hostBuffer: UInt64(UInt(bitPattern: buffer.baseAddress!))))
+        }
+    }
+
+    /// Runs a kernel that must complete.
+    @discardableResult
+    func run(_ kernel: DeviceKernel, on device: SVMDevice? = nil) throws -> KernelResult {
+        let result = try (device ?? self.device).run(kernel)
+        #expect(result.stoppedBy == nil, "kernel \(kernel) stopped: \(String(describing: result.stoppedBy)) at 0x\(String(result.faultAddress, radix: 16))")
+        return result
+    }
+}
