@@ -1,0 +1,51 @@
+import Foundation
+import SVMTestSupport
+import Testing
+
+/// End-to-end: `svm-cli bench fault` measures and prints; its numbers are not judged here
+/// (the machine is noisy), only that each one was measured.
+@Suite("svm-cli bench")
+struct BenchCLITests {
+    struct Report: Decodable {
+        struct Chunk: Decodable {
+            let chunkBytes: UInt64
+            let deviceFaultNs: Int
+            let memcpyNs: Int
+            let deviceFaultOverheadNs: Int
+            let cpuFaultNs: Int
+            let memcpyFreshNs: Int
+            let cpuFaultToFreshMemcpy: Double
+        }
+        let device: String
+        let iterations: Int
+        let chunks: [Chunk]
+        let oneTwoMiBFaultNs: Int
+        let fiveHundredTwelve4KiBFaultsNs: Int
+        let statistics: [String: Int]
+    }
+
+    @Test("bench fault --json reports 4K, 64K and 2M faults against memcpy")
+    func faultJSON() throws {
+        let result = try ProcessRunner.svmCLI(["bench", "fault", "--json", "--iterations", "4"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let report = try JSONDecoder().decode(Report.self, from: Data(result.standardOutput.utf8))
+        #expect(report.chunks.map(\.chunkBytes) == [4096, 65536, 2 << 20])
+        for chunk in report.chunks {
+            #expect(chunk.deviceFaultNs > 0 && chunk.memcpyNs > 0 && chunk.cpuFaultNs > 0 && chunk.memcpyFreshNs > 0)
+        }
+        #expect(report.oneTwoMiBFaultNs > 0 && report.fiveHundredTwelve4KiBFaultsNs > 0)
+        // Every measured fault migrated, and every migration came back.
+        #expect(report.statistics["migrationsToDevice"] == 12)
+        #expect(report.statistics["cpuFaultMigrations"] == 12)
+    }
+
+    @Test("bench fault refuses a bad iteration count and an unknown device")
+    func badInput() throws {
+        let zero = try ProcessRunner.svmCLI(["bench", "fault", "--iterations", "0"])
+        #expect(zero.status == 2)
+        #expect(zero.standardError.contains("--iterations"))
+        let unknown = try ProcessRunner.svmCLI(["bench", "fault", "--device", "NoSuchGPU"])
+        #expect(unknown.status == 1)
+        #expect(unknown.standardError.contains("NoSuchGPU"))
+    }
+}
