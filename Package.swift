@@ -2,8 +2,8 @@
 import PackageDescription
 
 // The three plugins of this repository are dynamic libraries that the host finds and
-// loads with dlopen exactly like an external plugin: they depend on SVMPluginKit and the
-// C ABI only, never on SVMFramework.
+// loads with dlopen exactly like an external plugin: they depend on SVMPluginKit, the C ABI
+// and C shims only, never on SVMFramework.
 let package = Package(
     name: "SVMFramework",
     products: [
@@ -38,7 +38,7 @@ let package = Package(
             name: "SVMFramework",
             dependencies: ["CSVMPluginABI", "CSVMPlatform", "SVMPluginKit"]),
         .target(
-            name: "SimDevice", dependencies: ["SVMPluginKit"],
+            name: "SimDevice", dependencies: ["SVMPluginKit", "CSVMPlatform"],
             path: "Sources/Plugins/SimDevice"),
         .target(
             name: "XeDevice", dependencies: ["SVMPluginKit", "CLibDRM", "CPCIAccess"],
@@ -59,7 +59,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(
-            name: "SVMTestSupport", dependencies: ["SVMFramework"],
+            name: "SVMTestSupport", dependencies: ["SVMFramework", "SVMPluginKit"],
             path: "Tests/SVMTestSupport"),
         .testTarget(
             name: "SVMFrameworkTests",

@@ -63,12 +63,3 @@ int svm_vma_resident(uint64_t start, uint64_t length, unsigned char *present) {
     return 0;
 }
 
-void svm_touch_pages(uint64_t start, uint64_t length, int write) {
-    for (uint64_t address = start; address < start + length; address += 4096) {
-        volatile unsigned char *byte = (volatile unsigned char *)(uintptr_t)address;
-        if (write)
-            __atomic_fetch_add((unsigned char *)(uintptr_t)address, 0, __ATOMIC_RELAXED);
-        else
-            (void)*byte;
-    }
-}

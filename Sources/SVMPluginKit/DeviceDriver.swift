@@ -50,6 +50,8 @@ public protocol OpenDevice: AnyObject, Sendable {
 }
 
 /// Defaults for the optional ops: a device without them is described but not used for SVM.
+/// A Swift plugin that implements a group declares it in ``DevicePlugin/implementedOps``,
+/// or the exporter leaves the group's C ops NULL.
 extension OpenDevice {
     public func allocateDeviceMemory(size: UInt64) throws -> UInt64 { throw PluginErrno.notSupported }
     public func freeDeviceMemory(offset: UInt64, size: UInt64) {}

@@ -74,6 +74,24 @@ public struct KernelResult: Sendable, Hashable {
         self.faults = faults
         self.bytes = bytes
     }
+
+    /// Reads the members the owner's `struct_size` covers; absent ones are 0.
+    public init(_ raw: svm_kernel_result) {
+        let status = raw.has(\.status) ? raw.status : 0
+        stoppedBy = PluginErrno(status: status)
+        faultAddress = raw.has(\.fault_address) ? raw.fault_address : 0
+        faults = raw.has(\.faults) ? raw.faults : 0
+        bytes = raw.has(\.bytes) ? raw.bytes : 0
+    }
+
+    public var raw: svm_kernel_result {
+        var raw = svm_kernel_result.sized()
+        raw.status = stoppedBy?.status ?? 0
+        raw.fault_address = faultAddress
+        raw.faults = faults
+        raw.bytes = bytes
+        return raw
+    }
 }
 
 /// One physically contiguous piece of a bind (`struct svm_bind_piece`).
@@ -92,6 +110,21 @@ public struct BindPiece: Sendable, Hashable {
     }
 
     public var size: UInt64 { 4096 << UInt64(order) }
+
+    /// The largest order whose size, `4 KiB << order`, still fits a 64-bit address space.
+    public static let maxOrder: UInt8 = 51
+
+    /// `nil` for a protocol this build does not know or an order above ``maxOrder``.
+    public init?(_ raw: svm_bind_piece) {
+        guard let linkProtocol = LinkProtocol(raw: raw.protocol),
+            let order = UInt8(exactly: raw.order), order <= Self.maxOrder
+        else { return nil }
+        self.init(address: raw.address, linkProtocol: linkProtocol, order: order)
+    }
+
+    public var raw: svm_bind_piece {
+        svm_bind_piece(address: address, protocol: linkProtocol.raw, order: UInt32(order))
+    }
 }
 
 /// What a bind allows (`enum svm_bind_flags`).

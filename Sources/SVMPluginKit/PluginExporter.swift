@@ -30,8 +30,9 @@ public final class PluginExporter: @unchecked Sendable {
             let plugin = try Plugin(host: host)
             return PluginInstance(plugin: plugin, host: host, driver: plugin, interconnect: nil)
         }
-        descriptor.pointee.device_ops = UnsafePointer(Self.allocate(Self.deviceOps()))
-        descriptor.pointee.pagemap_ops = UnsafePointer(Self.allocate(Self.pagemapOps()))
+        let groups = Plugin.implementedOps
+        descriptor.pointee.device_ops = UnsafePointer(Self.allocate(Self.deviceOps(groups)))
+        descriptor.pointee.pagemap_ops = UnsafePointer(Self.allocate(Self.pagemapOps(groups)))
     }
 
     /// Exports an interconnect plugin: interconnect ops.
@@ -138,7 +139,8 @@ final class DeviceInstance {
 // The C trampolines: they capture nothing, find their Swift object through the context
 // pointer, and turn thrown errors into statuses.
 extension PluginExporter {
-    private static func deviceOps() -> svm_device_ops {
+    /// The device ops; the page-table group only when the plugin implements it.
+    private static func deviceOps(_ groups: DeviceOpGroups) -> svm_device_ops {
         var ops = svm_device_ops.sized()
         ops.device_count = { context, count in
             guard let instance = PluginInstance.from(context), let driver = instance.driver,
@@ -170,10 +172,39 @@ extension PluginExporter {
             guard let deviceContext else { return }
             Unmanaged<DeviceInstance>.fromOpaque(deviceContext).takeRetainedValue().device.close()
         }
+        guard groups.contains(.pageTable) else { return ops }
+        // bind and zap run under the host's notifier lock, where no host service may be
+        // called: their errors travel without being logged.
+        ops.bind = { deviceContext, address, size, pieces, count, flags in
+            guard let box = DeviceInstance.from(deviceContext), pieces != nil || count == 0
+            else { return PluginErrno.invalidArgument.status }
+            return PluginErrno.status {
+                let raw = UnsafeBufferPointer(start: pieces, count: Int(count))
+                let decoded = raw.compactMap(BindPiece.init)
+                guard decoded.count == raw.count else { throw PluginErrno.invalidArgument }
+                try box.device.bind(
+                    address: address, size: size, pieces: decoded, access: BindAccess(rawValue: flags))
+            }
+        }
+        ops.zap = { deviceContext, address, size in
+            guard let box = DeviceInstance.from(deviceContext) else {
+                return PluginErrno.invalidArgument.status
+            }
+            return PluginErrno.status { try box.device.zap(address: address, size: size) }
+        }
+        ops.run_kernel = { deviceContext, kernel, result in
+            guard let box = DeviceInstance.from(deviceContext), let kernel, let result,
+                let decoded = DeviceKernel(kernel.pointee)
+            else { return PluginErrno.invalidArgument.status }
+            return box.owner.status("run_kernel") {
+                try box.device.runKernel(decoded).raw.copyPrefix(into: result)
+            }
+        }
         return ops
     }
 
-    private static func pagemapOps() -> svm_pagemap_ops {
+    /// The pagemap ops; the device-memory group only when the plugin implements it.
+    private static func pagemapOps(_ groups: DeviceOpGroups) -> svm_pagemap_ops {
         var ops = svm_pagemap_ops.sized()
         ops.pagemap_info = { deviceContext, info in
             guard let box = DeviceInstance.from(deviceContext), let info else {
@@ -181,6 +212,36 @@ extension PluginExporter {
             }
             return box.owner.status("pagemap_info") {
                 try box.device.pagemapInfo().raw.copyPrefix(into: info)
+            }
+        }
+        guard groups.contains(.deviceMemory) else { return ops }
+        ops.devmem_alloc = { deviceContext, size, offset in
+            guard let box = DeviceInstance.from(deviceContext), let offset else {
+                return PluginErrno.invalidArgument.status
+            }
+            return box.owner.status("devmem_alloc") {
+                offset.pointee = try box.device.allocateDeviceMemory(size: size)
+            }
+        }
+        ops.devmem_free = { deviceContext, offset, size in
+            DeviceInstance.from(deviceContext)?.device.freeDeviceMemory(offset: offset, size: size)
+        }
+        ops.copy_to_devmem = { deviceContext, offset, source, size in
+            guard let box = DeviceInstance.from(deviceContext) else {
+                return PluginErrno.invalidArgument.status
+            }
+            guard let source else { return size == 0 ? 0 : PluginErrno.invalidArgument.status }
+            return box.owner.status("copy_to_devmem") {
+                try box.device.copyToDeviceMemory(offset: offset, from: source, size: size)
+            }
+        }
+        ops.copy_to_ram = { deviceContext, offset, destination, size in
+            guard let box = DeviceInstance.from(deviceContext) else {
+                return PluginErrno.invalidArgument.status
+            }
+            guard let destination else { return size == 0 ? 0 : PluginErrno.invalidArgument.status }
+            return box.owner.status("copy_to_ram") {
+                try box.device.copyFromDeviceMemory(offset: offset, to: destination, size: size)
             }
         }
         return ops

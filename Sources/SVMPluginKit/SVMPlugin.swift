@@ -17,7 +17,15 @@ extension SVMPlugin {
 }
 
 /// A device plugin: it exposes devices, each with its pagemap.
-public protocol DevicePlugin: SVMPlugin, DeviceDriver {}
+public protocol DevicePlugin: SVMPlugin, DeviceDriver {
+    /// [optional] The ABI 1.1 op groups its devices implement; the exporter exports only
+    /// these (default: none, so a 1.0-style device keeps its tables free of them).
+    static var implementedOps: DeviceOpGroups { get }
+}
+
+extension DevicePlugin {
+    public static var implementedOps: DeviceOpGroups { [] }
+}
 
 /// An interconnect plugin: a fabric between devices.
 public protocol InterconnectPlugin: SVMPlugin, Interconnect {}

@@ -4,8 +4,10 @@
 
 #include <stddef.h>
 
-#include "svm_uffd.h" /* userfaultfd shims: part of this module */
-#include "svm_vma.h"  /* find_vma (PROCMAP_QUERY) and mincore */
+#include "svm_atomic.h"     /* C11 atomics on plain memory */
+#include "svm_process_vm.h" /* process_vm_readv/writev on this process */
+#include "svm_uffd.h"       /* userfaultfd shims */
+#include "svm_vma.h"        /* find_vma (PROCMAP_QUERY) and mincore */
 
 /* dlopen(path, RTLD_NOW | RTLD_LOCAL). On failure returns NULL and copies dlerror()'s text,
  * cut to error_size - 1 bytes, into error. */

@@ -31,10 +31,4 @@ int svm_vma_query(int fd, uint64_t address, struct svm_vma_info *info);
  * Returns 0 or -errno (-ENOMEM when part of the range is not mapped). */
 int svm_vma_resident(uint64_t start, uint64_t length, unsigned char *present);
 
-/* Touch one byte of every page of [start, start + length) so that the kernel makes it
- * present: a read, or (write != 0) an atomic add of zero, which writes without changing
- * the byte even when another thread writes it at the same time. Volatile, so that the
- * compiler keeps every access. */
-void svm_touch_pages(uint64_t start, uint64_t length, int write);
-
 #endif

@@ -1,21 +1,98 @@
 import SVMPluginKit
+import Synchronization
 
-/// One open simulated device.
+/// One open simulated device: its memory, its page table and the kernels it runs.
+///
+/// The pieces live in their own types: ``SimDeviceMemory`` (VRAM and its buddy allocator),
+/// ``SimDevicePageTable`` (the locked GPU page table) and ``SimDeviceKernelRun`` (kernel
+/// execution and fault reporting). This type checks what crosses the ABI and glues them.
 final class SimDeviceInstance: OpenDevice {
     let index: Int
     let hostDevice: UInt64
     let configuration: SimDeviceConfiguration
+    private let host: HostServices
+    private let memory: SimDeviceMemory
+    private let pageTable = SimDevicePageTable()
+    /// Set once by `close`; the ABI calls nothing afterwards, so this only makes a second
+    /// close harmless.
+    private let closed = Atomic<Bool>(false)
 
-    init(index: Int, hostDevice: UInt64, configuration: SimDeviceConfiguration) {
+    /// - Throws: `PluginErrno.outOfMemory` when the host cannot reserve the device memory.
+    init(index: Int, hostDevice: UInt64, configuration: SimDeviceConfiguration, host: HostServices)
+        throws(PluginErrno)
+    {
         self.index = index
         self.hostDevice = hostDevice
         self.configuration = configuration
+        self.host = host
+        memory = try SimDeviceMemory(
+            size: configuration.memoryBytes, minPageSize: UInt64(configuration.minPageSize))
     }
 
     func pagemapInfo() throws -> PagemapInfo {
         PagemapInfo(
-            minPageSize: configuration.minPageSize, capacityBytes: configuration.memoryBytes)
+            minPageSize: configuration.minPageSize, capacityBytes: configuration.memoryBytes,
+            usedBytes: memory.usedBytes)
     }
 
-    func close() {}
+    func close() {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        memory.unmap()
+    }
+
+    // MARK: Device memory
+
+    func allocateDeviceMemory(size: UInt64) throws -> UInt64 {
+        try memory.allocate(size: size)
+    }
+
+    func freeDeviceMemory(offset: UInt64, size: UInt64) {
+        guard !memory.free(offset: offset, size: size) else { return }
+        // devmem_free cannot fail; a wrong free is a host bug worth a line.
+        host.log(.error, "devmem_free(0x\(String(offset, radix: 16)), \(size)): not an allocation; ignored")
+    }
+
+    func copyToDeviceMemory(offset: UInt64, from source: UnsafeRawPointer, size: UInt64) throws {
+        try memory.copy(into: offset, from: source, length: size)
+    }
+
+    func copyFromDeviceMemory(offset: UInt64, to destination: UnsafeMutableRawPointer, size: UInt64) throws {
+        try memory.copy(from: offset, to: destination, length: size)
+    }
+
+    // MARK: Page table and kernels
+
+    func bind(address: UInt64, size: UInt64, pieces: [BindPiece], access: BindAccess) throws {
+        var targets: [(piece: BindPiece, target: GPUPageTable.Target)] = []
+        for piece in pieces {
+            targets.append((piece, try target(for: piece, access: access)))
+        }
+        try pageTable.map(SimDevicePageTable.leafRuns(address: address, size: size, pieces: targets))
+    }
+
+    /// Where a piece points, once its memory is known to exist.
+    private func target(for piece: BindPiece, access: BindAccess) throws(PluginErrno) -> GPUPageTable.Target {
+        switch piece.linkProtocol {
+        case .system:
+            break  // a CPU address; reached with process_vm_*, so any value is safe
+        case .localVRAM:
+            guard memory.contains(offset: piece.address, length: piece.size) else { throw .invalidArgument }
+        case .pciePeerToPeer, .fabric:
+            throw .notSupported  // peer memory comes with the interconnect
+        }
+        return GPUPageTable.Target(
+            address: piece.address, linkProtocol: piece.linkProtocol,
+            writable: access.contains(.writable), atomicAllowed: access.contains(.atomic))
+    }
+
+    func zap(address: UInt64, size: UInt64) throws {
+        guard size <= UInt64.max - address else { throw PluginErrno.invalidArgument }
+        pageTable.zap(address ..< address + size)
+    }
+
+    func runKernel(_ kernel: DeviceKernel) throws -> KernelResult {
+        var run = SimDeviceKernelRun(
+            kernel, pageTable: pageTable, memory: memory, host: host, hostDevice: hostDevice)
+        return try run.run()
+    }
 }

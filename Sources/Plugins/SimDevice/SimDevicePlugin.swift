@@ -13,6 +13,9 @@ public func svmPluginEntry(_ request: UnsafePointer<svm_plugin_request>?)
 
 /// A simulated GPU: device memory is host memory, time is the host's simulated clock.
 ///
+/// Each open device has its own memory (lazily backed host memory with a buddy allocator),
+/// a GPU page table, and runs kernels that fault on SVM addresses through the host.
+///
 /// Options (`--plugin-option SimDevice.KEY=VALUE`):
 /// - `devices`: how many devices (default 1);
 /// - `memory`: device memory per device (default 1 GiB, small enough that several simulated
@@ -24,6 +27,9 @@ public final class SimDevicePlugin: DevicePlugin {
         name: "SimDevice", version: "0.1.0",
         description: "Simulated GPU: host-memory VRAM, GPU page table, simulated time",
         kind: .device)
+
+    /// Device memory, a GPU page table and kernels: everything ABI 1.1 offers.
+    public static let implementedOps: DeviceOpGroups = [.deviceMemory, .pageTable]
 
     let configuration: SimDeviceConfiguration
     let host: HostServices
@@ -48,7 +54,7 @@ public final class SimDevicePlugin: DevicePlugin {
 
     public func openDevice(at index: Int, hostDevice: UInt64) throws -> any OpenDevice {
         guard (0..<configuration.deviceCount).contains(index) else { throw PluginErrno.noDevice }
-        return SimDeviceInstance(
-            index: index, hostDevice: hostDevice, configuration: configuration)
+        return try SimDeviceInstance(
+            index: index, hostDevice: hostDevice, configuration: configuration, host: host)
     }
 }

@@ -130,6 +130,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         // and the fault settles for system memory (the xe driver's fallback as well).
         var migrationsTried = 0
         while clock.now < deadline {
+            mirror?.waitUntilEventsHandled()
             let found: (range: SVMRange, notifier: Notifier, mapping: CPUMapping)
             do {
                 found = try space.lookUp(faultAddress: address, write: writes)
@@ -163,7 +164,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
                 }
                 // Device atomics need device memory (as on Xe without system atomics).
                 if access.contains(.atomic) { throw PluginErrno.accessDenied }
-                populate(range.interval, forWriting: writes && found.mapping.writable)
+                populate(range)
                 pieces = Self.pieces(at: range.interval.start, size: range.interval.size, protocol: .system)
             }
             let committed = try space.notifierLock.withReadLock { () throws -> Bool in
@@ -192,11 +193,20 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         }
     }
 
-    /// Makes every CPU page of `interval` present, as `hmm_range_fault` does, by touching
-    /// it: a missing page faults into the mirror, which fills it.
-    private func populate(_ interval: AddressInterval, forWriting: Bool) {
-        guard !cpu.pagesPresent(interval) else { return }
-        svm_touch_pages(interval.start, interval.size, forWriting ? 1 : 0)
+    /// Makes the CPU pages of a mirrored range present before a device maps them, as
+    /// `hmm_range_fault` does: missing pages get the zero page (a device write then makes
+    /// its own copy). Never by touching them: the memory may be unmapped at any moment, and
+    /// a device must get a fault error then, not crash the process. Memory the mirror does
+    /// not watch needs nothing: the kernel faults it in for the device's accesses.
+    private func populate(_ range: SVMRange) {
+        guard let mirror, range.flags.load().contains(.mirrored) else { return }
+        for run in cpu.missingRuns(range.interval) {
+            var attempts = 0
+            while attempts < 1000, case .mappingChanging = try? mirror.faults.zeroPage(UInt(run.start), length: Int(run.size)) {
+                attempts += 1
+                mirror.letMappingChangeProceed()
+            }
+        }
     }
 
     /// Pieces of `size` bytes at `address`: one piece when `size` is a page-table size.
@@ -214,11 +224,8 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
             case .migrating:
                 return .deferred
             case .device:
-                if migrator?.migrateToSystem(range, devices: allDevices) == true {
-                    statistics.cpuFaultMigrations.count()
-                    return .resolved
-                }
-                return .deferred
+                let migrated = migrator?.migrateToSystem(range, devices: allDevices) { statistics.cpuFaultMigrations.count() }
+                return migrated == true ? .resolved : .deferred
             case .system:
                 break
             }

@@ -53,6 +53,7 @@ struct Migrator: Sendable {
             putBack(range, from: slot, bytes: moved)
             device.free(allocation)
             mirror.staging.recycle(slot)
+            defer { try? faults.wake(UInt(interval.start), length: Int(interval.size)) }
             return giveUp(range)
         }
         mirror.staging.recycle(slot)
@@ -65,8 +66,9 @@ struct Migrator: Sendable {
     /// Migrates `range` from device memory back into its CPU pages (wherever the address
     /// space changes since it left put them); false when it was not in device memory. Safe
     /// on the CPU fault handler thread.
+    /// `beforeWake` runs before the waiting threads are woken (to count, so that they see it).
     @discardableResult
-    func migrateToSystem(_ range: SVMRange, devices: [SVMDevice]) -> Bool {
+    func migrateToSystem(_ range: SVMRange, devices: [SVMDevice], beforeWake: () -> Void = {}) -> Bool {
         guard let (allocation, _) = range.residency.beginMigrationToSystem() else { return false }
         let owner = devices.first { $0.deviceID == allocation.deviceID }
         space.invalidate(range.interval, event: .migration)
@@ -81,13 +83,14 @@ struct Migrator: Sendable {
         owner?.free(allocation)
         owner?.residents.remove(range)
         end(range)
-        // Whoever waits on the range's pages sleeps until woken; a failed copy leaves holes
-        // that read as zero, which is all that can be done with a failed device.
-        try? faults.wake(UInt(range.interval.start), length: Int(range.interval.size))
         if copied {
             statistics.migrationsToSystem.count()
             statistics.bytesToSystem.count(Int(allocation.size))
         }
+        beforeWake()
+        // Whoever waits on the range's pages sleeps until woken; a failed copy leaves holes
+        // that read as zero, which is all that can be done with a failed device.
+        try? faults.wake(UInt(range.interval.start), length: Int(range.interval.size))
         return true
     }
 
@@ -168,11 +171,13 @@ struct Migrator: Sendable {
             let chunk = pageByPage ? 4096 : length - done
             let outcome: UserFaultFD.RangeOutcome
             do {
+                // No wake here: the migration wakes the range once its state is final.
                 outcome = try faults.move(
-                    to: UInt(destination + done), from: UInt(source + done), length: Int(chunk), allowSourceHoles: true)
+                    to: UInt(destination + done), from: UInt(source + done), length: Int(chunk), wake: false,
+                    allowSourceHoles: true)
             } catch {
                 // EINVAL: the protections differ now (mprotect); copy instead.
-                outcome = (try? faults.copy(to: UInt(destination + done), from: pointer(source + done)!, length: Int(chunk))) ?? .notRegistered
+                outcome = (try? faults.copy(to: UInt(destination + done), from: pointer(source + done)!, length: Int(chunk), wake: false)) ?? .notRegistered
             }
             switch outcome {
             case .completed:

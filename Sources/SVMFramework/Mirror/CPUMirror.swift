@@ -40,6 +40,8 @@ final class CPUMirror: @unchecked Sendable {
     /// Set once by ``start(client:)``, before the handler thread runs; read-only after.
     private weak var client: (any CPUMirrorClient)?
     private let stopping = Atomic<Bool>(false)
+    /// True while the handler handles events it has read.
+    private let busy = Atomic<Bool>(false)
     /// The handler thread, for ``isHandlerThread``; written once before it runs.
     private var handler = pthread_t()
     private let started = Atomic<Bool>(false)
@@ -107,20 +109,36 @@ final class CPUMirror: @unchecked Sendable {
 
     private func run() {
         while !stopping.load(ordering: .acquiring) {
-            if !backlog.isEmpty {
-                dispatch(backlog.removeFirst())
-                continue
-            }
             // Deferred faults wait for a migration on another thread: look again soon.
             let timeout: Duration = deferredFaults.isEmpty ? .milliseconds(50) : .microseconds(200)
+            let readable: Bool
             do {
-                if let event = try faults.waitForEvent(timeout: timeout) { dispatch(received(event)) }
+                readable = try faults.waitUntilReadable(timeout: timeout)
             } catch {
-                // poll/read on our own descriptor fail only for programming errors.
+                // poll on our own descriptor fails only for programming errors.
                 fatalError("CPU mirror: \(error)")
+            }
+            if readable {
+                // Raised before the read that lets an munmap/mremap caller go on, lowered once
+                // the event is handled: a device fault that follows waits for it (see
+                // waitUntilEventsHandled).
+                busy.store(true, ordering: .sequentiallyConsistent)
+                while let event = try? faults.readEvent() {
+                    dispatch(received(event))
+                    while !backlog.isEmpty { dispatch(backlog.removeFirst()) }
+                }
+                busy.store(false, ordering: .sequentiallyConsistent)
             }
             retryDeferredFaults()
         }
+    }
+
+    /// Waits until the events read so far are handled. A device fault calls it first: the
+    /// program may have unmapped or remapped memory, and seen the call return, before the
+    /// handler has moved device-resident data to its new place.
+    func waitUntilEventsHandled() {
+        guard !isHandlerThread else { return }
+        while busy.load(ordering: .sequentiallyConsistent) { usleep(10) }
     }
 
     /// Logs an address-space change the moment it is read: from then on the kernel has made

@@ -41,38 +41,3 @@ final class LoadedDeviceDriver: DeviceDriver, @unchecked Sendable {
         return LoadedOpenDevice(ops: ops, pagemapOps: pagemapOps, context: deviceContext, plugin: lifetime)
     }
 }
-
-/// An open device of a loaded plugin; closes it once.
-final class LoadedOpenDevice: OpenDevice, @unchecked Sendable {
-    // Immutable tables and context; `closed` guards against a second close_device.
-    private let ops: UnsafePointer<svm_device_ops>
-    private let pagemapOps: UnsafePointer<svm_pagemap_ops>
-    private let context: UnsafeMutableRawPointer?
-    private let closed = Atomic<Bool>(false)
-    /// Keeps the plugin from being finalised before this device is closed.
-    private let plugin: PluginLifetime
-
-    init(
-        ops: UnsafePointer<svm_device_ops>, pagemapOps: UnsafePointer<svm_pagemap_ops>,
-        context: UnsafeMutableRawPointer?, plugin: PluginLifetime
-    ) {
-        self.ops = ops
-        self.pagemapOps = pagemapOps
-        self.context = context
-        self.plugin = plugin
-    }
-
-    func pagemapInfo() throws -> PagemapInfo {
-        guard !closed.load(ordering: .acquiring) else { throw PluginErrno.noDevice }
-        var info = svm_pagemap_info.sized()
-        try PluginErrno.check(pagemapOps.pointee.pagemap_info!(context, &info))
-        return PagemapInfo(info)
-    }
-
-    func close() {
-        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        ops.pointee.close_device!(context)
-    }
-
-    deinit { close() }
-}

@@ -16,7 +16,8 @@ public struct PluginLoadFailure: Error, Sendable, Hashable, CustomStringConverti
         case abiMajorMismatch(plugin: ABIVersion, host: ABIVersion)
         /// The descriptor breaks the ABI's rules (size, kind, name, version).
         case malformedDescriptor(String)
-        /// A required op is NULL; carries its name, e.g. `device_ops.device_info`.
+        /// A required op is NULL; carries its name, e.g. `device_ops.device_info`, or
+        /// `pagemap_ops.devmem_free` for an optional op required with another one present.
         case missingRequiredOp(String)
         /// Another loaded plugin already has this name.
         case duplicateName(String, loadedFrom: String)
@@ -51,7 +52,8 @@ public struct PluginLoadFailure: Error, Sendable, Hashable, CustomStringConverti
         case .malformedDescriptor(let detail):
             return "malformed descriptor: \(detail)"
         case .missingRequiredOp(let op):
-            return "required op \(op) is missing"
+            let condition = PluginLoader.devmemCompanions.contains(op) ? " (required with pagemap_ops.devmem_alloc)" : ""
+            return "required op \(op) is missing\(condition)"
         case .duplicateName(let name, let other):
             return "a plugin named '\(name)' is already loaded from \(other); this one is skipped"
         case .initFailed(let error, let detail):

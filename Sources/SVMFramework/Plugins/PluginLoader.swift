@@ -61,6 +61,9 @@ struct PluginLoader {
         return Validated(descriptor: descriptor, identity: identity, negotiatedABI: negotiated)
     }
 
+    /// The optional pagemap ops a plugin must provide once it provides `devmem_alloc`.
+    static let devmemCompanions = ["pagemap_ops.devmem_free", "pagemap_ops.copy_to_devmem", "pagemap_ops.copy_to_ram"]
+
     /// The name of the first required op that is NULL (or outside its table's size).
     static func missingRequiredOp(_ raw: svm_plugin_descriptor, kind: PluginKind) -> String? {
         if raw.`init` == nil { return "init" }
@@ -76,6 +79,17 @@ struct PluginLoader {
             if let (name, _) = deviceOps.first(where: { !$0.1 }) { return "device_ops.\(name)" }
             guard let pagemap = raw.pagemap_ops?.pointee else { return "pagemap_ops" }
             if !(pagemap.has(\.pagemap_info) && pagemap.pagemap_info != nil) { return "pagemap_ops.pagemap_info" }
+            // [1.1] Device memory is optional, but devmem_alloc needs the ops that free it
+            // and move data in and out: the host could not migrate back otherwise.
+            if pagemap.has(\.devmem_alloc) && pagemap.devmem_alloc != nil {
+                let companions: [(String, Bool)] = [
+                    ("pagemap_ops.devmem_free", pagemap.has(\.devmem_free) && pagemap.devmem_free != nil),
+                    ("pagemap_ops.copy_to_devmem", pagemap.has(\.copy_to_devmem) && pagemap.copy_to_devmem != nil),
+                    ("pagemap_ops.copy_to_ram", pagemap.has(\.copy_to_ram) && pagemap.copy_to_ram != nil),
+                ]
+                assert(companions.map(\.0) == devmemCompanions)
+                if let (name, _) = companions.first(where: { !$0.1 }) { return name }
+            }
         case .interconnect:
             guard let ops = raw.interconnect_ops?.pointee else { return "interconnect_ops" }
             if !(ops.has(\.link_info) && ops.link_info != nil) { return "interconnect_ops.link_info" }

@@ -8,9 +8,13 @@
  *     cc -shared -fPIC -I Sources/CSVMPluginABI/include \
  *        Tests/Fixtures/ExampleCPlugin/example_device.c -o libExampleC.so
  *
+ * It implements none of the optional ops of ABI 1.1 (device memory, bind, zap, kernels):
+ * the host describes its device but answers -EOPNOTSUPP for them.
+ *
  * The EXAMPLE_* macros exist for the test suite, which compiles broken variants of this
  * file (another name, another ABI major, no entry symbol, a missing required op, a failing
- * init) to check that the host refuses each of them and loads the rest.
+ * init, devmem_alloc without the ops it requires) to check that the host refuses each of
+ * them and loads the rest, and a variant declaring ABI 1.0 (EXAMPLE_ABI_1_0).
  */
 #include "svm_plugin_abi.h"
 
@@ -27,6 +31,14 @@
 #endif
 #ifndef EXAMPLE_ENTRY
 #define EXAMPLE_ENTRY svm_plugin_entry
+#endif
+/* A 1.0 plugin's tables end before the members 1.1 appended: the host must not read them. */
+#ifdef EXAMPLE_ABI_1_0
+#define EXAMPLE_ABI_MINOR 0
+#define EXAMPLE_PAGEMAP_OPS_SIZE offsetof(struct svm_pagemap_ops, devmem_alloc)
+#else
+#define EXAMPLE_ABI_MINOR SVM_PLUGIN_ABI_MINOR
+#define EXAMPLE_PAGEMAP_OPS_SIZE sizeof(struct svm_pagemap_ops)
 #endif
 
 struct example_plugin {
@@ -125,6 +137,17 @@ static svm_status example_pagemap_info(void *device_ctx, struct svm_pagemap_info
     return 0;
 }
 
+#if defined(EXAMPLE_DEVMEM_ALLOC_ONLY) || defined(EXAMPLE_ABI_1_0)
+/* devmem_alloc without devmem_free, copy_to_devmem and copy_to_ram: refused in a 1.1
+ * table; in a 1.0 table it lies past struct_size, where the host does not look. */
+static svm_status example_devmem_alloc(void *device_ctx, uint64_t size, uint64_t *offset) {
+    (void)device_ctx;
+    (void)size;
+    (void)offset;
+    return -ENOMEM;
+}
+#endif
+
 static const struct svm_device_ops example_device_ops = {
     .struct_size = sizeof(struct svm_device_ops),
     .device_count = example_device_count,
@@ -136,14 +159,17 @@ static const struct svm_device_ops example_device_ops = {
 };
 
 static const struct svm_pagemap_ops example_pagemap_ops = {
-    .struct_size = sizeof(struct svm_pagemap_ops),
+    .struct_size = EXAMPLE_PAGEMAP_OPS_SIZE,
     .pagemap_info = example_pagemap_info,
+#if defined(EXAMPLE_DEVMEM_ALLOC_ONLY) || defined(EXAMPLE_ABI_1_0)
+    .devmem_alloc = example_devmem_alloc,
+#endif
 };
 
 static const struct svm_plugin_descriptor example_descriptor = {
     .struct_size = sizeof(struct svm_plugin_descriptor),
     .abi_major = EXAMPLE_ABI_MAJOR,
-    .abi_minor = SVM_PLUGIN_ABI_MINOR,
+    .abi_minor = EXAMPLE_ABI_MINOR,
     .kind = SVM_PLUGIN_KIND_DEVICE,
     .name = EXAMPLE_NAME,
     .version = "1.0.0",

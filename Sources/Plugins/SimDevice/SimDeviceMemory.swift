@@ -1,0 +1,145 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SVMPluginKit
+import Synchronization
+
+/// A simulated device's memory (its VRAM): host memory, handed out by a buddy allocator.
+///
+/// The bytes are an anonymous private mapping with `MAP_NORESERVE`, so a device of several
+/// GiB costs host RAM only for the pages the simulation touches, and a free gives its pages
+/// back (`MADV_DONTNEED`; the next allocation reads zeros). Allocation follows `drm_buddy`:
+/// power-of-two blocks of at least the min page size, naturally aligned, top-down.
+///
+/// ## Locking
+/// `state` (the allocator and the live blocks) is behind its mutex. The bytes themselves are
+/// not: the host orders copies into allocations it owns, and kernels reach them only
+/// through the page table, whose lock orders them against binds and zaps.
+final class SimDeviceMemory: @unchecked Sendable {
+    /// The first byte; valid from init until ``unmap()``.
+    let base: UnsafeMutableRawPointer
+    /// The bytes of device memory.
+    let size: UInt64
+    let minPageSize: UInt64
+
+    private struct State {
+        var allocator: BuddyAllocator
+        /// The live allocations by offset: an allocation is always one buddy block.
+        var blocks: [UInt64: BuddyAllocator.Block] = [:]
+    }
+
+    private let state: Mutex<State>
+
+    /// Maps `size` bytes and prepares the allocator.
+    ///
+    /// - Throws: `PluginErrno.invalidArgument` for a size the allocator refuses,
+    ///   `.outOfMemory` when the host cannot reserve the address space.
+    init(size: UInt64, minPageSize: UInt64) throws(PluginErrno) {
+        let allocator: BuddyAllocator
+        do {
+            allocator = try BuddyAllocator(totalBytes: size, minChunkSize: minPageSize, placement: .topDown)
+        } catch {
+            throw .invalidArgument
+        }
+        guard let length = Int(exactly: size) else { throw .invalidArgument }
+        let address = mmap(
+            nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let address, address != MAP_FAILED else { throw .outOfMemory }
+        base = address
+        self.size = size
+        self.minPageSize = minPageSize
+        state = Mutex(State(allocator: allocator))
+    }
+
+    /// Returns the bytes to the host. No other member may be used afterwards.
+    func unmap() {
+        munmap(base, Int(size))
+    }
+
+    /// Bytes allocated now.
+    ///
+    /// - Complexity: O(1).
+    var usedBytes: UInt64 {
+        state.withLock { $0.allocator.totalBytes - $0.allocator.availableBytes }
+    }
+
+    /// Whether `[offset, offset + length)` lies inside the memory.
+    func contains(offset: UInt64, length: UInt64) -> Bool {
+        offset <= size && length <= size - offset
+    }
+
+    /// Allocates one naturally aligned block of `size` bytes and returns its offset.
+    ///
+    /// - Throws: `.invalidArgument` unless `size` is a power of two between the min page
+    ///   size and the memory size; `.outOfMemory` when no free block is large enough.
+    /// - Complexity: O(log size) amortized.
+    func allocate(size requested: UInt64) throws(PluginErrno) -> UInt64 {
+        guard requested.nonzeroBitCount == 1, requested >= minPageSize, requested <= size else {
+            throw .invalidArgument
+        }
+        return try state.withLock { (state) throws(PluginErrno) -> UInt64 in
+            let blocks: [BuddyAllocator.Block]
+            do throws(BuddyAllocatorError) {
+                blocks = try state.allocator.allocate(size: requested)
+            } catch {
+                throw error.pluginErrno
+            }
+            // A power-of-two request is one block (see BuddyAllocator.allocate).
+            precondition(blocks.count == 1, "a power-of-two allocation must be one block")
+            state.blocks[blocks[0].offset] = blocks[0]
+            return blocks[0].offset
+        }
+    }
+
+    /// Frees the allocation at `offset` of `size` bytes; false (and nothing changes) when
+    /// there is no such allocation.
+    @discardableResult
+    func free(offset: UInt64, size: UInt64) -> Bool {
+        let freed = state.withLock { state -> Bool in
+            guard let block = state.blocks[offset], block.size == size else { return false }
+            state.blocks[offset] = nil
+            // Cannot fail: the block is live and from this allocator.
+            try? state.allocator.free(block)
+            return true
+        }
+        // Outside the lock: the block is no longer anyone's, and this can take a while.
+        if freed { _ = madvise(base + Int(offset), Int(size), MADV_DONTNEED) }
+        return freed
+    }
+
+    /// Copies `length` bytes of host memory into the allocation holding `offset`.
+    ///
+    /// - Throws: `.invalidArgument` unless the bytes lie inside one allocation.
+    func copy(into offset: UInt64, from source: UnsafeRawPointer, length: UInt64) throws(PluginErrno) {
+        try checkAllocated(offset: offset, length: length)
+        (base + Int(offset)).copyMemory(from: source, byteCount: Int(length))
+    }
+
+    /// Copies `length` bytes of the allocation holding `offset` into host memory.
+    ///
+    /// - Throws: `.invalidArgument` unless the bytes lie inside one allocation.
+    func copy(from offset: UInt64, to destination: UnsafeMutableRawPointer, length: UInt64) throws(PluginErrno) {
+        try checkAllocated(offset: offset, length: length)
+        destination.copyMemory(from: base + Int(offset), byteCount: Int(length))
+    }
+
+    /// Throws unless `[offset, offset + length)` lies inside one live allocation: the ABI's
+    /// "-EINVAL outside an allocation", which also catches a copy after free.
+    ///
+    /// - Complexity: O(log size): one lookup per block order.
+    private func checkAllocated(offset: UInt64, length: UInt64) throws(PluginErrno) {
+        guard contains(offset: offset, length: length) else { throw .invalidArgument }
+        let inside = state.withLock { state -> Bool in
+            var blockSize = minPageSize
+            while blockSize <= size {
+                let start = offset & ~(blockSize - 1)
+                if let block = state.blocks[start], block.size == blockSize {
+                    return length <= block.range.upperBound - offset
+                }
+                blockSize <<= 1
+            }
+            return false
+        }
+        guard inside else { throw .invalidArgument }
+    }
+}

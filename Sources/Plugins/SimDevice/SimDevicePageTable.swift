@@ -1,0 +1,118 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SVMPluginKit
+
+/// A simulated device's GPU page table behind a reader-writer lock.
+///
+/// ## Locking
+/// Kernels hold the lock for reading while they translate *and* touch the memory a
+/// translation names, so several kernels run at once (their atomics really race) and a zap,
+/// which takes the lock for writing, returns only after every access that used an old
+/// translation has finished: the TLB flush of real hardware. Nothing done under the lock
+/// waits for the host: a kernel releases it before it reports a fault, and its accesses
+/// never block (system memory is reached through `process_vm_readv`, which fails on a page
+/// only the CPU mirror could provide instead of waiting for it). The lock prefers writers,
+/// so a stream of kernels cannot starve the zap of an invalidation.
+final class SimDevicePageTable: @unchecked Sendable {
+    /// One run of equal leaves that a bind maps: `size` bytes at `virtualAddress`.
+    struct LeafRun {
+        var virtualAddress: UInt64
+        var size: UInt64
+        var pageSize: GPUPageTable.LeafSize
+        var target: GPUPageTable.Target
+    }
+
+    // Allocated in init, destroyed in deinit; never moves, as pthread objects must not.
+    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
+    /// Protected by `lock`: read for translations, written by bind and zap.
+    private var table = GPUPageTable()
+
+    init() {
+        lock = .allocate(capacity: 1)
+        var attributes = pthread_rwlockattr_t()
+        pthread_rwlockattr_init(&attributes)
+        pthread_rwlockattr_setkind_np(&attributes, Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP))
+        let status = pthread_rwlock_init(lock, &attributes)
+        pthread_rwlockattr_destroy(&attributes)
+        precondition(status == 0, "pthread_rwlock_init failed: \(status)")
+    }
+
+    deinit {
+        pthread_rwlock_destroy(lock)
+        lock.deallocate()
+    }
+
+    /// Translates `address` and runs `body` with the result while holding the lock for
+    /// reading: what `body` reads or writes through the translation cannot outlive a zap.
+    /// `body` must not block or call the host.
+    func withTranslation<Result, Failure: Error>(
+        of address: UInt64, _ body: (GPUPageTable.Translation?) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        pthread_rwlock_rdlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return try body(table.translate(address))
+    }
+
+    /// Maps every run, or none of them when one fails.
+    ///
+    /// - Throws: ``GPUPageTableError`` (`EINVAL`) for a misaligned or overlapping run.
+    func map(_ runs: [LeafRun]) throws(GPUPageTableError) {
+        pthread_rwlock_wrlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        for (index, run) in runs.enumerated() {
+            do {
+                try table.map(
+                    virtualAddress: run.virtualAddress, size: run.size, pageSize: run.pageSize,
+                    target: run.target)
+            } catch {
+                // Whole leaves mapped just now: unmapping them cannot fail.
+                for done in runs[..<index] {
+                    _ = try? table.unmap(done.virtualAddress ..< done.virtualAddress + done.size)
+                }
+                throw error
+            }
+        }
+    }
+
+    /// Unmaps every leaf that intersects `range`, widened to whole leaves, and returns
+    /// after every access that used one of them has finished. VA past 2^48 has no leaves.
+    func zap(_ range: Range<UInt64>) {
+        let range = range.clamped(to: 0 ..< GPUPageTable.addressLimit)
+        guard !range.isEmpty else { return }
+        pthread_rwlock_wrlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        // Cannot fail: the widened range is 4 KiB aligned, below 2^48 and cuts no leaf.
+        _ = try? table.unmap(table.leafAlignedRange(covering: range))
+    }
+
+    /// The leaves a bind of `pieces` at `address` needs: for each piece, the largest leaf
+    /// size to which the piece's size, its VA and its target are all aligned.
+    ///
+    /// - Throws: `PluginErrno.invalidArgument` when `address` is not 4 KiB aligned, a
+    ///   piece's address is not aligned to its size, or the sizes do not add up to `size`.
+    static func leafRuns(
+        address: UInt64, size: UInt64, pieces: [(piece: BindPiece, target: GPUPageTable.Target)]
+    ) throws(PluginErrno) -> [LeafRun] {
+        guard size > 0, size <= UInt64.max - address,
+            address % GPUPageTable.LeafSize.size4K.bytes == 0
+        else { throw .invalidArgument }
+        var runs: [LeafRun] = []
+        var virtualAddress = address
+        var remaining = size
+        for (piece, target) in pieces {
+            let pieceSize = piece.size
+            guard piece.order <= BindPiece.maxOrder, piece.address % pieceSize == 0,
+                pieceSize <= remaining
+            else { throw .invalidArgument }
+            let leaf = GPUPageTable.LeafSize.allCases.reversed().first {
+                $0.bytes <= pieceSize && virtualAddress % $0.bytes == 0 && target.address % $0.bytes == 0
+            } ?? .size4K
+            runs.append(LeafRun(virtualAddress: virtualAddress, size: pieceSize, pageSize: leaf, target: target))
+            virtualAddress += pieceSize
+            remaining -= pieceSize
+        }
+        guard remaining == 0 else { throw .invalidArgument }
+        return runs
+    }
+}
