@@ -170,10 +170,12 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
             let committed = try space.notifierLock.withReadLock { () throws -> Bool in
                 guard !found.notifier.sequence.needsRetry(sequence) else { return false }
                 let pages = range.pages(for: device.deviceID)
-                if pages.isMapped { device.zap(range.interval) }
-                try device.device.bind(address: range.interval.start, size: range.interval.size, pieces: pieces, access: bindAccess)
-                let addresses = pieces.map { PagemapAddress(address: $0.address, linkProtocol: $0.linkProtocol, order: $0.order) }
-                pages.publish(addresses, sequence: sequence, hasDevmem: pieces.first?.linkProtocol == .localVRAM)
+                try pages.withCommit {
+                    if pages.isMapped { device.zap(range.interval) }
+                    try device.device.bind(address: range.interval.start, size: range.interval.size, pieces: pieces, access: bindAccess)
+                    let addresses = pieces.map { PagemapAddress(address: $0.address, linkProtocol: $0.linkProtocol, order: $0.order) }
+                    pages.publish(addresses, sequence: sequence, hasDevmem: pieces.first?.linkProtocol == .localVRAM)
+                }
                 return true
             }
             if committed { return }
@@ -200,11 +202,12 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     /// not watch needs nothing: the kernel faults it in for the device's accesses.
     private func populate(_ range: SVMRange) {
         guard let mirror, range.flags.load().contains(.mirrored) else { return }
-        for run in cpu.missingRuns(range.interval) {
-            var attempts = 0
-            while attempts < 1000, case .mappingChanging = try? mirror.faults.zeroPage(UInt(run.start), length: Int(run.size)) {
-                attempts += 1
-                mirror.letMappingChangeProceed()
+        // Under the range's state: a migration must not move data out of a page between the
+        // check that it is missing and the zero fill. A changing mapping (EAGAIN) is left to
+        // the device's refault.
+        _ = range.residency.whileInSystemMemory {
+            for run in cpu.missingRuns(range.interval) {
+                _ = try? mirror.faults.zeroPage(UInt(run.start), length: Int(run.size))
             }
         }
     }
@@ -219,29 +222,44 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
 
     func serviceCPUFault(address: UInt64, write: Bool) -> CPUFaultDisposition {
         guard let mirror else { return .resolved }
-        if let range = space.range(containing: address) {
-            switch range.residency.current {
-            case .migrating:
-                return .deferred
-            case .device:
+        enum Step { case done, deferred, migrateBack(SVMRange), retry }
+        while true {
+            // Zero-fill only while no migration can move the page's data away: under the
+            // range's state, or, outside any range, while no range can be made.
+            let step: Step = space.withRange(containing: address) { range in
+                guard let range else { return zeroFill(address, mirror: mirror) }
+                switch range.residency.current {
+                case .migrating: return .deferred
+                case .device: return .migrateBack(range)
+                case .system:
+                    var result = Step.retry
+                    _ = range.residency.whileInSystemMemory { result = zeroFill(address, mirror: mirror) }
+                    return result
+                }
+            }
+            switch step {
+            case .done: return .resolved
+            case .deferred: return .deferred
+            case .migrateBack(let range):
                 let migrated = migrator?.migrateToSystem(range, devices: allDevices) { statistics.cpuFaultMigrations.count() }
                 return migrated == true ? .resolved : .deferred
-            case .system:
-                break
+            case .retry:
+                mirror.letMappingChangeProceed()
             }
         }
-        // Never touched, or discarded: the page reads as zero.
-        while true {
+
+        /// Fills a missing page with zeros: never touched, or discarded.
+        func zeroFill(_ address: UInt64, mirror: CPUMirror) -> Step {
             switch try? mirror.faults.zeroPage(UInt(address), length: 4096) {
             case .completed:
                 statistics.cpuZeroFills.count()
-                return .resolved
+                return .done
             case .mappingChanging:
-                mirror.letMappingChangeProceed()
+                return .retry
             default:
                 // Already present (filled meanwhile) or gone: wake the thread to retry.
                 try? mirror.faults.wake(UInt(address), length: 4096)
-                return .resolved
+                return .done
             }
         }
     }
@@ -252,6 +270,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         case .unmap(let start, let end), .remove(let start, let end):
             let interval = AddressInterval(start: UInt64(start), end: UInt64(end))
             let isUnmap = if case .unmap = event { true } else { false }
+            if !isUnmap { migrator?.discardCPUPages(interval) }
             for range in space.invalidate(interval, event: isUnmap ? .unmap : .remove) {
                 settleDeviceData(range, change: .discarded(interval), devices: devices)
             }

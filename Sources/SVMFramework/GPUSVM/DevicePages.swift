@@ -10,7 +10,17 @@ public final class DevicePages: Sendable {
     /// replaced whole under the notifier lock.
     private let state = Mutex<(addresses: [PagemapAddress], sequence: UInt64)>(([], 0))
 
+    /// Serializes commits of these pages: two faults of one device on one range commit
+    /// under the notifier lock held for reading, so they would otherwise bind twice.
+    private let commits = Mutex(())
+
     public init(deviceID: UInt64) { self.deviceID = deviceID }
+
+    /// Runs a page-table commit (zap what is there, bind, ``publish(_:sequence:hasDevmem:)``)
+    /// alone among the commits of these pages. The caller holds the notifier lock for reading.
+    public func withCommit<T>(_ body: () throws -> T) rethrows -> T {
+        try commits.withLock { _ in try body() }
+    }
 
     /// Records freshly collected addresses; the caller holds the notifier lock for reading
     /// and has checked that `sequence` is current.

@@ -65,6 +65,18 @@ public final class RangeResidency: Sendable {
 
     public var current: Residency { state.withLock { $0.residency } }
 
+    /// Runs `body` if the data is in system memory, holding the state so that no migration
+    /// can take the data away meanwhile: for filling missing CPU pages with zeros, which
+    /// must never happen to a page whose data a migration has just moved out. `body` may
+    /// make a non-blocking ioctl; it must not wait for another thread.
+    func whileInSystemMemory(_ body: () -> Void) -> Bool {
+        state.withLock { state in
+            guard state.residency == .system else { return false }
+            body()
+            return true
+        }
+    }
+
     /// The log position the data left its CPU pages at, while it is away.
     var departure: Int? { state.withLock { $0.departure } }
 

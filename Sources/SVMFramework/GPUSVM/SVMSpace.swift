@@ -80,6 +80,23 @@ public final class SVMSpace: @unchecked Sendable {
         return (range, notifier, mapping)
     }
 
+    /// Runs `body` with the range containing `address` (or `nil`) while no range can be
+    /// inserted: for work that must not race with a new range being made and migrated.
+    public func withRange<T>(containing address: UInt64, _ body: (SVMRange?) -> T) -> T {
+        structure.withLock { _ in body(range(containing: address)) }
+    }
+
+    /// Runs `body` with the ranges overlapping `interval`, in address order, while no range
+    /// can be inserted.
+    public func withRanges<T>(overlapping interval: AddressInterval, _ body: ([SVMRange]) -> T) -> T {
+        structure.withLock { _ in
+            let ranges = notifierLock.withReadLock {
+                notifiers.overlapping(interval).flatMap { $0.value.ranges.overlapping(interval).map(\.value) }
+            }
+            return body(ranges.sorted { $0.interval.start < $1.interval.start })
+        }
+    }
+
     /// The range containing `address`, if one exists.
     public func range(containing address: UInt64) -> SVMRange? {
         notifierLock.withReadLock { notifiers.find(containing: address)?.value.ranges.find(containing: address)?.value }

@@ -50,7 +50,10 @@ struct Migrator: Sendable {
         guard copied, range.residency.commitMigrationToDevice(allocation, intervened: { departure in
             mirror.log.changes(since: departure).contains { $0.affects(interval) }
         }) else {
-            putBack(range, from: slot, bytes: moved)
+            // A move that stopped early (a page pinned by a device access, EBUSY) does not
+            // say how far it got: put back every page the slot holds; the pages it did not
+            // take are still in place and are skipped.
+            putBack(range, from: slot, bytes: interval.size)
             device.free(allocation)
             mirror.staging.recycle(slot)
             defer { try? faults.wake(UInt(interval.start), length: Int(interval.size)) }
@@ -113,6 +116,37 @@ struct Migrator: Sendable {
             }
         }
         return false
+    }
+
+    /// Takes the CPU pages of `interval` out of place (they become holes that read as
+    /// zero), where the data is in system memory. Done for `madvise(MADV_DONTNEED)` as soon
+    /// as its event is read: the kernel drops the pages only after that, so a migration
+    /// moving them out first would otherwise carry the discarded data to device memory.
+    /// Pages of ranges a migration owns are left to it (it sees the discard in the log).
+    func discardCPUPages(_ interval: AddressInterval) {
+        space.withRanges(overlapping: interval) { ranges in
+            var cursor = interval.start
+            for range in ranges {
+                if cursor < range.interval.start { moveOut(AddressInterval(start: cursor, end: range.interval.start)) }
+                let start = max(range.interval.start, interval.start)
+                let end = min(range.interval.end, interval.end)
+                _ = range.residency.whileInSystemMemory { moveOut(AddressInterval(start: start, end: end)) }
+                cursor = max(cursor, end)
+            }
+            if cursor < interval.end { moveOut(AddressInterval(start: cursor, end: interval.end)) }
+        }
+    }
+
+    /// Moves the pages of `interval` into staging slots and drops them there.
+    private func moveOut(_ interval: AddressInterval) {
+        var start = interval.start
+        while start < interval.end {
+            let length = min(interval.end - start, StagingPool.slotSize)
+            guard let slot = try? mirror.staging.take() else { return }
+            _ = moveIntoSlot(slot, from: AddressInterval(start: start, end: start + length))
+            mirror.staging.recycle(slot)
+            start += length
+        }
     }
 
     // MARK: moving pages

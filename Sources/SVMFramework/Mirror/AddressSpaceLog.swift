@@ -15,6 +15,8 @@ final class AddressSpaceLog: Sendable {
         var changes: [AddressSpaceChange] = []
         /// Positions held by data away from its pages, with how many hold each.
         var held: [Int: Int] = [:]
+        /// How many changes the handler has finished handling; the rest are in flight.
+        var handled = 0
     }
 
     private let state = Mutex(State())
@@ -24,7 +26,7 @@ final class AddressSpaceLog: Sendable {
             state.changes.append(change)
             // Trim now and then, not on every append.
             guard state.changes.count > 1024 else { return }
-            let oldest = state.held.keys.min() ?? state.base + state.changes.count
+            let oldest = min(state.held.keys.min() ?? state.handled, state.handled)
             let drop = oldest - state.base
             if drop > 0 {
                 state.changes.removeFirst(drop)
@@ -33,10 +35,17 @@ final class AddressSpaceLog: Sendable {
         }
     }
 
-    /// The current position, held until ``arrive(_:)``: changes from here on are kept.
+    /// Marks the oldest change in flight handled.
+    func markHandled() {
+        state.withLock { $0.handled += 1 }
+    }
+
+    /// The position data leaving its pages now starts from, held until ``arrive(_:)``:
+    /// every change not yet handled counts as after it. (A discard is read before the kernel
+    /// drops the pages, so data moved out after the read may still be the discarded data.)
     func depart() -> Int {
         state.withLock { state in
-            let position = state.base + state.changes.count
+            let position = state.handled
             state.held[position, default: 0] += 1
             return position
         }

@@ -164,6 +164,7 @@ final class CPUMirror: @unchecked Sendable {
             }
         case .unmap, .remove, .remap:
             client.addressSpaceChanged(event)
+            log.markHandled()
         case .fork:
             break  // not requested
         }
