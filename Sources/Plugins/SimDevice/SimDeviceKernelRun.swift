@@ -268,15 +268,16 @@ struct SimDeviceKernelRun {
 
     /// Adds `addend` to each `UInt32` of up to `length` bytes at SVM `address`, atomically.
     private func atomicAdd(_ address: UInt64, length: UInt64, _ addend: UInt32) -> Step {
-        let t = pageTable.withTranslation(of: address) { translation in translation }
-            guard let translation = t, translation.writable, translation.atomicAllowed,
+        pageTable.withTranslation(of: address) { translation -> Step in
+            guard let translation, translation.writable, translation.atomicAllowed,
                 translation.linkProtocol == .localVRAM
             else { return .fault(.atomic) }
             // A multiple of 4: the address, the length and the leaf's end all are.
             let count = min(length, translation.leafRange.upperBound - address)
             let words = vram(translation.address, count).assumingMemoryBound(to: UInt32.self)
-            for i in 0 ..< Int(count / 4) { words[i] &+= addend }
+            svm_atomic_add_u32_array(words, Int(count / 4), addend)
             return .moved(count)
+        }
     }
 
     /// The device memory at `offset`; bind checked that its leaves lie inside it.

@@ -25,6 +25,10 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     public let mirrorUnavailableReason: String?
     /// How long one device fault may keep retrying before it fails with `EAGAIN`.
     public var faultTimeout: Duration = .seconds(10)
+    /// How long data a device atomic migrated stays in device memory before a CPU fault
+    /// takes it back: 5 ms, as the xe driver gives atomics on discrete GPUs
+    /// (`timeslice_ms` in `xe_svm_handle_pagefault`).
+    public var atomicTimeslice: Duration = .milliseconds(5)
 
     let mirror: CPUMirror?
     private let migrator: Migrator?
@@ -157,13 +161,21 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
                 migrator?.migrateToSystem(range, devices: allDevices)
                 continue
             case .system:
-                let wantsDevice = policy == .migrateOnDeviceFault || access.contains(.atomic)
-                if wantsDevice, migrationsTried < 3, let migrator {
+                let atomic = access.contains(.atomic)
+                let wantsDevice = policy == .migrateOnDeviceFault || atomic
+                if wantsDevice, migrationsTried < 3 || atomic, let migrator, range.flags.load().contains(.migrateDevmem) {
                     migrationsTried += 1
-                    if migrator.migrateToDevice(range, device: device, devices: { self.allDevices }) { continue }
+                    let timeslice = atomic ? atomicTimeslice : nil
+                    if migrator.migrateToDevice(range, device: device, timeslice: timeslice, devices: { self.allDevices }) { continue }
+                    // Device atomics need device memory: keep trying (a racing unmap or
+                    // discard makes a migration give up), backing off a little.
+                    if atomic && device.hasDeviceMemory {
+                        if migrationsTried > 3 { usleep(50) }
+                        continue
+                    }
                 }
                 // Device atomics need device memory (as on Xe without system atomics).
-                if access.contains(.atomic) { throw PluginErrno.accessDenied }
+                if atomic { throw PluginErrno.accessDenied }
                 populate(range)
                 pieces = Self.pieces(at: range.interval.start, size: range.interval.size, protocol: .system)
             }
@@ -230,7 +242,9 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
                 guard let range else { return zeroFill(address, mirror: mirror) }
                 switch range.residency.current {
                 case .migrating: return .deferred
-                case .device: return .migrateBack(range)
+                case .device(let allocation):
+                    // A device atomic's timeslice: let the device use the data first.
+                    return allocation.isHeld ? .deferred : .migrateBack(range)
                 case .system:
                     var result = Step.retry
                     _ = range.residency.whileInSystemMemory { result = zeroFill(address, mirror: mirror) }

@@ -22,6 +22,20 @@ public struct DeviceAllocation: Sendable, Hashable {
     public let deviceID: UInt64
     public let offset: UInt64
     public let size: UInt64
+    /// Until when (monotonic clock) CPU faults leave the data in device memory: the
+    /// timeslice the xe driver grants device atomics (5 ms), so that a device makes progress
+    /// before the CPU takes the range back. `nil`: no timeslice.
+    public var heldUntil: ContinuousClock.Instant?
+
+    public init(deviceID: UInt64, offset: UInt64, size: UInt64, heldUntil: ContinuousClock.Instant? = nil) {
+        self.deviceID = deviceID
+        self.offset = offset
+        self.size = size
+        self.heldUntil = heldUntil
+    }
+
+    /// Whether the timeslice still runs.
+    public var isHeld: Bool { heldUntil.map { ContinuousClock.now < $0 } ?? false }
 }
 
 /// A change of the CPU address space that happened to a range while a migration owned its

@@ -29,15 +29,16 @@ struct Migrator: Sendable {
 
     /// Migrates `range` into `device`'s memory. Returns false when it stayed in (or went
     /// back to) system memory, or another party owns it.
-    func migrateToDevice(_ range: SVMRange, device: SVMDevice, devices: () -> [SVMDevice]) -> Bool {
+    func migrateToDevice(_ range: SVMRange, device: SVMDevice, timeslice: Duration? = nil, devices: () -> [SVMDevice]) -> Bool {
         guard range.flags.load().contains(.mirrored), range.flags.load().contains(.migrateDevmem),
             mirror.canMigrate, device.hasDeviceMemory,
             range.residency.beginMigrationToDevice(departure: { mirror.log.depart() })
         else { return false }
         let interval = range.interval
-        guard let allocation = device.allocate(size: interval.size, evict: { evictLeastRecentlyUsed(of: device, sparing: range, devices: devices) }) else {
+        guard var allocation = device.allocate(size: interval.size, evict: { evictLeastRecentlyUsed(of: device, sparing: range, devices: devices) }) else {
             return giveUp(range)
         }
+        allocation.heldUntil = timeslice.map { ContinuousClock.now.advanced(by: $0) }
         space.invalidate(interval, event: .migration)
         guard let slot = try? mirror.staging.take() else {
             device.free(allocation)
