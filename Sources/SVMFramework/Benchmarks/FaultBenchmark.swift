@@ -84,9 +84,11 @@ public struct FaultBenchmark: Sendable {
         -> (ChunkResult, String, [String: Int])
     {
         let (context, device) = try context(chunk: chunk, host: host, plugin: plugin, index: index)
-        defer { context.close(device); context.shutdown() }
         let size = Int(chunk) * iterations
         let buffer = try BenchmarkBuffer(size: size, alignment: Int(chunk))
+        // The device goes before the memory: unmapping device-resident memory first would
+        // race the device's close.
+        defer { withExtendedLifetime(buffer) { context.close(device); context.shutdown() } }
         buffer.populate()
         // Warm-up round trip: the first use of device memory and of staging pages costs page
         // faults of the simulated device's backing memory, which is not what is measured.
@@ -125,8 +127,8 @@ public struct FaultBenchmark: Sendable {
     /// Time to fault in 2 MiB with device faults of `chunk` bytes.
     private func faultIn(chunk: UInt64, host: PluginHost, plugin: String, index: Int) throws -> Int {
         let (context, device) = try context(chunk: chunk, host: host, plugin: plugin, index: index)
-        defer { context.close(device); context.shutdown() }
         let buffer = try BenchmarkBuffer(size: 2 << 20, alignment: 2 << 20)
+        defer { withExtendedLifetime(buffer) { context.close(device); context.shutdown() } }
         buffer.populate()
         let start = Self.now()
         var offset: UInt64 = 0

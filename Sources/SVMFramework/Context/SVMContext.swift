@@ -106,6 +106,9 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         release(device)
         space.unregister(deviceID: device.deviceID)
         _ = devices.withLock { $0.byID.removeValue(forKey: device.deviceID) }
+        // The fault handler may still be using the device (an unmap it is handling): wait
+        // for that, and make later calls no-ops, before the plugin closes it.
+        device.markClosed()
         device.device.close()
     }
 

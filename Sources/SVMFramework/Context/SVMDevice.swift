@@ -12,6 +12,11 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
     let residents = DeviceMemoryLRU()
     /// Cleared when the device answers `EOPNOTSUPP` to an allocation: nothing migrates here.
     private let devmemWorks: Atomic<Bool>
+    /// Held for reading by every call the framework makes into the device from its own
+    /// threads (the fault handler among them), for writing by ``markClosed()``: a device is
+    /// never called after it was closed. `closed` is protected by it.
+    private let lifetime = NotifierLock()
+    private var closed = false
 
     init(deviceID: UInt64, name: String, device: any OpenDevice) {
         self.deviceID = deviceID
@@ -33,11 +38,21 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
     /// Device memory in use now, as the plugin reports it.
     public var usedDeviceMemory: UInt64 { (try? device.pagemapInfo().usedBytes) ?? 0 }
 
+    /// Runs `body` with the device if it is still open; `nil` after ``markClosed()``.
+    func ifOpen<T>(_ body: (any OpenDevice) throws -> T) rethrows -> T? {
+        try lifetime.withReadLock { closed ? nil : try body(device) }
+    }
+
+    /// Waits for calls in flight, then makes every later ``ifOpen(_:)`` a no-op.
+    func markClosed() {
+        lifetime.withWriteLock { closed = true }
+    }
+
     // MARK: SVMDeviceMapper
 
     public func zap(_ interval: AddressInterval) {
         // A device that cannot zap cannot have bound anything either.
-        try? device.zap(address: interval.start, size: interval.size)
+        _ = ifOpen { try? $0.zap(address: interval.start, size: interval.size) }
     }
 
     // MARK: device memory
@@ -48,7 +63,7 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
         guard hasDeviceMemory else { return nil }
         while true {
             do {
-                let offset = try device.allocateDeviceMemory(size: size)
+                guard let offset = try ifOpen({ try $0.allocateDeviceMemory(size: size) }) else { return nil }
                 return DeviceAllocation(deviceID: deviceID, offset: offset, size: size)
             } catch let error as PluginErrno where error == .outOfMemory {
                 guard evict() else { return nil }
@@ -62,6 +77,16 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
     }
 
     func free(_ allocation: DeviceAllocation) {
-        device.freeDeviceMemory(offset: allocation.offset, size: allocation.size)
+        _ = ifOpen { $0.freeDeviceMemory(offset: allocation.offset, size: allocation.size) }
+    }
+
+    /// Copies host memory into device memory; false if that failed or the device is closed.
+    func copyIn(_ allocation: DeviceAllocation, from source: UInt64) -> Bool {
+        (try? ifOpen { try $0.copyToDeviceMemory(offset: allocation.offset, from: pointer(source)!, size: allocation.size) }) != nil
+    }
+
+    /// Copies device memory into host memory; false if that failed or the device is closed.
+    func copyOut(_ allocation: DeviceAllocation, to destination: UInt64) -> Bool {
+        (try? ifOpen { try $0.copyFromDeviceMemory(offset: allocation.offset, to: pointer(destination)!, size: allocation.size) }) != nil
     }
 }

@@ -45,8 +45,7 @@ struct Migrator: Sendable {
             return giveUp(range)
         }
         let moved = moveIntoSlot(slot, from: interval)
-        let copied = moved == interval.size
-            && (try? device.device.copyToDeviceMemory(offset: allocation.offset, from: pointer(slot)!, size: interval.size)) != nil
+        let copied = moved == interval.size && device.copyIn(allocation, from: slot)
         // An unmap, discard or remap of the range since the data left: put it back instead.
         guard copied, range.residency.commitMigrationToDevice(allocation, intervened: { departure in
             mirror.log.changes(since: departure).contains { $0.affects(interval) }
@@ -78,7 +77,7 @@ struct Migrator: Sendable {
         space.invalidate(range.interval, event: .migration)
         var copied = false
         if let owner, let slot = try? mirror.staging.take() {
-            if (try? owner.device.copyFromDeviceMemory(offset: allocation.offset, to: pointer(slot)!, size: allocation.size)) != nil {
+            if owner.copyOut(allocation, to: slot) {
                 putBack(range, from: slot, bytes: allocation.size)
                 copied = true
             }
