@@ -74,13 +74,16 @@ final class CPUMirror: @unchecked Sendable {
         precondition(status == 0, "cannot start the CPU fault handler thread: \(status)")
     }
 
-    /// Stops the handler thread and waits for it. Registered ranges stay registered until
-    /// the descriptor closes.
+    /// Stops the handler thread, waits for it, and ends the userfaultfd (every range is
+    /// unregistered; CPU faults are the kernel's again).
     func stop() {
         let alreadyStopped = stopped.withLock { done in defer { done = true }; return done }
         guard started.load(ordering: .acquiring), !alreadyStopped else { return }
         stopping.store(true, ordering: .releasing)
         if !isHandlerThread { pthread_join(handler, nil) }
+        // Nobody reads events now: end the userfaultfd, or the next munmap of memory it
+        // watched would wait forever for its event to be read.
+        faults.retire()
     }
 
     /// Registers a range for missing faults and address-space events.

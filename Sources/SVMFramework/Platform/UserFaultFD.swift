@@ -79,6 +79,19 @@ public final class UserFaultFD: Sendable {
         _ = svm_uffd_close(descriptor)
     }
 
+    /// Ends the userfaultfd now while keeping the descriptor number reserved until `deinit`:
+    /// `/dev/null` takes its place (`dup2`), so the kernel drops every registration and wakes
+    /// every waiter, and a call made later by a thread still holding this handle fails
+    /// (`ENOTTY`) instead of reaching whatever file would reuse a closed number. Call it when
+    /// no thread reads events any more: from then on `munmap` of formerly registered memory
+    /// must not wait for an event nobody reads.
+    public func retire() {
+        let null = Glibc.open("/dev/null", O_RDONLY | O_CLOEXEC)
+        guard null >= 0 else { return }
+        _ = dup2(null, descriptor)
+        _ = Glibc.close(null)
+    }
+
     /// The features this kernel offers, from a handshake on a throwaway descriptor.
     public static func probeFeatures(userModeOnly: Bool = true) throws(UserFaultFDError) -> Features {
         let descriptor = try open(userModeOnly: userModeOnly)
