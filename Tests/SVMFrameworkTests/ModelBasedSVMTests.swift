@@ -13,6 +13,16 @@ import Testing
     /// get 64 KiB and 4 KiB ranges and its middle 2 MiB ones.
     static let regionSize = (6 << 20) + (192 << 10)
 
+    /// What the INCREMENT kernel does, on the shadow: each little-endian `UInt32` of
+    /// `words` grows by `addend`, wrapping.
+    static func increment(_ shadow: inout [UInt8], _ words: Range<Int>, by addend: UInt32) {
+        for word in stride(from: words.lowerBound, to: words.upperBound, by: 4) {
+            var value = shadow[word..<word + 4].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * $1.offset) }
+            value &+= addend
+            for byte in 0..<4 { shadow[word + byte] = UInt8(truncatingIfNeeded: value >> (8 * byte)) }
+        }
+    }
+
     /// The region under test and its shadow.
     final class Model {
         let buffer: MappedBuffer
@@ -79,11 +89,7 @@ import Testing
                 let span = span(maximum: 16 << 10, alignment: 4)
                 let addend = UInt32.random(in: 1...1000, using: &random)
                 try f.run(.increment(destination: address + UInt64(span.lowerBound), size: UInt64(span.count), addend: addend))
-                for word in stride(from: span.lowerBound, to: span.upperBound, by: 4) {
-                    var value = shadow[word..<word + 4].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * $1.offset) }
-                    value &+= addend
-                    for byte in 0..<4 { shadow[word + byte] = UInt8(truncatingIfNeeded: value >> (8 * byte)) }
-                }
+                ModelBasedSVMTests.increment(&shadow, span, by: addend)
             case 7:  // the device gives its memory back
                 f.context.release(f.device)
             case 8:  // discard pages
@@ -189,11 +195,7 @@ import Testing
                             let words = span.lowerBound..<span.lowerBound + max(4, length / 4 * 4)
                             let result = try f.device.run(.increment(destination: buffer.address + UInt64(words.lowerBound), size: UInt64(words.count), addend: 1))
                             if let error = result.stoppedBy { failures.withLock { $0.append("thread \(thread) step \(step): increment stopped: \(error)") } }
-                            for word in stride(from: words.lowerBound, to: words.upperBound, by: 4) {
-                                var value = shadow[word..<word + 4].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * $1.offset) }
-                                value &+= 1
-                                for byte in 0..<4 { shadow[word + byte] = UInt8(truncatingIfNeeded: value >> (8 * byte)) }
-                            }
+                            ModelBasedSVMTests.increment(&shadow, words, by: 1)
                         default:
                             let pages = (span.lowerBound / 4096 * 4096)..<min(piece.upperBound, (span.upperBound + 4095) / 4096 * 4096)
                             madvise(buffer.base + pages.lowerBound, pages.count, MADV_DONTNEED)

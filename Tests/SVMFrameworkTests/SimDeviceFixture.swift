@@ -12,10 +12,7 @@ final class SimDeviceFixture: @unchecked Sendable {
 
     init(devices count: Int = 1, memory: String = "64M", policy: MigrationPolicy = .migrateOnDeviceFault,
          configuration: SVMConfiguration = .standard) throws {
-        host = PluginHost(
-            configuration: PluginHost.Configuration(
-                searchPath: PluginSearchPath(builtinDirectory: PackagePaths.buildProducts, commandLineEntries: []),
-                options: ["SimDevice": ["devices": "\(count)", "memory": memory]]))
+        host = makeHost(options: ["SimDevice": ["devices": "\(count)", "memory": memory]])
         let context = SVMContext(configuration: configuration, policy: policy, host: host)
         self.context = context
         devices = try (0..<count).map { try context.openDevice(plugin: "SimDevice", index: $0) }

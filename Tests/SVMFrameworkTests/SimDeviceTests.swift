@@ -12,7 +12,7 @@ import Testing
 /// drive it: device memory, binds, zaps and kernels that fault through the host.
 @Suite("SimDevice")
 struct SimDeviceTests {
-    static let page = UInt64(AnonymousMapping.pageSize)
+    static let page = UInt64(MappedBuffer.pageSize)
     static let mebibyte: UInt64 = 1 << 20
     /// A device VA for local-VRAM binds: any address works (nothing CPU-side is touched),
     /// 2 MiB aligned so 2 MiB leaves fit.
@@ -32,16 +32,16 @@ struct SimDeviceTests {
     @Test("FILL, WRITE, COPY and READ on system memory move the right bytes; each untouched page faults once")
     func systemKernels() throws {
         let bed = try SimDeviceTestbed()
-        let region = try AnonymousMapping(pages: 16)
+        let region = MappedBuffer(pages: 16)
         bed.handler.serve(region.range, writable: true)
         let device = bed.device
 
-        var result = try device.runKernel(.fill(destination: region.start, size: 4 * Self.page, byte: 0xAB))
+        var result = try device.runKernel(.fill(destination: region.address, size: 4 * Self.page, byte: 0xAB))
         #expect(result == KernelResult(faults: 4, bytes: 4 * Self.page))
         #expect(region.bytes(at: 0, count: 4 * Int(Self.page)).allSatisfy { $0 == 0xAB })
         #expect(region.bytes(at: 4 * Int(Self.page), count: Int(Self.page)).allSatisfy { $0 == 0 })
         // Bound now: no faults the second time.
-        result = try device.runKernel(.fill(destination: region.start + 10, size: 100, byte: 0xCD))
+        result = try device.runKernel(.fill(destination: region.address + 10, size: 100, byte: 0xCD))
         #expect(result == KernelResult(faults: 0, bytes: 100))
         #expect(region.bytes(at: 9, count: 102) == [0xAB] + [UInt8](repeating: 0xCD, count: 100) + [0xAB])
 
@@ -58,13 +58,13 @@ struct SimDeviceTests {
         let copyTo = region.page(8) + 5000
         result = try device.runKernel(.copy(destination: copyTo, source: copyFrom, size: 10_000))
         #expect(result == KernelResult(faults: 3, bytes: 10_000))
-        #expect(region.bytes(at: Int(copyTo - region.start), count: 10_000) == Array(source[100 ..< 10_100]))
+        #expect(region.bytes(at: Int(copyTo - region.address), count: 10_000) == Array(source[100 ..< 10_100]))
         #expect(bed.handler.faults.suffix(3).map(\.access) == [.write, .write, .write])
 
         // READ pages 0..<12 back: only page 8 was never touched.
         var readBack = [UInt8](repeating: 0, count: 12 * Int(Self.page))
         result = try withHostBuffer(&readBack) {
-            try device.runKernel(.read(source: region.start, size: 12 * Self.page, hostBuffer: $0))
+            try device.runKernel(.read(source: region.address, size: 12 * Self.page, hostBuffer: $0))
         }
         #expect(result == KernelResult(faults: 1, bytes: 12 * Self.page))
         #expect(bed.handler.faults.last == .init(hostDevice: SimDeviceTestbed.hostDevice, address: region.page(8), access: .read))
@@ -74,20 +74,20 @@ struct SimDeviceTests {
     @Test("A zap unmaps the covering pages: the next kernel faults them in again")
     func zapRefaults() throws {
         let bed = try SimDeviceTestbed()
-        let region = try AnonymousMapping(pages: 4)
+        let region = MappedBuffer(pages: 4)
         bed.handler.serve(region.range, writable: true)
-        #expect(try bed.device.runKernel(.fill(destination: region.start, size: 4 * Self.page, byte: 1)).faults == 4)
-        #expect(try bed.device.runKernel(.fill(destination: region.start, size: 4 * Self.page, byte: 2)).faults == 0)
+        #expect(try bed.device.runKernel(.fill(destination: region.address, size: 4 * Self.page, byte: 1)).faults == 4)
+        #expect(try bed.device.runKernel(.fill(destination: region.address, size: 4 * Self.page, byte: 2)).faults == 0)
 
-        try bed.device.zap(address: region.start, size: 4 * Self.page)
-        #expect(try bed.device.runKernel(.fill(destination: region.start, size: 4 * Self.page, byte: 3)).faults == 4)
+        try bed.device.zap(address: region.address, size: 4 * Self.page)
+        #expect(try bed.device.runKernel(.fill(destination: region.address, size: 4 * Self.page, byte: 3)).faults == 4)
 
         // One byte inside page 1: the whole leaf goes, and only it.
         try bed.device.zap(address: region.page(1) + 10, size: 1)
-        let result = try bed.device.runKernel(.fill(destination: region.start, size: 4 * Self.page, byte: 4))
+        let result = try bed.device.runKernel(.fill(destination: region.address, size: 4 * Self.page, byte: 4))
         #expect(result.faults == 1)
         #expect(bed.handler.faults.last?.address == region.page(1))
-        #expect(region.bytes(at: 0, count: region.length).allSatisfy { $0 == 4 })
+        #expect(region.bytes(at: 0, count: region.size).allSatisfy { $0 == 4 })
         // Zapping what was never bound, or past the 48-bit VA space, is fine.
         try bed.device.zap(address: 0x10_0000, size: 64 * Self.page)
         try bed.device.zap(address: 1 << 50, size: Self.page)
@@ -96,9 +96,9 @@ struct SimDeviceTests {
     @Test("A fault the host refuses stops the kernel with its status and address; the bytes before stay")
     func refusedFault() throws {
         let bed = try SimDeviceTestbed()
-        let region = try AnonymousMapping(pages: 4)
-        bed.handler.serve(region.start ..< region.page(2), writable: true)
-        let result = try bed.device.runKernel(.fill(destination: region.start, size: 4 * Self.page, byte: 9))
+        let region = MappedBuffer(pages: 4)
+        bed.handler.serve(region.address ..< region.page(2), writable: true)
+        let result = try bed.device.runKernel(.fill(destination: region.address, size: 4 * Self.page, byte: 9))
         #expect(result == KernelResult(stoppedBy: .badAddress, faultAddress: region.page(2), faults: 3, bytes: 2 * Self.page))
         #expect(region.bytes(at: 0, count: 2 * Int(Self.page)).allSatisfy { $0 == 9 })
         #expect(region.bytes(at: 2 * Int(Self.page), count: 2 * Int(Self.page)).allSatisfy { $0 == 0 })
@@ -111,22 +111,22 @@ struct SimDeviceTests {
     @Test("A stale binding to unmapped CPU memory: process_vm_* get EFAULT, the device faults, the process lives")
     func staleBinding() throws {
         let bed = try SimDeviceTestbed()
-        let region = try AnonymousMapping(pages: 2)
+        let region = MappedBuffer(pages: 2)
         bed.handler.serve(region.range, writable: true)
         region.store(pattern(2 * Int(Self.page)), at: 0)
         var buffer = [UInt8](repeating: 0, count: 2 * Int(Self.page))
         var result = try withHostBuffer(&buffer) {
-            try bed.device.runKernel(.read(source: region.start, size: 2 * Self.page, hostBuffer: $0))
+            try bed.device.runKernel(.read(source: region.address, size: 2 * Self.page, hostBuffer: $0))
         }
         #expect(result == KernelResult(faults: 2, bytes: 2 * Self.page))
         #expect(buffer == pattern(2 * Int(Self.page)))
 
         // Page 1 goes away on the CPU; the device keeps its translation (no zap).
-        try region.unmapKeepingAddresses(pages: 1 ..< 2)
+        region.unmapKeepingAddresses(pages: 1 ..< 2)
         bed.handler.withdraw(region.page(1) ..< region.page(2))
         buffer = [UInt8](repeating: 0, count: 2 * Int(Self.page))
         result = try withHostBuffer(&buffer) {
-            try bed.device.runKernel(.read(source: region.start, size: 2 * Self.page, hostBuffer: $0))
+            try bed.device.runKernel(.read(source: region.address, size: 2 * Self.page, hostBuffer: $0))
         }
         #expect(result == KernelResult(stoppedBy: .badAddress, faultAddress: region.page(1), faults: 1, bytes: Self.page))
         #expect(Array(buffer.prefix(Int(Self.page))) == Array(pattern(2 * Int(Self.page)).prefix(Int(Self.page))))
@@ -142,35 +142,35 @@ struct SimDeviceTests {
     func userfaultfdMissingPage() throws {
         let bed = try SimDeviceTestbed()
         let uffd = try UserFaultFD()
-        let region = try AnonymousMapping(pages: 1)
-        try uffd.register(UInt(region.start), length: region.length, modes: .missing)
-        defer { try? uffd.unregister(UInt(region.start), length: region.length) }
+        let region = MappedBuffer(pages: 1)
+        try uffd.register(UInt(region.address), length: region.size, modes: .missing)
+        defer { try? uffd.unregister(UInt(region.address), length: region.size) }
         // Bound as the core would bind a page it believes present; the CPU never touched it.
         try bed.device.bind(
-            address: region.start, size: Self.page,
-            pieces: [BindPiece(address: region.start, linkProtocol: .system, order: 0)], access: [.writable])
+            address: region.address, size: Self.page,
+            pieces: [BindPiece(address: region.address, linkProtocol: .system, order: 0)], access: [.writable])
         var buffer = [UInt8](repeating: 0xFF, count: 64)
         let result = try withHostBuffer(&buffer) {
-            try bed.device.runKernel(.read(source: region.start, size: 64, hostBuffer: $0))
+            try bed.device.runKernel(.read(source: region.address, size: 64, hostBuffer: $0))
         }
-        #expect(result == KernelResult(stoppedBy: .badAddress, faultAddress: region.start, faults: 1, bytes: 0))
+        #expect(result == KernelResult(stoppedBy: .badAddress, faultAddress: region.address, faults: 1, bytes: 0))
         #expect(try uffd.readEvent() == nil, "the device's access raised no CPU fault")
     }
 
     @Test("A write through a read-only bind faults with .write")
     func readOnlyBind() throws {
         let bed = try SimDeviceTestbed()
-        let region = try AnonymousMapping(pages: 1)
+        let region = MappedBuffer(pages: 1)
         region.store([1, 2, 3, 4], at: 0)
         bed.handler.serve(region.range, writable: false)
         var buffer = [UInt8](repeating: 0, count: 4)
         let read = try withHostBuffer(&buffer) {
-            try bed.device.runKernel(.read(source: region.start, size: 4, hostBuffer: $0))
+            try bed.device.runKernel(.read(source: region.address, size: 4, hostBuffer: $0))
         }
         #expect(read == KernelResult(faults: 1, bytes: 4))
         #expect(buffer == [1, 2, 3, 4])
-        let write = try bed.device.runKernel(.fill(destination: region.start + 2, size: 2, byte: 0))
-        #expect(write == KernelResult(stoppedBy: .accessDenied, faultAddress: region.start + 2, faults: 1, bytes: 0))
+        let write = try bed.device.runKernel(.fill(destination: region.address + 2, size: 2, byte: 0))
+        #expect(write == KernelResult(stoppedBy: .accessDenied, faultAddress: region.address + 2, faults: 1, bytes: 0))
         #expect(bed.handler.faults.map(\.access) == [.read, .write])
         #expect(region.bytes(at: 0, count: 4) == [1, 2, 3, 4])
     }
@@ -178,11 +178,11 @@ struct SimDeviceTests {
     @Test("INCREMENT on system memory faults with .atomic: device atomics need device memory")
     func atomicOnSystemMemory() throws {
         let bed = try SimDeviceTestbed()
-        let region = try AnonymousMapping(pages: 1)
+        let region = MappedBuffer(pages: 1)
         bed.handler.serve(region.range, writable: true)
-        #expect(try bed.device.runKernel(.fill(destination: region.start, size: 16, byte: 0)).faults == 1)
-        let result = try bed.device.runKernel(.increment(destination: region.start, size: 16, addend: 1))
-        #expect(result == KernelResult(stoppedBy: .accessDenied, faultAddress: region.start, faults: 1, bytes: 0))
+        #expect(try bed.device.runKernel(.fill(destination: region.address, size: 16, byte: 0)).faults == 1)
+        let result = try bed.device.runKernel(.increment(destination: region.address, size: 16, addend: 1))
+        #expect(result == KernelResult(stoppedBy: .accessDenied, faultAddress: region.address, faults: 1, bytes: 0))
         #expect(bed.handler.faults.last?.access == .atomic)
         #expect(region.bytes(at: 0, count: 16).allSatisfy { $0 == 0 })
     }

@@ -1,6 +1,7 @@
 import CSVMPlatform
 import Glibc
 import SVMFramework
+import SVMTestSupport
 import Synchronization
 import Testing
 
@@ -296,7 +297,7 @@ fileprivate struct SystemCallFailure: Error {
 /// A thread running `body`; `result(timeout:)` gives up instead of hanging on a thread that
 /// stays blocked in a fault.
 fileprivate final class Worker<Value: Sendable>: Sendable {
-    private let thread: pthread_t
+    private let thread: TestThread
     private let box = Box()
 
     private final class Box: Sendable {
@@ -305,7 +306,7 @@ fileprivate final class Worker<Value: Sendable>: Sendable {
 
     init(_ body: @escaping @Sendable () -> Value) {
         let box = self.box
-        thread = startThread {
+        thread = TestThread {
             let result = body()
             box.value.withLock { $0 = result }
         }
@@ -320,30 +321,14 @@ fileprivate final class Worker<Value: Sendable>: Sendable {
         let deadline = clock.now.advanced(by: timeout)
         while clock.now < deadline {
             if let value = box.value.withLock({ $0 }) {
-                pthread_join(thread, nil)
+                thread.join()
                 return value
             }
             usleep(1000)
         }
-        pthread_detach(thread)
+        thread.detach()
         return nil
     }
-}
-
-/// Starts a thread running `run`; a C thread function cannot capture generic context, so
-/// this part is not generic.
-fileprivate func startThread(_ run: @escaping @Sendable () -> Void) -> pthread_t {
-    final class Entry: Sendable {
-        let run: @Sendable () -> Void
-        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
-    }
-    var thread = pthread_t()
-    let status = pthread_create(&thread, nil, { context in
-        Unmanaged<Entry>.fromOpaque(context!).takeRetainedValue().run()
-        return nil
-    }, Unmanaged.passRetained(Entry(run)).toOpaque())
-    precondition(status == 0, "pthread_create: \(status)")
-    return thread
 }
 
 fileprivate func peek(_ address: UInt) -> UInt8 {

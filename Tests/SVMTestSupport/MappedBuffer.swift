@@ -1,31 +1,59 @@
 import Glibc
+import SVMFramework
 
 /// Anonymous memory from `mmap`, aligned to `alignment`, with helpers to fill and check it
 /// with a pattern that differs per byte and per seed. Unmapped when released, unless the
 /// test unmapped it itself (``forget()``).
 public final class MappedBuffer: @unchecked Sendable {
+    public static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+
     public let base: UnsafeMutableRawPointer
     public let size: Int
     private var mapped = true
 
-    /// `flags` adds to `MAP_ANONYMOUS` (default `MAP_PRIVATE`).
+    /// `shared`: `MAP_SHARED` instead of `MAP_PRIVATE`.
     public init(size: Int, alignment: Int = 2 << 20, protection: Int32 = PROT_READ | PROT_WRITE, shared: Bool = false) {
-        let raw = mmap(nil, size + alignment, protection, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS, -1, 0)!
-        precondition(raw != MAP_FAILED, "mmap failed: \(errno)")
-        let start = UInt(bitPattern: raw)
-        let aligned = (start + UInt(alignment) - 1) & ~UInt(alignment - 1)
-        if aligned > start { munmap(raw, Int(aligned - start)) }
-        let tailStart = aligned + UInt(size)
-        let tailEnd = start + UInt(size + alignment)
-        if tailEnd > tailStart { munmap(UnsafeMutableRawPointer(bitPattern: tailStart), Int(tailEnd - tailStart)) }
-        base = UnsafeMutableRawPointer(bitPattern: aligned)!
+        guard let aligned = mapAnonymousAligned(size: size, alignment: alignment, protection: protection, flags: shared ? MAP_SHARED : MAP_PRIVATE) else {
+            preconditionFailure("mmap failed: \(errno)")
+        }
+        base = aligned
         self.size = size
+    }
+
+    /// `pages` pages, page-aligned, read-write.
+    public convenience init(pages: Int) {
+        self.init(size: pages * Self.pageSize, alignment: Self.pageSize)
     }
 
     deinit { if mapped { munmap(base, size) } }
 
     public var address: UInt64 { UInt64(UInt(bitPattern: base)) }
     public var bytes: UnsafeMutablePointer<UInt8> { base.assumingMemoryBound(to: UInt8.self) }
+
+    public var range: Range<UInt64> { address ..< address + UInt64(size) }
+
+    /// The address of page `index`.
+    public func page(_ index: Int) -> UInt64 { address + UInt64(index * Self.pageSize) }
+
+    /// The bytes at `offset`, read by the CPU.
+    public func bytes(at offset: Int, count: Int) -> [UInt8] {
+        Array(UnsafeRawBufferPointer(start: base + offset, count: count))
+    }
+
+    /// Writes `bytes` at `offset` with the CPU.
+    public func store(_ bytes: [UInt8], at offset: Int) {
+        bytes.withUnsafeBytes { (base + offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+    }
+
+    /// Unmaps `pages` as munmap would (their memory is gone), but leaves the addresses
+    /// reserved (`PROT_NONE`): a test that keeps a stale device binding to them must not let
+    /// another thread's mmap reuse the addresses meanwhile.
+    public func unmapKeepingAddresses(pages: Range<Int>) {
+        let address = mmap(
+            base + pages.lowerBound * Self.pageSize, pages.count * Self.pageSize, PROT_NONE,
+            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0)
+        precondition(address != MAP_FAILED, "mmap(MAP_FIXED) failed: \(errno)")
+    }
 
     /// The pattern byte at `offset` for `seed`.
     public static func pattern(_ offset: Int, seed: UInt8) -> UInt8 {

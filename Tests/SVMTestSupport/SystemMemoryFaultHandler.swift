@@ -73,11 +73,11 @@ public final class SystemMemoryFaultHandler: DeviceFaultHandler {
             if access.contains(.atomic) || (access.contains(.write) && !region.writable) {
                 throw PluginErrno.accessDenied
             }
-            let page = address & ~UInt64(AnonymousMapping.pageSize - 1)
+            let page = address & ~UInt64(MappedBuffer.pageSize - 1)
             // The page may be bound already, read-only: rebind it as the region allows.
-            try device.zap(address: page, size: UInt64(AnonymousMapping.pageSize))
+            try device.zap(address: page, size: UInt64(MappedBuffer.pageSize))
             try device.bind(
-                address: page, size: UInt64(AnonymousMapping.pageSize),
+                address: page, size: UInt64(MappedBuffer.pageSize),
                 pieces: [BindPiece(address: page, linkProtocol: .system, order: 0)],
                 access: region.writable ? [.writable] : [])
         }

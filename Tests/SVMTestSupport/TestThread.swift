@@ -1,7 +1,7 @@
 import Glibc
 
 /// A plain pthread running a closure, for tests that need a real second thread (a CPU
-/// thread faulting while a device runs, a thread unmapping memory). Join it once.
+/// thread faulting while a device runs, a thread unmapping memory). Join or detach it once.
 public final class TestThread: @unchecked Sendable {
     private final class Body {
         let run: @Sendable () -> Void
@@ -20,4 +20,7 @@ public final class TestThread: @unchecked Sendable {
     }
 
     public func join() { pthread_join(thread, nil) }
+
+    /// Leaves the thread behind (for one stuck in a fault a test gave up on); no join after.
+    public func detach() { pthread_detach(thread) }
 }

@@ -177,23 +177,18 @@ public struct FaultBenchmark: Sendable {
 
 /// Memory the benchmark faults on: aligned, populated with bytes that are not zero.
 private final class BenchmarkBuffer {
-    let raw: UnsafeMutableRawPointer
-    let mapped: Int
     let base: UnsafeMutableRawPointer
     let size: Int
 
     init(size: Int, alignment: Int) throws {
-        mapped = size + alignment
-        guard let raw = mmap(nil, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), raw != MAP_FAILED else {
+        guard let base = mapAnonymousAligned(size: size, alignment: alignment) else {
             throw BenchmarkError(message: "cannot map \(size) bytes: errno \(errno)")
         }
-        self.raw = raw
-        let start = UInt(bitPattern: raw)
-        base = UnsafeMutableRawPointer(bitPattern: (start + UInt(alignment) - 1) & ~UInt(alignment - 1))!
+        self.base = base
         self.size = size
     }
 
-    deinit { munmap(raw, mapped) }
+    deinit { munmap(base, size) }
 
     var address: UInt64 { UInt64(UInt(bitPattern: base)) }
 

@@ -74,7 +74,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         guard let host else { throw SVMContextError.noPluginHost }
         guard let plugin = host.plugin(named: pluginName) else { throw SVMContextError.noSuchPlugin(pluginName) }
         guard let driver = plugin.device else { throw SVMContextError.notADevicePlugin(pluginName) }
-        let id = devices.withLock { state in defer { state.nextID += 1 }; return state.nextID }
+        let id = reserveDeviceID()
         let open = try driver.openDevice(at: index, hostDevice: id)
         let name = (try? driver.deviceInfo(at: index).name) ?? "\(pluginName)[\(index)]"
         return adopt(open, id: id, name: name)

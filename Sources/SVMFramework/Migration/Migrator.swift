@@ -83,9 +83,7 @@ struct Migrator: Sendable {
             }
             mirror.staging.recycle(slot)
         }
-        owner?.free(allocation)
-        owner?.residents.remove(range)
-        end(range)
+        release(range, allocation, of: owner)
         if copied {
             statistics.migrationsToSystem.count()
             statistics.bytesToSystem.count(Int(allocation.size))
@@ -101,7 +99,11 @@ struct Migrator: Sendable {
     /// discarded or unmapped in whole, so the data is gone.
     func discard(_ range: SVMRange, devices: [SVMDevice]) {
         guard let (allocation, _) = range.residency.beginMigrationToSystem() else { return }
-        let owner = devices.first { $0.deviceID == allocation.deviceID }
+        release(range, allocation, of: devices.first { $0.deviceID == allocation.deviceID })
+    }
+
+    /// Frees a range's device memory and ends its migration in system memory.
+    private func release(_ range: SVMRange, _ allocation: DeviceAllocation, of owner: SVMDevice?) {
         owner?.free(allocation)
         owner?.residents.remove(range)
         end(range)

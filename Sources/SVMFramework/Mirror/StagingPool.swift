@@ -43,16 +43,10 @@ final class StagingPool: @unchecked Sendable {
     /// mirror, and slots are reused.
     private static func mapBlock() throws(StagingPoolError) -> [UInt64] {
         let size = Int(slotSize) * slotsPerBlock
-        // Over-allocate by one slot and trim, to get 2 MiB alignment.
-        guard let raw = mmap(nil, size + Int(slotSize), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
-            raw != MAP_FAILED
-        else { throw StagingPoolError(errno: errno) }
-        let base = UInt64(UInt(bitPattern: raw))
-        let aligned = (base + slotSize - 1) & ~(slotSize - 1)
-        if aligned > base { munmap(raw, Int(aligned - base)) }
-        let tail = aligned + UInt64(size)
-        let end = base + UInt64(size) + slotSize
-        if end > tail { munmap(UnsafeMutableRawPointer(bitPattern: UInt(tail)), Int(end - tail)) }
+        guard let block = mapAnonymousAligned(size: size, alignment: Int(slotSize), flags: MAP_PRIVATE | MAP_NORESERVE) else {
+            throw StagingPoolError(errno: errno)
+        }
+        let aligned = UInt64(UInt(bitPattern: block))
         // No huge pages: a 4 KiB migration must not make the kernel fault a whole 2 MiB page.
         madvise(UnsafeMutableRawPointer(bitPattern: UInt(aligned)), size, MADV_NOHUGEPAGE)
         return (0..<slotsPerBlock).map { aligned + UInt64($0) * slotSize }

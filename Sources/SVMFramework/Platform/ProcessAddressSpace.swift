@@ -43,27 +43,30 @@ public final class ProcessAddressSpace: CPUAddressSpace {
     /// The runs of pages of `interval` that are not present, in order; empty when all are
     /// (or when part of the interval is not mapped: the caller finds out otherwise).
     public func missingRuns(_ interval: AddressInterval) -> [AddressInterval] {
-        let pages = Int(interval.size / 4096)
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: pages) { present in
-            guard svm_vma_resident(interval.start, interval.size, present.baseAddress!) == 0 else { return [] }
+        withResidency(interval) { present in
             var runs: [AddressInterval] = []
             var page = 0
-            while page < pages {
+            while page < present.count {
                 guard present[page] & 1 == 0 else { page += 1; continue }
                 let first = page
-                while page < pages && present[page] & 1 == 0 { page += 1 }
+                while page < present.count && present[page] & 1 == 0 { page += 1 }
                 runs.append(AddressInterval(start: interval.start + UInt64(first) * 4096, end: interval.start + UInt64(page) * 4096))
             }
             return runs
-        }
+        } ?? []
     }
 
     public func pagesPresent(_ interval: AddressInterval) -> Bool {
+        withResidency(interval) { present in present.allSatisfy { $0 & 1 != 0 } } ?? false
+    }
+
+    /// `mincore` of `interval`, one byte per page, given to `body`; `nil` when it fails
+    /// (part of the interval is not mapped).
+    private func withResidency<T>(_ interval: AddressInterval, _ body: (UnsafeMutableBufferPointer<UInt8>) -> T) -> T? {
         let pages = Int(interval.size / 4096)
-        guard pages > 0 else { return true }
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: pages) { present in
-            guard svm_vma_resident(interval.start, interval.size, present.baseAddress!) == 0 else { return false }
-            return present.allSatisfy { $0 & 1 != 0 }
+            guard svm_vma_resident(interval.start, interval.size, present.baseAddress!) == 0 else { return nil }
+            return body(present)
         }
     }
 }
