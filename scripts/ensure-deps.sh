@@ -13,8 +13,9 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 
 # libdrm and libpciaccess: the XeDevice plugin; pkg-config: SwiftPM finds them with it;
-# a C compiler: the tests build C plugins the way an external author would.
-packages=(libdrm-dev libpciaccess-dev pkg-config gcc)
+# a C compiler: the tests build C plugins the way an external author would; gdb: test.sh
+# prints the thread stacks of a test run that hangs.
+packages=(libdrm-dev libpciaccess-dev pkg-config gcc gdb)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -1,8 +1,31 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit, scenario and end-to-end CLI tests.
+#
+# A hang must fail the run with a diagnosis, not eat CI's time: if the tests take longer
+# than SVM_TEST_TIMEOUT seconds (default 1200; a normal run takes under a minute here), the
+# stacks of every thread of the test process are printed (with gdb) and it is killed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-deps.sh
 
 swift build --build-tests
-swift test --skip-build "$@"
+
+limit="${SVM_TEST_TIMEOUT:-1200}"
+swift test --skip-build "$@" &
+runner=$!
+(
+    for ((waited = 0; waited < limit; waited++)); do
+        kill -0 "$runner" 2>/dev/null || exit 0
+        sleep 1
+    done
+    echo "error: the tests did not finish in $limit s; thread stacks of the test process follow" >&2
+    for pid in $(pgrep -f 'xctest|PackageTests' || true); do
+        gdb -p "$pid" -batch -ex "thread apply all bt" >&2 2>/dev/null || true
+        kill -9 "$pid" 2>/dev/null || true
+    done
+) &
+guard=$!
+status=0
+wait "$runner" || status=$?
+wait "$guard" 2>/dev/null || true
+exit "$status"

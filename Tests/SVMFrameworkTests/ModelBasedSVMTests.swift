@@ -1,4 +1,5 @@
 import CSVMPlatform
+import Foundation
 import Glibc
 import SVMFramework
 import SVMPluginKit
@@ -139,7 +140,7 @@ import Testing
     /// the start of a thread's slice comes back stale after concurrent device increments,
     /// fills and CPU writes on the same 2 MiB ranges. The race is not found yet; run it with
     /// `--filter concurrentThreads` while fixing it.
-    @Test(.disabled("open race: concurrent device and CPU accesses on shared ranges (see the issue note)"), arguments: 1...4)
+    @Test(arguments: 1...4)
     func concurrentThreadsOnSharedRanges(seed: Int) throws {
         try runConcurrentThreads(seed: seed, discards: false)
     }
@@ -148,7 +149,7 @@ import Testing
     /// then (a byte of a discarded slice comes back stale, about one run in three): a
     /// race between a discard read by the mirror and a migration on another thread is still
     /// open. Run it with `--filter concurrentThreadsWithDiscards` while fixing it.
-    @Test(.disabled("open race: discards concurrent with migrations (see the issue note)"), arguments: 1...4)
+    @Test(arguments: 1...4)
     func concurrentThreadsWithDiscards(seed: Int) throws {
         try runConcurrentThreads(seed: seed, discards: true)
     }
@@ -160,11 +161,14 @@ import Testing
         let slice = 64 << 10
         let buffer = MappedBuffer(size: 4 << 20)
         let failures = Mutex<[String]>([])
+        let wrongAddresses = Mutex<[UInt64]>([])
+        f.context.trace.enable()
         let workers = (0..<threads).map { thread in
             TestThread {
                 var random = SeededRandom(seed: UInt64(seed * 100 + thread))
                 let slices = stride(from: thread * slice, to: buffer.size, by: threads * slice).map { $0..<$0 + slice }
                 var shadow = [UInt8](repeating: 0, count: buffer.size)
+                var history: [String] = []
                 for step in 0..<120 {
                     let piece = slices[Int.random(in: 0..<slices.count, using: &random)]
                     let length = Int.random(in: 1...slice, using: &random)
@@ -172,6 +176,7 @@ import Testing
                     do {
                         var operation = Int.random(in: 0..<6, using: &random)
                         if operation == 5 && !discards { operation = 1 }
+                        history.append("step \(step) op \(operation) span \(span)")
                         switch operation {
                         case 0:
                             let value = UInt8.random(in: 1...255, using: &random)
@@ -179,7 +184,7 @@ import Testing
                             shadow.replaceSubrange(span, with: repeatElement(value, count: length))
                         case 1:
                             if let wrong = span.first(where: { buffer.bytes[$0] != shadow[$0] }) {
-                                failures.withLock { $0.append("thread \(thread) step \(step): CPU read at \(wrong)") }
+                                failures.withLock { $0.append("thread \(thread) step \(step): CPU read \(describe(wrong, in: span))") }
                             }
                         case 2:
                             let value = UInt8.random(in: 1...255, using: &random)
@@ -189,7 +194,8 @@ import Testing
                         case 3:
                             let (data, result) = try f.deviceRead(buffer.address + UInt64(span.lowerBound), length)
                             if result.stoppedBy != nil || data != Array(shadow[span]) {
-                                failures.withLock { $0.append("thread \(thread) step \(step): device read wrong") }
+                                let wrong = data.indices.first { data[$0] != shadow[span.lowerBound + $0] } ?? 0
+                                failures.withLock { $0.append("thread \(thread) step \(step): device read (\(String(describing: result.stoppedBy))) at \(span.lowerBound + wrong): \(data[wrong]) != \(shadow[span.lowerBound + wrong])") }
                             }
                         case 4:
                             let words = span.lowerBound..<span.lowerBound + max(4, length / 4 * 4)
@@ -207,8 +213,16 @@ import Testing
                 }
                 for piece in slices {
                     if let wrong = piece.first(where: { buffer.bytes[$0] != shadow[$0] }) {
-                        failures.withLock { $0.append("thread \(thread) final check at \(wrong)") }
+                        failures.withLock { $0.append("thread \(thread) final check \(describe(wrong, in: piece))") }
                     }
+                }
+                /// The first wrong byte of `span` with its value and the shadow's, and how
+                /// many bytes of `span` are wrong.
+                func describe(_ wrong: Int, in span: Range<Int>) -> String {
+                    let count = span.count { buffer.bytes[$0] != shadow[$0] }
+                    wrongAddresses.withLock { $0.append(buffer.address + UInt64(wrong)) }
+                    let touching = history.filter { $0.contains("span \(span.lowerBound)..<") }.suffix(6).joined(separator: "; ")
+                    return "at \(wrong) (range \(wrong >> 21), slice offset \(wrong % slice)): \(buffer.bytes[wrong]) != \(shadow[wrong]), \(count) of \(span.count) bytes wrong; history: \(touching)"
                 }
             }
         }
@@ -216,6 +230,11 @@ import Testing
         for worker in workers { worker.join() }
         watchdog.cancel()
         #expect(failures.withLock { $0 } == [])
+        if let address = wrongAddresses.withLock({ $0.first }) {
+            let path = "/tmp/svm-trace-\(discards)-\(seed).txt"
+            let steps = f.context.trace.allSteps.map(\.description).joined(separator: "\n")
+            _ = FileManager.default.createFile(atPath: path, contents: Data("address \(address); buffer \(buffer.address)\n\(failures.withLock { $0 }.joined(separator: "\n"))\n\(steps)\n".utf8))
+        }
     }
 
     /// The CPU and the device fault on the same range at once, over and over: no deadlock,

@@ -9,9 +9,13 @@ final class SimDeviceFixture: @unchecked Sendable {
     let host: PluginHost
     let context: SVMContext
     let devices: [SVMDevice]
+    /// Every test with a fixture fails with thread stacks, instead of hanging, if it does
+    /// not shut the fixture down in time.
+    private let watchdog: Watchdog
 
     init(devices count: Int = 1, memory: String = "64M", policy: MigrationPolicy = .migrateOnDeviceFault,
-         configuration: SVMConfiguration = .standard) throws {
+         configuration: SVMConfiguration = .standard, test: String = #function) throws {
+        watchdog = Watchdog(seconds: 300, "\(test) did not shut its SimDevice fixture down")
         host = makeHost(options: ["SimDevice": ["devices": "\(count)", "memory": memory]])
         let context = SVMContext(configuration: configuration, policy: policy, host: host)
         self.context = context
@@ -23,6 +27,7 @@ final class SimDeviceFixture: @unchecked Sendable {
     func shutdown() {
         for device in devices { context.close(device) }
         context.shutdown()
+        watchdog.cancel()
     }
 
     func count(_ name: String) -> Int { context.statistics.snapshot[name]! }

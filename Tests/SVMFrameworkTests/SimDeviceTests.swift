@@ -291,6 +291,42 @@ struct SimDeviceTests {
         }
     }
 
+    @Test("A free never wipes memory allocated after it: threads allocate, fill, check and free the same blocks")
+    func freeRacingAllocation() throws {
+        // Two 2 MiB blocks for three threads: every block is freed by one thread and taken
+        // by another right away, over and over.
+        let bed = try SimDeviceTestbed(options: ["memory": "4M"])
+        let device = bed.device
+        let size = 2 * Self.mebibyte
+        let wrong = Mutex<[String]>([])
+        let workers = (0 ..< 3).map { thread in
+            TestThread {
+                // Raw buffers and memcmp: comparing 2 MiB arrays is slow in debug builds.
+                let data = UnsafeMutableRawPointer.allocate(byteCount: Int(size), alignment: 4096)
+                let back = UnsafeMutableRawPointer.allocate(byteCount: Int(size), alignment: 4096)
+                defer { data.deallocate(); back.deallocate() }
+                data.initializeMemory(as: UInt8.self, repeating: UInt8(thread + 1), count: Int(size))
+                for round in 0 ..< 300 {
+                    var offset: UInt64?
+                    while offset == nil {
+                        do { offset = try device.allocateDeviceMemory(size: size) } catch { sched_yield() }
+                    }
+                    do {
+                        try device.copyToDeviceMemory(offset: offset!, from: data, size: size)
+                        try device.copyFromDeviceMemory(offset: offset!, to: back, size: size)
+                        if memcmp(data, back, Int(size)) != 0 { wrong.withLock { $0.append("thread \(thread) round \(round): bytes wiped") } }
+                    } catch {
+                        wrong.withLock { $0.append("thread \(thread) round \(round): \(error)") }
+                    }
+                    device.freeDeviceMemory(offset: offset!, size: size)
+                }
+            }
+        }
+        for worker in workers { worker.join() }
+        #expect(wrong.withLock { $0 } == [])
+        #expect(try device.pagemapInfo().usedBytes == 0)
+    }
+
     // MARK: Local VRAM
 
     @Test("A local-VRAM bind: kernels read and write device memory without faults; bad binds are refused")
@@ -412,7 +448,11 @@ struct SimDeviceTests {
                 }
             }
         }
-        final class Flag: Sendable { let value = Atomic(false) }
+        final class Progress: Sendable {
+            let done = Atomic(false)
+            /// Kernels that ran to the end.
+            let completed = Atomic(0)
+        }
 
         let bed = try SimDeviceTestbed()
         let device = bed.device
@@ -421,24 +461,26 @@ struct SimDeviceTests {
         let handler = Rebinder(device: device, piece: BindPiece(address: offset, linkProtocol: .localVRAM, order: 9))
         bed.setFaultHandler(handler)
 
-        let done = Flag()
+        let progress = Progress()
         let worker = Thread {
-            while !done.value.load(ordering: .relaxed) {
+            while !progress.done.load(ordering: .relaxed) {
                 let result = try? device.runKernel(.increment(destination: Self.vramVA, size: size, addend: 1))
-                // Paused: back off instead of spinning on the handler's lock.
-                if result?.stoppedBy != nil { usleep(200) }
+                if result?.stoppedBy == nil {
+                    progress.completed.add(1, ordering: .relaxed)
+                } else {
+                    usleep(200)  // paused: back off instead of spinning on the handler's lock
+                }
             }
         }
         worker.start()
-        defer { done.value.store(true, ordering: .relaxed) }
+        defer { progress.done.store(true, ordering: .relaxed) }
 
         func snapshot() throws -> [UInt32] {
             var words = [UInt32](repeating: 0, count: Int(size / 4))
             try words.withUnsafeMutableBytes { try device.copyFromDeviceMemory(offset: offset, to: $0.baseAddress!, size: size) }
             return words
         }
-        var progressed = 0
-        for _ in 0 ..< 20 {
+        for round in 0 ..< 20 {
             try handler.paused.withLock { (paused) throws in
                 paused = true
                 try device.zap(address: Self.vramVA, size: size)
@@ -449,12 +491,15 @@ struct SimDeviceTests {
             // memcmp: comparing 512 Ki words element by element is slow in debug builds.
             let same = before.withUnsafeBytes { a in after.withUnsafeBytes { b in memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 } }
             #expect(same, "a kernel wrote through a zapped translation")
-            if before.first != 0 { progressed += 1 }
+            // Let the worker finish a kernel through the rebound page before the next zap,
+            // however busy the machine is (no time limit but a generous one).
+            let target = progress.completed.load(ordering: .relaxed) + 1
             handler.paused.withLock { $0 = false }
-            usleep(3_000)
+            let deadline = ContinuousClock.now.advanced(by: .seconds(60))
+            while progress.completed.load(ordering: .relaxed) < target && ContinuousClock.now < deadline { usleep(500) }
+            #expect(progress.completed.load(ordering: .relaxed) >= target, "round \(round): the worker ran no kernel in 60 s")
         }
-        done.value.store(true, ordering: .relaxed)
-        #expect(progressed > 0, "the worker never ran")
+        progress.done.store(true, ordering: .relaxed)
         while !worker.isFinished { usleep(1_000) }
     }
 

@@ -2,7 +2,8 @@ import Glibc
 import Synchronization
 
 /// Ends the test process with a message if it is not cancelled in time: a deadlock test
-/// must fail, not hang the suite.
+/// must fail, not hang the suite. Before it ends the process it prints the stack of every
+/// thread (with gdb, when installed), which is what finding a deadlock needs.
 public final class Watchdog: Sendable {
     private let cancelled = Atomic<Bool>(false)
 
@@ -13,6 +14,9 @@ public final class Watchdog: Sendable {
                 usleep(100_000)
                 if flag.watchdog?.cancelled.load(ordering: .acquiring) ?? true { return }
             }
+            let line = "watchdog: \(message) (no progress in \(seconds) s); thread stacks follow\n"
+            _ = line.withCString { write(2, $0, strlen($0)) }
+            printThreadStacks()
             fatalError("watchdog: \(message) (no progress in \(seconds) s)")
         }
     }
@@ -23,4 +27,9 @@ public final class Watchdog: Sendable {
         weak var watchdog: Watchdog?
         init(_ watchdog: Watchdog) { self.watchdog = watchdog }
     }
+}
+
+/// Prints the stack of every thread of this process to standard error, through gdb.
+public func printThreadStacks() {
+    _ = system("gdb -p \(getpid()) -batch -ex 'thread apply all bt' 1>&2 2>/dev/null")
 }

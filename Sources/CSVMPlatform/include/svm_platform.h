@@ -6,6 +6,7 @@
 
 #include "svm_atomic.h"     /* C11 atomics on plain memory */
 #include "svm_process_vm.h" /* process_vm_readv/writev on this process */
+#include "svm_thread.h"     /* the calling thread's kernel id */
 #include "svm_uffd.h"       /* userfaultfd shims */
 #include "svm_vma.h"        /* find_vma (PROCMAP_QUERY) and mincore */
 

@@ -95,16 +95,19 @@ final class SimDeviceMemory: @unchecked Sendable {
     /// there is no such allocation.
     @discardableResult
     func free(offset: UInt64, size: UInt64) -> Bool {
-        let freed = state.withLock { state -> Bool in
-            guard let block = state.blocks[offset], block.size == size else { return false }
+        let taken = state.withLock { state -> BuddyAllocator.Block? in
+            guard let block = state.blocks[offset], block.size == size else { return nil }
             state.blocks[offset] = nil
-            // Cannot fail: the block is live and from this allocator.
-            try? state.allocator.free(block)
-            return true
+            return block
         }
-        // Outside the lock: the block is no longer anyone's, and this can take a while.
-        if freed { _ = madvise(base + Int(offset), Int(size), MADV_DONTNEED) }
-        return freed
+        guard let block = taken else { return false }
+        // The pages go back to the host before the block goes back to the allocator: done
+        // after, the drop would wipe the data of whoever allocated the block meanwhile.
+        // Outside the lock: this can take a while.
+        _ = madvise(base + Int(offset), Int(size), MADV_DONTNEED)
+        // Cannot fail: the block was live and is from this allocator.
+        state.withLock { state in _ = try? state.allocator.free(block) }
+        return true
     }
 
     /// Copies `length` bytes of host memory into the allocation holding `offset`.

@@ -20,6 +20,8 @@ import Synchronization
 public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked Sendable {
     public let space: SVMSpace
     public let statistics = SVMStatistics()
+    /// The steps taken, when enabled (for debugging races).
+    public let trace = SVMTrace()
     public let policy: MigrationPolicy
     /// Why CPU faults and migration are off, or `nil` when the mirror runs.
     public let mirrorUnavailableReason: String?
@@ -46,7 +48,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         do {
             let mirror = try CPUMirror()
             self.mirror = mirror
-            migrator = Migrator(space: space, mirror: mirror, statistics: statistics)
+            migrator = Migrator(space: space, mirror: mirror, statistics: statistics, trace: trace)
             mirrorUnavailableReason = mirror.canMigrate ? nil : "the kernel has no UFFDIO_MOVE (Linux 6.8): CPU faults and invalidation work, nothing migrates to device memory"
         } catch {
             mirror = nil
@@ -83,7 +85,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     /// Uses an already open device (a plugin's device opened with `hostDevice` = `id`
     /// from ``reserveDeviceID()``).
     public func adopt(_ device: any OpenDevice, id: UInt64, name: String) -> SVMDevice {
-        let svmDevice = SVMDevice(deviceID: id, name: name, device: device)
+        let svmDevice = SVMDevice(deviceID: id, name: name, device: device) { [mirror] in mirror?.waitUntilEventsHandled() }
         devices.withLock { $0.byID[id] = svmDevice }
         space.register(svmDevice)
         return svmDevice
@@ -188,6 +190,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
                 try pages.withCommit {
                     if pages.isMapped { device.zap(range.interval) }
                     try device.device.bind(address: range.interval.start, size: range.interval.size, pieces: pieces, access: bindAccess)
+                    trace.record("bound on device \(device.deviceID) to \(pieces[0].linkProtocol) \(pieces[0].address) at seq \(sequence)", range.interval)
                     let addresses = pieces.map { PagemapAddress(address: $0.address, linkProtocol: $0.linkProtocol, order: $0.order) }
                     pages.publish(addresses, sequence: sequence, hasDevmem: pieces.first?.linkProtocol == .localVRAM)
                 }
@@ -222,7 +225,8 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         // the device's refault.
         _ = range.residency.whileInSystemMemory {
             for run in cpu.missingRuns(range.interval) {
-                _ = try? mirror.faults.zeroPage(UInt(run.start), length: Int(run.size))
+                let outcome = try? mirror.faults.zeroPage(UInt(run.start), length: Int(run.size))
+                trace.record("populate: zero pages \(String(describing: outcome))", run)
             }
         }
     }
@@ -267,7 +271,9 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
 
         /// Fills a missing page with zeros: never touched, or discarded.
         func zeroFill(_ address: UInt64, mirror: CPUMirror) -> Step {
-            switch try? mirror.faults.zeroPage(UInt(address), length: 4096) {
+            let outcome = try? mirror.faults.zeroPage(UInt(address), length: 4096)
+            trace.record("CPU fault: zero page \(String(describing: outcome))", AddressInterval(start: address, end: address + 4096))
+            switch outcome {
             case .completed:
                 statistics.cpuZeroFills.count()
                 return .done
@@ -282,6 +288,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     }
 
     func addressSpaceChanged(_ event: UserFaultFDEvent) {
+        trace.record("event \(event)", AddressInterval(start: 0, end: .max))
         let devices = allDevices
         switch event {
         case .unmap(let start, let end), .remove(let start, let end):

@@ -15,13 +15,17 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
     /// Held for reading by every call the framework makes into the device from its own
     /// threads (the fault handler among them), for writing by ``markClosed()``: a device is
     /// never called after it was closed. `closed` is protected by it.
-    private let lifetime = NotifierLock()
+    private let lifetime = ReaderWriterLock()
     private var closed = false
+    /// Waits until the address-space changes the program has made are handled (see
+    /// ``CPUMirror/waitUntilEventsHandled()``).
+    private let addressSpaceSettled: @Sendable () -> Void
 
-    init(deviceID: UInt64, name: String, device: any OpenDevice) {
+    init(deviceID: UInt64, name: String, device: any OpenDevice, addressSpaceSettled: @escaping @Sendable () -> Void = {}) {
         self.deviceID = deviceID
         self.name = name
         self.device = device
+        self.addressSpaceSettled = addressSpaceSettled
         let pagemap = try? device.pagemapInfo()
         self.pagemap = pagemap
         devmemWorks = Atomic((pagemap?.capacityBytes ?? 0) > 0)
@@ -31,8 +35,13 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
     public var hasDeviceMemory: Bool { devmemWorks.load(ordering: .relaxed) }
 
     /// Runs a kernel on the device; its faults come back to the context on this thread.
+    ///
+    /// An `munmap`, `madvise` or `mremap` that returned before the launch is in effect for
+    /// the kernel: the launch waits until the mirror has invalidated the device mappings it
+    /// touched (the kernel would see stale device mappings otherwise).
     public func run(_ kernel: DeviceKernel) throws -> KernelResult {
-        try device.runKernel(kernel)
+        addressSpaceSettled()
+        return try device.runKernel(kernel)
     }
 
     /// Device memory in use now, as the plugin reports it.

@@ -24,6 +24,7 @@ struct Migrator: Sendable {
     let space: SVMSpace
     let mirror: CPUMirror
     let statistics: SVMStatistics
+    let trace: SVMTrace
 
     private var faults: UserFaultFD { mirror.faults }
 
@@ -35,6 +36,7 @@ struct Migrator: Sendable {
             range.residency.beginMigrationToDevice(departure: { mirror.log.depart() })
         else { return false }
         let interval = range.interval
+        trace.record("to device \(device.deviceID): begin at log \(range.residency.departure ?? -1)", interval)
         guard var allocation = device.allocate(size: interval.size, evict: { evictLeastRecentlyUsed(of: device, sparing: range, devices: devices) }) else {
             return giveUp(range)
         }
@@ -46,6 +48,7 @@ struct Migrator: Sendable {
         }
         let moved = moveIntoSlot(slot, from: interval)
         let copied = moved == interval.size && device.copyIn(allocation, from: slot)
+        trace.record("to device: moved \(moved) bytes to slot \(slot), copied \(copied), devmem \(allocation.offset)", interval)
         // An unmap, discard or remap of the range since the data left: put it back instead.
         guard copied, range.residency.commitMigrationToDevice(allocation, intervened: { departure in
             mirror.log.changes(since: departure).contains { $0.affects(interval) }
@@ -53,6 +56,7 @@ struct Migrator: Sendable {
             // A move that stopped early (a page pinned by a device access, EBUSY) does not
             // say how far it got: put back every page the slot holds; the pages it did not
             // take are still in place and are skipped.
+            trace.record("to device: put back", interval)
             putBack(range, from: slot, bytes: interval.size)
             device.free(allocation)
             mirror.staging.recycle(slot)
@@ -60,6 +64,7 @@ struct Migrator: Sendable {
             return giveUp(range)
         }
         mirror.staging.recycle(slot)
+        trace.record("to device: committed", interval)
         device.residents.touch(range)
         statistics.migrationsToDevice.count()
         statistics.bytesToDevice.count(Int(interval.size))
@@ -77,13 +82,16 @@ struct Migrator: Sendable {
         space.invalidate(range.interval, event: .migration)
         var copied = false
         if let owner, let slot = try? mirror.staging.take() {
-            if owner.copyOut(allocation, to: slot) {
+            let copiedOut = owner.copyOut(allocation, to: slot)
+            trace.record("to system: devmem \(allocation.offset) copied out \(copiedOut) to slot \(slot)", range.interval)
+            if copiedOut {
                 putBack(range, from: slot, bytes: allocation.size)
                 copied = true
             }
             mirror.staging.recycle(slot)
         }
         release(range, allocation, of: owner)
+        trace.record("to system: ended, copied \(copied)", range.interval)
         if copied {
             statistics.migrationsToSystem.count()
             statistics.bytesToSystem.count(Int(allocation.size))
@@ -99,6 +107,7 @@ struct Migrator: Sendable {
     /// discarded or unmapped in whole, so the data is gone.
     func discard(_ range: SVMRange, devices: [SVMDevice]) {
         guard let (allocation, _) = range.residency.beginMigrationToSystem() else { return }
+        trace.record("discarded devmem \(allocation.offset)", range.interval)
         release(range, allocation, of: devices.first { $0.deviceID == allocation.deviceID })
     }
 
@@ -145,6 +154,7 @@ struct Migrator: Sendable {
         while start < interval.end {
             let length = min(interval.end - start, StagingPool.slotSize)
             guard let slot = try? mirror.staging.take() else { return }
+            trace.record("discarding CPU pages", AddressInterval(start: start, end: start + length))
             _ = moveIntoSlot(slot, from: AddressInterval(start: start, end: start + length))
             mirror.staging.recycle(slot)
             start += length
@@ -176,31 +186,44 @@ struct Migrator: Sendable {
         guard bytes > 0, let departure = range.residency.departure else { return }
         var offset: UInt64 = 0
         while offset < bytes {
-            let changes = mirror.log.changes(since: departure)
-            // The longest run of pages whose destinations are contiguous.
-            let first = range.interval.start + offset
-            let destination = changes.destination(of: first)
-            var length: UInt64 = 4096
-            while offset + length < bytes {
-                let next = changes.destination(of: first + length)
-                guard (destination == nil && next == nil) || (destination.map { $0 + length } == next) else { break }
-                length += 4096
+            let placed = mirror.log.withChanges(since: departure) { changes -> Placement in
+                // The longest run of pages whose destinations are contiguous.
+                let first = range.interval.start + offset
+                let destination = changes.destination(of: first)
+                var length: UInt64 = 4096
+                while offset + length < bytes {
+                    let next = changes.destination(of: first + length)
+                    guard (destination == nil && next == nil) || (destination.map { $0 + length } == next) else { break }
+                    length += 4096
+                }
+                guard let destination else {
+                    trace.record("put back: \(length) bytes at offset \(offset) are gone", range.interval)
+                    return Placement(bytes: length, mappingChanging: false)
+                }
+                let placed = place(slot + offset, at: destination, length: length)
+                trace.record("put back: \(placed.bytes) of \(length) bytes at offset \(offset) to \(destination)\(placed.mappingChanging ? ", changing" : "") after \(changes.count) changes", range.interval)
+                return placed
             }
-            guard let destination else {
-                offset += length
-                continue
-            }
+            offset += placed.bytes
             // A change arriving meanwhile may move the destination: look again from there.
-            offset += place(slot + offset, at: destination, length: length)
+            if placed.mappingChanging { mirror.letMappingChangeProceed() }
         }
     }
 
-    /// Moves up to `length` bytes of slot pages to the missing CPU pages at `destination`
-    /// and returns how many bytes it dealt with. Pages whose place is gone or already filled
-    /// are skipped; a mapping made read-only since gets a copy (moves need equal
-    /// protections). It returns early when the address space is changing, so that the
-    /// caller recomputes destinations.
-    private func place(_ source: UInt64, at destination: UInt64, length: UInt64) -> UInt64 {
+    /// What ``place(_:at:length:)`` did.
+    private struct Placement {
+        /// Bytes dealt with: placed, or skipped because their place is gone or filled.
+        var bytes: UInt64
+        /// The address space is changing: the event must be read, then the destinations
+        /// looked at again.
+        var mappingChanging: Bool
+    }
+
+    /// Moves up to `length` bytes of slot pages to the missing CPU pages at `destination`.
+    /// Pages whose place is gone or already filled are skipped; a mapping made read-only
+    /// since gets a copy (moves need equal protections). It stops early when the address
+    /// space is changing.
+    private func place(_ source: UInt64, at destination: UInt64, length: UInt64) -> Placement {
         var done: UInt64 = 0
         var pageByPage = false
         while done < length {
@@ -219,18 +242,16 @@ struct Migrator: Sendable {
             case .completed:
                 done += chunk
             case .partial(let bytes):
-                done += UInt64(bytes)
-                mirror.letMappingChangeProceed()
-                return done
+                return Placement(bytes: done + UInt64(bytes), mappingChanging: true)
             case .mappingChanging:
-                mirror.letMappingChangeProceed()
-                return done
+                return Placement(bytes: done, mappingChanging: true)
             case .alreadyPresent, .notRegistered, .sourceBusy:
+                if pageByPage { trace.record("place: page refused: \(outcome)", AddressInterval(start: destination + done, end: destination + done + 4096)) }
                 // Skip the page that refused, going page by page from here on.
                 if pageByPage { done += 4096 } else { pageByPage = true }
             }
         }
-        return done
+        return Placement(bytes: done, mappingChanging: false)
     }
 
     private func giveUp(_ range: SVMRange) -> Bool {

@@ -20,6 +20,27 @@ final class AddressSpaceLog: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Held for writing while the mirror reads an event and logs it, for reading while a
+    /// migration puts pages where the log says (``withChanges(since:_:)``).
+    private let reading = ReaderWriterLock(preferWriters: true)
+
+    /// Runs `body`, in which the mirror reads one event and appends its change, while no
+    /// ``withChanges(since:_:)`` body runs.
+    func recording<T>(_ body: () -> T) -> T {
+        reading.withWriteLock(body)
+    }
+
+    /// Runs `body` with the changes since `position`, reading no event until it returns.
+    ///
+    /// Why: the kernel makes a change (drops discarded pages, for one) only after its event
+    /// is read. A page put back by `body` where a list made before that read says, but after
+    /// the kernel made the change, would bring discarded data back. With no read in between,
+    /// a page put back either lands before the change (which then applies to it) or its
+    /// move fails with `EAGAIN` while the event waits; `body` must return then, so that the
+    /// event can be read, and be called again with the longer list.
+    func withChanges<T>(since position: Int, _ body: ([AddressSpaceChange]) -> T) -> T {
+        reading.withReadLock { body(changes(since: position)) }
+    }
 
     func append(_ change: AddressSpaceChange) {
         state.withLock { state in

@@ -102,7 +102,10 @@ final class CPUMirror: @unchecked Sendable {
     /// other thread it gives the handler a moment.
     func letMappingChangeProceed() {
         if isHandlerThread {
-            while let event = try? faults.readEvent() { backlog.append(received(event)) }
+            // Handled by the handler's loop before it waits again; until then a device
+            // waits for them.
+            busy.store(true, ordering: .sequentiallyConsistent)
+            while let event = readEvent() { backlog.append(event) }
         } else {
             usleep(20)
         }
@@ -113,7 +116,7 @@ final class CPUMirror: @unchecked Sendable {
     private func run() {
         while !stopping.load(ordering: .acquiring) {
             // Deferred faults wait for a migration on another thread: look again soon.
-            let timeout: Duration = deferredFaults.isEmpty ? .milliseconds(50) : .microseconds(200)
+            let timeout: Duration = deferredFaults.isEmpty && backlog.isEmpty ? .milliseconds(50) : .microseconds(200)
             let readable: Bool
             do {
                 readable = try faults.waitUntilReadable(timeout: timeout)
@@ -121,32 +124,51 @@ final class CPUMirror: @unchecked Sendable {
                 // poll on our own descriptor fails only for programming errors.
                 fatalError("CPU mirror: \(error)")
             }
-            if readable {
-                // Raised before the read that lets an munmap/mremap caller go on, lowered once
-                // the event is handled: a device fault that follows waits for it (see
-                // waitUntilEventsHandled).
-                busy.store(true, ordering: .sequentiallyConsistent)
-                while let event = try? faults.readEvent() {
-                    dispatch(received(event))
-                    while !backlog.isEmpty { dispatch(backlog.removeFirst()) }
-                }
-                busy.store(false, ordering: .sequentiallyConsistent)
-            }
+            if readable || !backlog.isEmpty { handleEvents() }
             retryDeferredFaults()
         }
     }
 
-    /// Waits until the events read so far are handled. A device fault calls it first: the
-    /// program may have unmapped or remapped memory, and seen the call return, before the
-    /// handler has moved device-resident data to its new place.
+    /// Handles the events read ahead, then every queued one, in the order they were read.
+    private func handleEvents() {
+        // Raised before the read that lets an munmap/mremap/madvise caller go on, lowered
+        // once its event is handled: a device fault or kernel launch that follows waits for
+        // it (see waitUntilEventsHandled).
+        busy.store(true, ordering: .sequentiallyConsistent)
+        while true {
+            if !backlog.isEmpty {
+                dispatch(backlog.removeFirst())
+            } else if let event = readEvent() {
+                dispatch(event)
+            } else {
+                break
+            }
+        }
+        busy.store(false, ordering: .sequentiallyConsistent)
+    }
+
+    /// Waits until the events read so far are handled. A device fault and a kernel launch
+    /// call it first: the program may have unmapped, discarded or remapped memory, and seen
+    /// the call return, before the handler has invalidated device mappings of it and moved
+    /// device-resident data to its new place. (The kernel lets the caller go on when the
+    /// event is read, not when it is handled, as an MMU notifier would.)
     func waitUntilEventsHandled() {
         guard !isHandlerThread else { return }
         while busy.load(ordering: .sequentiallyConsistent) { usleep(10) }
     }
 
-    /// Logs an address-space change the moment it is read: from then on the kernel has made
-    /// it (or is making it), and migrations in flight must follow it.
-    private func received(_ event: UserFaultFDEvent) -> UserFaultFDEvent {
+    /// Reads the next event, if one is queued, and logs the address-space change it
+    /// announces, in one step (see ``AddressSpaceLog/withChanges(since:_:)``): from the read
+    /// on the kernel makes the change, and migrations in flight must follow it.
+    private func readEvent() -> UserFaultFDEvent? {
+        log.recording {
+            guard let event = try? faults.readEvent() else { return nil }
+            logChange(event)
+            return event
+        }
+    }
+
+    private func logChange(_ event: UserFaultFDEvent) {
         switch event {
         case .unmap(let start, let end), .remove(let start, let end):
             log.append(.discarded(AddressInterval(start: UInt64(start), end: UInt64(end))))
@@ -155,7 +177,6 @@ final class CPUMirror: @unchecked Sendable {
         case .pagefault, .fork:
             break
         }
-        return event
     }
 
     private func dispatch(_ event: UserFaultFDEvent) {

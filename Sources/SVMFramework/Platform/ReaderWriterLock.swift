@@ -1,0 +1,40 @@
+import Glibc
+
+/// A reader/writer lock (`pthread_rwlock_t`).
+public final class ReaderWriterLock: @unchecked Sendable {
+    // pthread_rwlock_t must not move: it lives in its own allocation.
+    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
+
+    /// `preferWriters`: a waiting writer goes before new readers, so that a steady stream of
+    /// readers cannot starve it; a thread must then never take the read lock twice (it
+    /// would wait behind a writer waiting for it).
+    public init(preferWriters: Bool = false) {
+        lock = .allocate(capacity: 1)
+        lock.initialize(to: pthread_rwlock_t())
+        var attributes = pthread_rwlockattr_t()
+        pthread_rwlockattr_init(&attributes)
+        defer { pthread_rwlockattr_destroy(&attributes) }
+        if preferWriters {
+            pthread_rwlockattr_setkind_np(&attributes, Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP))
+        }
+        let status = pthread_rwlock_init(lock, &attributes)
+        precondition(status == 0, "pthread_rwlock_init failed: \(status)")
+    }
+
+    deinit {
+        pthread_rwlock_destroy(lock)
+        lock.deallocate()
+    }
+
+    public func withReadLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_rwlock_rdlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return try body()
+    }
+
+    public func withWriteLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_rwlock_wrlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return try body()
+    }
+}
