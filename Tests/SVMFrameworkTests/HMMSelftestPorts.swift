@@ -215,7 +215,7 @@ import Testing
         _ = try f.deviceWrite(buffer.address, pattern)
         #expect(f.count("migrationsToDevice") == 1)
         let hole = Self.chunk / 4
-        munmap(buffer.base + offset, hole)
+        buffer.unmap(offset..<offset + hole)
         #expect(buffer.mismatches(seed: 10, 0..<offset) == 0)
         #expect(buffer.mismatches(seed: 10, (offset + hole)..<Self.chunk) == 0)
         let (goneBytes, gone) = try f.deviceRead(buffer.address + UInt64(offset), 4096)
@@ -225,8 +225,6 @@ import Testing
         let (bytes, result) = try f.deviceRead(buffer.address + UInt64(rest), 4096)
         #expect(result.stoppedBy == nil)
         #expect(bytes[1] == MappedBuffer.pattern(rest + 1, seed: 10))
-        munmap(buffer.base, Self.chunk)
-        buffer.forget()
     }
 
     /// mremap before and after migration, with and without MREMAP_DONTUNMAP.

@@ -117,7 +117,7 @@ import Testing
         try f.fault(buffer.address)
         let range = try #require(f.context.space.range(containing: buffer.address))
         let hole = 64 << 10
-        munmap(buffer.base + offset, hole)
+        buffer.unmap(offset..<offset + hole)
         // What is still mapped has its data back in CPU pages. (munmap returns once the
         // handler has read the event; reading the rest faults, and the handler serves that
         // fault after it has handled the unmap.)
@@ -130,8 +130,6 @@ import Testing
         // The device refaults what remains: a new, smaller range.
         try f.fault(buffer.address + UInt64(offset + hole))
         #expect(f.context.space.range(containing: buffer.address + UInt64(offset + hole)) !== range)
-        munmap(buffer.base, Self.chunk)
-        buffer.forget()
     }
 
     @Test func discardingDeviceResidentMemoryReadsZero() throws {

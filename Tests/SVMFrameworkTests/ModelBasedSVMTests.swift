@@ -98,19 +98,22 @@ import Testing
                 madvise(base + span.lowerBound, span.count, MADV_DONTNEED)
                 shadow.replaceSubrange(span, with: repeatElement(0, count: span.count))
             case 9:  // unmap and map fresh memory at the same place
+                // In one call: between a munmap and an mmap another test's mapping could
+                // take the hole, and MAP_FIXED would then replace it.
                 let span = span(alignment: 4096)
-                munmap(base + span.lowerBound, span.count)
                 let again = mmap(base + span.lowerBound, span.count, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
                 #expect(again == base + span.lowerBound)
                 shadow.replaceSubrange(span, with: repeatElement(0, count: span.count))
             default:  // mremap pages away and back (within one VMA: mremap moves one)
+                // Away with MREMAP_DONTUNMAP: the old range stays mapped (empty), so no other
+                // test's mapping can take its place before the pages come back.
                 var span = span(alignment: 4096)
                 guard let area = ProcessAddressSpace().area(containing: address + UInt64(span.lowerBound)) else { return }
                 let end = min(span.upperBound, Int(UInt64(area.end) - address))
                 span = span.lowerBound..<end
                 let scratch = MappedBuffer(size: span.count, alignment: 4096)
                 var moved: UnsafeMutableRawPointer?
-                #expect(svm_mremap_fixed(base + span.lowerBound, UInt64(span.count), UInt64(span.count), scratch.base, &moved) == 0)
+                #expect(svm_mremap_dontunmap(base + span.lowerBound, UInt64(span.count), scratch.base, &moved) == 0)
                 #expect(svm_mremap_fixed(scratch.base, UInt64(span.count), UInt64(span.count), base + span.lowerBound, &moved) == 0)
                 scratch.forget()
             }

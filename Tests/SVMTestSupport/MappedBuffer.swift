@@ -2,14 +2,17 @@ import Glibc
 import SVMFramework
 
 /// Anonymous memory from `mmap`, aligned to `alignment`, with helpers to fill and check it
-/// with a pattern that differs per byte and per seed. Unmapped when released, unless the
-/// test unmapped it itself (``forget()``).
+/// with a pattern that differs per byte and per seed. What is still mapped is unmapped when
+/// released: bytes the test unmapped with ``unmap(_:)`` are not (another test running
+/// alongside may have mapped those addresses since), nor anything after ``forget()``.
 public final class MappedBuffer: @unchecked Sendable {
     public static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 
     public let base: UnsafeMutableRawPointer
     public let size: Int
     private var mapped = true
+    /// Byte ranges the test unmapped.
+    private var holes: [Range<Int>] = []
 
     /// `shared`: `MAP_SHARED` instead of `MAP_PRIVATE`.
     public init(size: Int, alignment: Int = 2 << 20, protection: Int32 = PROT_READ | PROT_WRITE, shared: Bool = false) {
@@ -25,7 +28,21 @@ public final class MappedBuffer: @unchecked Sendable {
         self.init(size: pages * Self.pageSize, alignment: Self.pageSize)
     }
 
-    deinit { if mapped { munmap(base, size) } }
+    deinit {
+        guard mapped else { return }
+        var start = 0
+        for hole in holes.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if start < hole.lowerBound { munmap(base + start, hole.lowerBound - start) }
+            start = max(start, hole.upperBound)
+        }
+        if start < size { munmap(base + start, size - start) }
+    }
+
+    /// Unmaps `bytes` (page-aligned): gone for the program, and never unmapped again.
+    public func unmap(_ bytes: Range<Int>) {
+        precondition(munmap(base + bytes.lowerBound, bytes.count) == 0, "munmap failed: \(errno)")
+        holes.append(bytes)
+    }
 
     public var address: UInt64 { UInt64(UInt(bitPattern: base)) }
     public var bytes: UnsafeMutablePointer<UInt8> { base.assumingMemoryBound(to: UInt8.self) }

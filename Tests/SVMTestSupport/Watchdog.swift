@@ -9,7 +9,7 @@ public final class Watchdog: Sendable {
 
     public init(seconds: Int, _ message: String) {
         let flag = Holder(self)
-        _ = TestThread {
+        let thread = TestThread {
             for _ in 0..<(seconds * 10) {
                 usleep(100_000)
                 if flag.watchdog?.cancelled.load(ordering: .acquiring) ?? true { return }
@@ -19,6 +19,7 @@ public final class Watchdog: Sendable {
             printThreadStacks()
             fatalError("watchdog: \(message) (no progress in \(seconds) s)")
         }
+        thread.detach()
     }
 
     public func cancel() { cancelled.store(true, ordering: .releasing) }

@@ -7,9 +7,11 @@ import Synchronization
 /// A simulated device's memory (its VRAM): host memory, handed out by a buddy allocator.
 ///
 /// The bytes are an anonymous private mapping with `MAP_NORESERVE`, so a device of several
-/// GiB costs host RAM only for the pages the simulation touches, and a free gives its pages
-/// back (`MADV_DONTNEED`; the next allocation reads zeros). Allocation follows `drm_buddy`:
-/// power-of-two blocks of at least the min page size, naturally aligned, top-down.
+/// GiB costs host RAM only for the pages the simulation has touched. Like VRAM, a freed
+/// block keeps its bytes and its pages: the next owner finds whatever was there (the host
+/// always writes an allocation before it reads it), and a migration into it does not pay
+/// host page faults again. Allocation follows `drm_buddy`: power-of-two blocks of at least
+/// the min page size, naturally aligned, top-down.
 ///
 /// ## Locking
 /// `state` (the allocator and the live blocks) is behind its mutex. The bytes themselves are
@@ -95,19 +97,13 @@ final class SimDeviceMemory: @unchecked Sendable {
     /// there is no such allocation.
     @discardableResult
     func free(offset: UInt64, size: UInt64) -> Bool {
-        let taken = state.withLock { state -> BuddyAllocator.Block? in
-            guard let block = state.blocks[offset], block.size == size else { return nil }
+        state.withLock { state -> Bool in
+            guard let block = state.blocks[offset], block.size == size else { return false }
             state.blocks[offset] = nil
-            return block
+            // Cannot fail: the block is live and from this allocator.
+            _ = try? state.allocator.free(block)
+            return true
         }
-        guard let block = taken else { return false }
-        // The pages go back to the host before the block goes back to the allocator: done
-        // after, the drop would wipe the data of whoever allocated the block meanwhile.
-        // Outside the lock: this can take a while.
-        _ = madvise(base + Int(offset), Int(size), MADV_DONTNEED)
-        // Cannot fail: the block was live and is from this allocator.
-        state.withLock { state in _ = try? state.allocator.free(block) }
-        return true
     }
 
     /// Copies `length` bytes of host memory into the allocation holding `offset`.

@@ -42,13 +42,16 @@ struct Migrator: Sendable {
         }
         allocation.heldUntil = timeslice.map { ContinuousClock.now.advanced(by: $0) }
         space.invalidate(interval, event: .migration)
-        guard let slot = try? mirror.staging.take() else {
+        guard var slot = try? mirror.staging.takeEmpty(interval.size) else {
             device.free(allocation)
             return giveUp(range)
         }
-        let moved = moveIntoSlot(slot, from: interval)
-        let copied = moved == interval.size && device.copyIn(allocation, from: slot)
-        trace.record("to device: moved \(moved) bytes to slot \(slot), copied \(copied), devmem \(allocation.offset)", interval)
+        let moved = moveIntoSlot(slot.address, from: interval)
+        // A move that stopped early may have moved pages it does not report: the whole
+        // length may hold pages.
+        slot.mayHold(interval.size)
+        let copied = moved == interval.size && device.copyIn(allocation, from: slot.address)
+        trace.record("to device: moved \(moved) bytes to slot \(slot.address), copied \(copied), devmem \(allocation.offset)", interval)
         // An unmap, discard or remap of the range since the data left: put it back instead.
         guard copied, range.residency.commitMigrationToDevice(allocation, intervened: { departure in
             mirror.log.changes(since: departure).contains { $0.affects(interval) }
@@ -57,7 +60,7 @@ struct Migrator: Sendable {
             // say how far it got: put back every page the slot holds; the pages it did not
             // take are still in place and are skipped.
             trace.record("to device: put back", interval)
-            putBack(range, from: slot, bytes: interval.size)
+            putBack(range, from: slot.address, bytes: interval.size)
             device.free(allocation)
             mirror.staging.recycle(slot)
             defer { try? faults.wake(UInt(interval.start), length: Int(interval.size)) }
@@ -81,11 +84,12 @@ struct Migrator: Sendable {
         let owner = devices.first { $0.deviceID == allocation.deviceID }
         space.invalidate(range.interval, event: .migration)
         var copied = false
-        if let owner, let slot = try? mirror.staging.take() {
-            let copiedOut = owner.copyOut(allocation, to: slot)
-            trace.record("to system: devmem \(allocation.offset) copied out \(copiedOut) to slot \(slot)", range.interval)
+        if let owner, var slot = try? mirror.staging.takeForCopy() {
+            slot.mayHold(allocation.size)
+            let copiedOut = owner.copyOut(allocation, to: slot.address)
+            trace.record("to system: devmem \(allocation.offset) copied out \(copiedOut) to slot \(slot.address)", range.interval)
             if copiedOut {
-                putBack(range, from: slot, bytes: allocation.size)
+                if putBack(range, from: slot.address, bytes: allocation.size) { slot.vacated(allocation.size) }
                 copied = true
             }
             mirror.staging.recycle(slot)
@@ -148,14 +152,15 @@ struct Migrator: Sendable {
         }
     }
 
-    /// Moves the pages of `interval` into staging slots and drops them there.
+    /// Moves the pages of `interval` into staging slots (whose pages are reused or dropped later).
     private func moveOut(_ interval: AddressInterval) {
         var start = interval.start
         while start < interval.end {
             let length = min(interval.end - start, StagingPool.slotSize)
-            guard let slot = try? mirror.staging.take() else { return }
+            guard var slot = try? mirror.staging.takeEmpty(length) else { return }
             trace.record("discarding CPU pages", AddressInterval(start: start, end: start + length))
-            _ = moveIntoSlot(slot, from: AddressInterval(start: start, end: start + length))
+            _ = moveIntoSlot(slot.address, from: AddressInterval(start: start, end: start + length))
+            slot.mayHold(length)
             mirror.staging.recycle(slot)
             start += length
         }
@@ -182,8 +187,11 @@ struct Migrator: Sendable {
     /// Puts the first `bytes` of the slot back into CPU pages: each page goes where the
     /// address-space changes since the data left its place put that address (nowhere if it
     /// was unmapped or discarded). Changes that arrive meanwhile are taken into account.
-    private func putBack(_ range: SVMRange, from slot: UInt64, bytes: UInt64) {
-        guard bytes > 0, let departure = range.residency.departure else { return }
+    /// Returns whether every page left the slot.
+    @discardableResult
+    private func putBack(_ range: SVMRange, from slot: UInt64, bytes: UInt64) -> Bool {
+        guard bytes > 0, let departure = range.residency.departure else { return false }
+        var vacated = true
         var offset: UInt64 = 0
         while offset < bytes {
             let placed = mirror.log.withChanges(since: departure) { changes -> Placement in
@@ -198,16 +206,18 @@ struct Migrator: Sendable {
                 }
                 guard let destination else {
                     trace.record("put back: \(length) bytes at offset \(offset) are gone", range.interval)
-                    return Placement(bytes: length, mappingChanging: false)
+                    return Placement(bytes: length, mappingChanging: false, skippedPages: true)
                 }
                 let placed = place(slot + offset, at: destination, length: length)
                 trace.record("put back: \(placed.bytes) of \(length) bytes at offset \(offset) to \(destination)\(placed.mappingChanging ? ", changing" : "") after \(changes.count) changes", range.interval)
                 return placed
             }
             offset += placed.bytes
+            vacated = vacated && !placed.skippedPages
             // A change arriving meanwhile may move the destination: look again from there.
             if placed.mappingChanging { mirror.letMappingChangeProceed() }
         }
+        return vacated
     }
 
     /// What ``place(_:at:length:)`` did.
@@ -217,6 +227,8 @@ struct Migrator: Sendable {
         /// The address space is changing: the event must be read, then the destinations
         /// looked at again.
         var mappingChanging: Bool
+        /// Some pages stayed in the slot (their place was gone or taken).
+        var skippedPages = false
     }
 
     /// Moves up to `length` bytes of slot pages to the missing CPU pages at `destination`.
@@ -226,6 +238,7 @@ struct Migrator: Sendable {
     private func place(_ source: UInt64, at destination: UInt64, length: UInt64) -> Placement {
         var done: UInt64 = 0
         var pageByPage = false
+        var skipped = false
         while done < length {
             let chunk = pageByPage ? 4096 : length - done
             let outcome: UserFaultFD.RangeOutcome
@@ -242,16 +255,21 @@ struct Migrator: Sendable {
             case .completed:
                 done += chunk
             case .partial(let bytes):
-                return Placement(bytes: done + UInt64(bytes), mappingChanging: true)
+                return Placement(bytes: done + UInt64(bytes), mappingChanging: true, skippedPages: skipped)
             case .mappingChanging:
-                return Placement(bytes: done, mappingChanging: true)
+                return Placement(bytes: done, mappingChanging: true, skippedPages: skipped)
             case .alreadyPresent, .notRegistered, .sourceBusy:
                 if pageByPage { trace.record("place: page refused: \(outcome)", AddressInterval(start: destination + done, end: destination + done + 4096)) }
                 // Skip the page that refused, going page by page from here on.
-                if pageByPage { done += 4096 } else { pageByPage = true }
+                if pageByPage {
+                    done += 4096
+                    skipped = true
+                } else {
+                    pageByPage = true
+                }
             }
         }
-        return Placement(bytes: done, mappingChanging: false)
+        return Placement(bytes: done, mappingChanging: false, skippedPages: skipped)
     }
 
     private func giveUp(_ range: SVMRange) -> Bool {

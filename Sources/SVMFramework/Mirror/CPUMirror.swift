@@ -102,10 +102,11 @@ final class CPUMirror: @unchecked Sendable {
     /// other thread it gives the handler a moment.
     func letMappingChangeProceed() {
         if isHandlerThread {
-            // Handled by the handler's loop before it waits again; until then a device
-            // waits for them.
-            busy.store(true, ordering: .sequentiallyConsistent)
+            // Raised before the read (see handleEvents); events read are handled by the
+            // handler's loop before it waits again, which lowers it.
+            let wasBusy = busy.exchange(true, ordering: .sequentiallyConsistent)
             while let event = readEvent() { backlog.append(event) }
+            if backlog.isEmpty && !wasBusy { busy.store(false, ordering: .sequentiallyConsistent) }
         } else {
             usleep(20)
         }
