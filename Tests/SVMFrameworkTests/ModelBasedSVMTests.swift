@@ -198,6 +198,7 @@ import Testing
                             let (data, result) = try f.deviceRead(buffer.address + UInt64(span.lowerBound), length)
                             if result.stoppedBy != nil || data != Array(shadow[span]) {
                                 let wrong = data.indices.first { data[$0] != shadow[span.lowerBound + $0] } ?? 0
+                                wrongAddresses.withLock { $0.append(buffer.address + UInt64(span.lowerBound + wrong)) }
                                 failures.withLock { $0.append("thread \(thread) step \(step): device read (\(String(describing: result.stoppedBy))) at \(span.lowerBound + wrong): \(data[wrong]) != \(shadow[span.lowerBound + wrong])") }
                             }
                         case 4:

@@ -13,6 +13,7 @@ final class SimDeviceInstance: OpenDevice {
     private let host: HostServices
     private let memory: SimDeviceMemory
     private let pageTable = SimDevicePageTable()
+    private let bounceBuffers = SimDeviceBounceBuffers(size: Int(SimDeviceKernelRun.bounceBytes))
     /// Set once by `close`; the ABI calls nothing afterwards, so this only makes a second
     /// close harmless.
     private let closed = Atomic<Bool>(false)
@@ -38,6 +39,7 @@ final class SimDeviceInstance: OpenDevice {
     func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         memory.unmap()
+        bounceBuffers.unmapAll()
     }
 
     // MARK: Device memory
@@ -92,7 +94,8 @@ final class SimDeviceInstance: OpenDevice {
 
     func runKernel(_ kernel: DeviceKernel) throws -> KernelResult {
         var run = SimDeviceKernelRun(
-            kernel, pageTable: pageTable, memory: memory, host: host, hostDevice: hostDevice)
+            kernel, pageTable: pageTable, memory: memory, host: host, hostDevice: hostDevice,
+            bounceBuffers: bounceBuffers)
         return try run.run()
     }
 }

@@ -43,6 +43,7 @@ struct SimDeviceKernelRun {
     private let memory: SimDeviceMemory
     private let host: HostServices
     private let hostDevice: UInt64
+    private let bounceBuffers: SimDeviceBounceBuffers
 
     private var result = KernelResult()
     /// Faults reported since the last step that moved bytes.
@@ -50,13 +51,14 @@ struct SimDeviceKernelRun {
 
     init(
         _ kernel: DeviceKernel, pageTable: SimDevicePageTable, memory: SimDeviceMemory,
-        host: HostServices, hostDevice: UInt64
+        host: HostServices, hostDevice: UInt64, bounceBuffers: SimDeviceBounceBuffers
     ) {
         self.kernel = kernel
         self.pageTable = pageTable
         self.memory = memory
         self.host = host
         self.hostDevice = hostDevice
+        self.bounceBuffers = bounceBuffers
     }
 
     /// Runs the kernel to completion or to the host's refusal of a fault.
@@ -66,9 +68,8 @@ struct SimDeviceKernelRun {
     ///   memory fails otherwise than with an unreachable page.
     mutating func run() throws(PluginErrno) -> KernelResult {
         try Self.validate(kernel)
-        let bounce = UnsafeMutableRawPointer.allocate(
-            byteCount: Int(Self.bounceBytes), alignment: Int(GPUPageTable.LeafSize.size4K.bytes))
-        defer { bounce.deallocate() }
+        let bounce = try bounceBuffers.take()
+        defer { bounceBuffers.recycle(bounce) }
         switch kernel {
         case .fill(let destination, let size, let byte):
             bounce.initializeMemory(as: UInt8.self, repeating: byte, count: Int(min(size, Self.bounceBytes)))

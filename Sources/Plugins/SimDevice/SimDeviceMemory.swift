@@ -6,7 +6,7 @@ import Synchronization
 
 /// A simulated device's memory (its VRAM): host memory, handed out by a buddy allocator.
 ///
-/// The bytes are an anonymous private mapping with `MAP_NORESERVE`, so a device of several
+/// The bytes are working memory (``mapWorkingMemory(size:reserve:)``) with `MAP_NORESERVE`, so a device of several
 /// GiB costs host RAM only for the pages the simulation has touched. Like VRAM, a freed
 /// block keeps its bytes and its pages: the next owner finds whatever was there (the host
 /// always writes an allocation before it reads it), and a migration into it does not pay
@@ -44,9 +44,7 @@ final class SimDeviceMemory: @unchecked Sendable {
             throw .invalidArgument
         }
         guard let length = Int(exactly: size) else { throw .invalidArgument }
-        let address = mmap(
-            nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        guard let address, address != MAP_FAILED else { throw .outOfMemory }
+        guard let address = mapWorkingMemory(size: length, reserve: false) else { throw .outOfMemory }
         base = address
         self.size = size
         self.minPageSize = minPageSize

@@ -227,7 +227,7 @@ struct Migrator: Sendable {
         /// The address space is changing: the event must be read, then the destinations
         /// looked at again.
         var mappingChanging: Bool
-        /// Some pages stayed in the slot (their place was gone or taken).
+        /// Some pages stayed in the slot (their place was gone or taken, or they were copied).
         var skippedPages = false
     }
 
@@ -248,8 +248,10 @@ struct Migrator: Sendable {
                     to: UInt(destination + done), from: UInt(source + done), length: Int(chunk), wake: false,
                     allowSourceHoles: true)
             } catch {
-                // EINVAL: the protections differ now (mprotect); copy instead.
+                // EINVAL: the protections differ now (mprotect); copy instead. The slot keeps
+                // its pages then.
                 outcome = (try? faults.copy(to: UInt(destination + done), from: pointer(source + done)!, length: Int(chunk), wake: false)) ?? .notRegistered
+                skipped = true
             }
             switch outcome {
             case .completed:

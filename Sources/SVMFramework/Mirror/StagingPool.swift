@@ -82,7 +82,10 @@ final class StagingPool: Sendable {
         }
         let aligned = UInt64(UInt(bitPattern: block))
         // No huge pages: a 4 KiB migration must not make the kernel fault a whole 2 MiB page.
-        madvise(UnsafeMutableRawPointer(bitPattern: UInt(aligned)), size, MADV_NOHUGEPAGE)
+        madvise(block, size, MADV_NOHUGEPAGE)
+        // Never part of a VMA of the program's memory, which an SVM range could cover (see
+        // mapWorkingMemory): the handler thread copies into slots.
+        madvise(block, size, MADV_DONTDUMP)
         return (0..<slotsPerBlock).map { Slot(address: aligned + UInt64($0) * slotSize) }
     }
 }

@@ -1,0 +1,29 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Host memory a plugin or the framework keeps for itself (simulated VRAM, bounce buffers,
+/// staging slots): private anonymous memory in a mapping of its own that the program's
+/// memory can never share.
+///
+/// Why: adjacent anonymous mappings with the same flags merge into one VMA, and an SVM range
+/// may cover any part of the VMA a device faulted in. Were a bounce buffer to share a VMA
+/// with the program's memory, a range could take its pages to device memory, and a device
+/// touching the bounce buffer under its page-table lock would fault into the mirror's
+/// handler, which needs that lock to zap: a deadlock. `MADV_DONTDUMP` gives the mapping a
+/// flag the program's memory does not have (and keeps it out of core dumps), so it never
+/// merges with it.
+///
+/// - Parameters:
+///   - size: bytes, a multiple of the page size.
+///   - reserve: false maps with `MAP_NORESERVE` (pages cost RAM only once touched).
+/// - Returns: the mapping, released with `munmap(address, size)`; `nil` with `errno` set
+///   when `mmap` fails.
+public func mapWorkingMemory(size: Int, reserve: Bool = true) -> UnsafeMutableRawPointer? {
+    let flags = MAP_PRIVATE | MAP_ANONYMOUS | (reserve ? 0 : MAP_NORESERVE)
+    guard let address = mmap(nil, size, PROT_READ | PROT_WRITE, flags, -1, 0), address != MAP_FAILED else {
+        return nil
+    }
+    _ = madvise(address, size, MADV_DONTDUMP)
+    return address
+}
