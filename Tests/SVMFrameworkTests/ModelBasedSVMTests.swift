@@ -243,7 +243,7 @@ import Testing
         if let address = wrongAddresses.withLock({ $0.first }) {
             let path = "/tmp/svm-trace-\(discards)-\(seed).txt"
             let steps = f.context.trace.allSteps.map(\.description).joined(separator: "\n")
-            _ = FileManager.default.createFile(atPath: path, contents: Data("address \(address); buffer \(buffer.address)\n\(failures.withLock { $0 }.joined(separator: "\n"))\n\(steps)\n".utf8))
+            _ = FileManager.default.createFile(atPath: path, contents: Data("address \(address); buffer \(buffer.address)\n\(wrong.joined(separator: "\n"))\n\(steps)\n".utf8))
         }
     }
 

@@ -6,12 +6,12 @@ import Synchronization
 
 /// A simulated device's memory (its VRAM): host memory, handed out by a buddy allocator.
 ///
-/// The bytes are working memory (``mapWorkingMemory(size:reserve:)``) with `MAP_NORESERVE`, so a device of several
-/// GiB costs host RAM only for the pages the simulation has touched. Like VRAM, a freed
-/// block keeps its bytes and its pages: the next owner finds whatever was there (the host
-/// always writes an allocation before it reads it), and a migration into it does not pay
-/// host page faults again. Allocation follows `drm_buddy`: power-of-two blocks of at least
-/// the min page size, naturally aligned, top-down.
+/// The bytes are working memory (``mapWorkingMemory(size:reserve:)``) with `MAP_NORESERVE`,
+/// so a device of several GiB costs host RAM only for the pages the simulation has touched.
+/// Like VRAM, a freed block keeps its bytes and its pages: the next owner finds whatever was
+/// there (the host always writes an allocation before it reads it), and a migration into it
+/// does not pay host page faults again. Allocation follows `drm_buddy`: power-of-two blocks
+/// of at least the min page size, naturally aligned, top-down.
 ///
 /// ## Locking
 /// `state` (the allocator and the live blocks) is behind its mutex. The bytes themselves are

@@ -261,9 +261,9 @@ struct Migrator: Sendable {
             case .mappingChanging:
                 return Placement(bytes: done, mappingChanging: true, skippedPages: skipped)
             case .alreadyPresent, .notRegistered, .sourceBusy:
-                if pageByPage { trace.record("place: page refused: \(outcome)", AddressInterval(start: destination + done, end: destination + done + 4096)) }
                 // Skip the page that refused, going page by page from here on.
                 if pageByPage {
+                    trace.record("place: page refused: \(outcome)", AddressInterval(start: destination + done, end: destination + done + 4096))
                     done += 4096
                     skipped = true
                 } else {

@@ -1,4 +1,5 @@
 import Glibc
+import SVMPluginKit
 import Synchronization
 
 /// Private anonymous buffers that data passes through on its way between CPU pages and
@@ -83,9 +84,9 @@ final class StagingPool: Sendable {
         let aligned = UInt64(UInt(bitPattern: block))
         // No huge pages: a 4 KiB migration must not make the kernel fault a whole 2 MiB page.
         madvise(block, size, MADV_NOHUGEPAGE)
-        // Never part of a VMA of the program's memory, which an SVM range could cover (see
-        // mapWorkingMemory): the handler thread copies into slots.
-        madvise(block, size, MADV_DONTDUMP)
+        // The handler thread copies into slots: they must never share a VMA with the
+        // program's memory, which an SVM range could cover.
+        keepApartFromProgramMemory(block, size: size)
         return (0..<slotsPerBlock).map { Slot(address: aligned + UInt64($0) * slotSize) }
     }
 }

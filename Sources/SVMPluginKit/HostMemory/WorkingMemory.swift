@@ -12,7 +12,7 @@ import Glibc
 /// touching the bounce buffer under its page-table lock would fault into the mirror's
 /// handler, which needs that lock to zap: a deadlock. `MADV_DONTDUMP` gives the mapping a
 /// flag the program's memory does not have (and keeps it out of core dumps), so it never
-/// merges with it.
+/// merges with it (``keepApartFromProgramMemory(_:size:)``).
 ///
 /// - Parameters:
 ///   - size: bytes, a multiple of the page size.
@@ -24,6 +24,13 @@ public func mapWorkingMemory(size: Int, reserve: Bool = true) -> UnsafeMutableRa
     guard let address = mmap(nil, size, PROT_READ | PROT_WRITE, flags, -1, 0), address != MAP_FAILED else {
         return nil
     }
-    _ = madvise(address, size, MADV_DONTDUMP)
+    keepApartFromProgramMemory(address, size: size)
     return address
+}
+
+/// Makes `size` bytes at `address` working memory: a VMA flag (`MADV_DONTDUMP`) the
+/// program's anonymous memory lacks, so the mapping never merges with it. For working memory
+/// mapped otherwise than by ``mapWorkingMemory(size:reserve:)`` (aligned, for one).
+public func keepApartFromProgramMemory(_ address: UnsafeMutableRawPointer, size: Int) {
+    _ = madvise(address, size, MADV_DONTDUMP)
 }
