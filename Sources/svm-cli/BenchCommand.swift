@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SVMFramework
+import SVMPluginKit
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,6 +20,8 @@ struct BenchCommand: ParsableCommand {
                 Then the time to fault in 2 MiB as one fault against 512 faults of 4 KiB.
                 Times are in nanoseconds. For reference, the xe kernel driver reports 158 us of
                 CPU time for a 2 MiB fault with migration and 14 us for 64 KiB.
+                --chunk 2M --comparisons 0 measures one size alone (for a profiler); the JSON
+                then has 0 for the comparison it skipped.
                 """)
 
         @OptionGroup var plugins: PluginOptionsGroup
@@ -29,12 +32,36 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "Faults measured per chunk size (1 to 4096).")
         var iterations = 64
 
+        @Option(name: .customLong("chunk"), help: ArgumentHelp(
+            "Measure only this chunk size (4K, 64K or 2M); repeat for several. Default: all three.",
+            valueName: "size"))
+        var chunks: [String] = []
+
+        @Option(help: "Repetitions of the one-2-MiB-fault against 512-4-KiB-faults comparison (0 skips it).")
+        var comparisons = 8
+
         @Flag(help: "Print the report as JSON.")
         var json = false
 
         func validate() throws {
             guard (1...4096).contains(iterations) else {
                 throw ValidationError("--iterations must be between 1 and 4096, not \(iterations)")
+            }
+            guard (0...1000).contains(comparisons) else {
+                throw ValidationError("--comparisons must be between 0 and 1000, not \(comparisons)")
+            }
+            _ = try chunkSizes()
+        }
+
+        /// The `--chunk` sizes in bytes, in the order given; all three when none is given.
+        private func chunkSizes() throws -> [UInt64] {
+            let measurable = FaultBenchmark(iterations: 1).chunkSizes
+            guard !chunks.isEmpty else { return measurable }
+            return try chunks.map { text in
+                guard let size = ByteCount.parse(text), measurable.contains(size) else {
+                    throw ValidationError("--chunk '\(text)' is not one of 4K, 64K, 2M")
+                }
+                return size
             }
         }
 
@@ -43,9 +70,11 @@ struct BenchCommand: ParsableCommand {
             guard host.plugin(named: device) != nil else {
                 throw CLIFailure("no device plugin named '\(device)' is loaded (see `svm-cli plugins list`)")
             }
+            var benchmark = FaultBenchmark(iterations: iterations, comparisonRepetitions: comparisons)
+            benchmark.chunkSizes = try chunkSizes()
             let report: FaultBenchmark.Report
             do {
-                report = try FaultBenchmark(iterations: iterations).run(host: host, plugin: device)
+                report = try benchmark.run(host: host, plugin: device)
             } catch {
                 throw CLIFailure("benchmark failed: \(error)")
             }
@@ -68,6 +97,7 @@ struct BenchCommand: ParsableCommand {
                        us(chunk.memcpyFreshNs).leftPadded(13), String(format: "%.2f", chunk.cpuFaultToFreshMemcpy).leftPadded(6)]
                     .joined(separator: " "))
             }
+            guard report.oneTwoMiBFaultNs > 0 else { return }
             print("2 MiB as one fault: \(us(report.oneTwoMiBFaultNs)) us; as 512 faults of 4 KiB: \(us(report.fiveHundredTwelve4KiBFaultsNs)) us (\(String(format: "%.1f", report.manySmallToOneLarge))x)")
         }
     }

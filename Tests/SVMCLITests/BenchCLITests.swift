@@ -40,11 +40,28 @@ struct BenchCLITests {
         #expect(report.statistics["cpuFaultMigrations"] == 24)
     }
 
+    @Test("bench fault --chunk measures the sizes asked for; --comparisons 0 skips the comparison")
+    func oneChunkSize() throws {
+        let result = try ProcessRunner.svmCLI(["bench", "fault", "--json", "--iterations", "2", "--chunk", "64K", "--comparisons", "0"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let report = try JSONDecoder().decode(Report.self, from: Data(result.standardOutput.utf8))
+        #expect(report.chunks.map(\.chunkBytes) == [65536])
+        #expect(report.oneTwoMiBFaultNs == 0 && report.fiveHundredTwelve4KiBFaultsNs == 0)
+        #expect(report.statistics["migrationsToDevice"] == 4)
+        let text = try ProcessRunner.svmCLI(["bench", "fault", "--iterations", "2", "--chunk", "4K", "--comparisons", "0"])
+        #expect(text.status == 0)
+        #expect(text.standardOutput.contains("4K "))
+        #expect(!text.standardOutput.contains("2 MiB as one fault"))
+    }
+
     @Test("bench fault refuses a bad iteration count and an unknown device")
     func badInput() throws {
         let zero = try ProcessRunner.svmCLI(["bench", "fault", "--iterations", "0"])
         #expect(zero.status == 2)
         #expect(zero.standardError.contains("--iterations"))
+        let badChunk = try ProcessRunner.svmCLI(["bench", "fault", "--chunk", "3M"])
+        #expect(badChunk.status == 2)
+        #expect(badChunk.standardError.contains("--chunk '3M'"))
         let unknown = try ProcessRunner.svmCLI(["bench", "fault", "--device", "NoSuchGPU"])
         #expect(unknown.status == 1)
         #expect(unknown.standardError.contains("NoSuchGPU"))
