@@ -20,7 +20,12 @@ runner=$!
     done
     echo "error: the tests did not finish in $limit s; thread stacks of the test process follow" >&2
     for pid in $(pgrep -f 'xctest|PackageTests' || true); do
-        gdb -p "$pid" -batch -ex "thread apply all bt" >&2 2>/dev/null || true
+        # Kernel stacks first: a thread looping inside a system call never stops for gdb.
+        for task in /proc/"$pid"/task/*; do
+            echo "thread ${task##*/} ($(cat "$task/comm" 2>/dev/null)) kernel stack:" >&2
+            cat "$task/stack" >&2 2>/dev/null || true
+        done
+        timeout 120 gdb -p "$pid" -batch -ex "thread apply all bt" >&2 2>/dev/null || true
         kill -9 "$pid" 2>/dev/null || true
     done
 ) &

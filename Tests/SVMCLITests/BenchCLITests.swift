@@ -12,6 +12,8 @@ struct BenchCLITests {
             let deviceFaultNs: Int
             let memcpyNs: Int
             let deviceFaultOverheadNs: Int
+            let memcpyColdNs: Int
+            let deviceFaultOverheadColdNs: Int
             let cpuFaultNs: Int
             let memcpyFreshNs: Int
             let cpuFaultToFreshMemcpy: Double
@@ -32,6 +34,7 @@ struct BenchCLITests {
         #expect(report.chunks.map(\.chunkBytes) == [4096, 65536, 2 << 20])
         for chunk in report.chunks {
             #expect(chunk.deviceFaultNs > 0 && chunk.memcpyNs > 0 && chunk.cpuFaultNs > 0 && chunk.memcpyFreshNs > 0)
+            #expect(chunk.memcpyColdNs > 0 && chunk.deviceFaultOverheadColdNs == chunk.deviceFaultNs - chunk.memcpyColdNs)
         }
         #expect(report.oneTwoMiBFaultNs > 0 && report.fiveHundredTwelve4KiBFaultsNs > 0)
         // Every fault migrated, and every migration came back (a warm-up round, then the

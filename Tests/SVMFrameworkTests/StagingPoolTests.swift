@@ -14,7 +14,8 @@ import Testing
 
     @Test("A copy gets the slot whose pages a move left; a move gets an empty one, dropping pages only when it must")
     func pagesAreReused() throws {
-        let pool = StagingPool()
+        // No background preparation: this test decides every slot's state itself.
+        let pool = StagingPool(readySlots: 0)
         var filled = try pool.takeEmpty(size)
         #expect(cpu.missingRuns(interval(filled, size)) == [interval(filled, size)])
         // A migration leaves pages in the slot (here written by the CPU).
@@ -46,5 +47,57 @@ import Testing
         copy.mayHold(size)
         copy.vacated(64 << 10)
         #expect(copy.extent == size, "pages beyond the vacated bytes may remain")
+    }
+
+    @Test("The background worker keeps empty slots ready for moves and filled ones for copies")
+    func backgroundPreparation() throws {
+        let pool = StagingPool(readySlots: 2)
+        defer { pool.stop() }
+        // A run of moves leaves every slot of the block holding pages.
+        var taken: [StagingPool.Slot] = []
+        for _ in 0..<8 { taken.append(try pool.takeEmpty(size)) }
+        for var slot in taken {
+            memset(pointer(slot.address)!, 9, Int(size))
+            slot.mayHold(size)
+            pool.recycle(slot)
+        }
+        // The worker drops two of them, in the background. (It may also have mapped and
+        // prepared more slots while the test took these: only "at least" is certain.)
+        #expect(waitUntil { pool.freeSlots.filter { $0.extent == 0 }.count >= 2 })
+        #expect(pool.freeSlots.filter { $0.extent == size }.count >= 2, "filled slots are kept too")
+        expectExtentsTellTheTruth(pool)
+
+        // A run of copies that move their pages out leaves every slot empty: the worker
+        // fills two again.
+        taken = []
+        while let slot = pool.freeSlots.isEmpty ? nil : try? pool.takeForCopy() { taken.append(slot) }
+        for var slot in taken {
+            madvise(pointer(slot.address)!, Int(size), MADV_DONTNEED)
+            slot.vacated(size)
+            pool.recycle(slot)
+        }
+        #expect(waitUntil { pool.freeSlots.filter { $0.extent == size }.count >= 2 })
+        #expect(pool.freeSlots.filter { $0.extent == 0 }.count >= 2, "empty slots are kept too")
+        expectExtentsTellTheTruth(pool)
+    }
+
+    /// Empty free slots have no page; filled ones have every page.
+    func expectExtentsTellTheTruth(_ pool: StagingPool) {
+        for slot in pool.freeSlots where slot.extent == 0 {
+            #expect(cpu.missingRuns(interval(slot, size)) == [interval(slot, size)])
+        }
+        for slot in pool.freeSlots where slot.extent == size {
+            #expect(cpu.pagesPresent(interval(slot, size)))
+        }
+    }
+
+    /// Polls `condition` until it holds, for at most 30 s (the worker runs on a shared,
+    /// noisy machine; this bounds a hang, it does not time anything).
+    func waitUntil(_ condition: () -> Bool) -> Bool {
+        for _ in 0..<30_000 {
+            if condition() { return true }
+            usleep(1000)
+        }
+        return condition()
     }
 }

@@ -30,7 +30,12 @@ public final class Watchdog: Sendable {
     }
 }
 
-/// Prints the stack of every thread of this process to standard error, through gdb.
+/// Prints the stack of every thread of this process to standard error: the kernel stacks
+/// first (a thread looping inside a system call never stops for gdb, which then waits
+/// forever; the kernel stack shows where it loops), then the user stacks through gdb,
+/// which is given two minutes.
 public func printThreadStacks() {
-    _ = system("gdb -p \(getpid()) -batch -ex 'thread apply all bt' 1>&2 2>/dev/null")
+    let pid = getpid()
+    _ = system("for t in /proc/\(pid)/task/*; do echo \"thread ${t##*/} ($(cat $t/comm)) kernel stack:\"; cat $t/stack; done 1>&2 2>/dev/null")
+    _ = system("timeout 120 gdb -p \(pid) -batch -ex 'thread apply all bt' 1>&2 2>/dev/null")
 }

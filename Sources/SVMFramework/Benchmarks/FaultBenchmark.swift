@@ -26,6 +26,12 @@ public struct FaultBenchmark: Sendable {
         public var memcpyNs: Int
         /// `deviceFaultNs - memcpyNs`: what the framework adds to the copy.
         public var deviceFaultOverheadNs: Int
+        /// Median `memcpy` of the chunk from memory that is not in the CPU caches into
+        /// populated memory not in them either: what a migration's copy meets (the data
+        /// migrated was written long before). `memcpyNs` copies between two buffers kept hot.
+        public var memcpyColdNs: Int
+        /// `deviceFaultNs - memcpyColdNs`.
+        public var deviceFaultOverheadColdNs: Int
         /// Median time of a CPU read that faults the chunk back to system memory.
         public var cpuFaultNs: Int
         /// Median `memcpy` of the chunk into freshly mapped memory (page faults included).
@@ -116,10 +122,12 @@ public struct FaultBenchmark: Sendable {
         }
         let memcpy = Self.median(Self.memcpyTimes(bytes: Int(chunk), count: iterations, fresh: false))
         let fresh = Self.median(Self.memcpyTimes(bytes: Int(chunk), count: iterations, fresh: true))
+        let cold = Self.median(try Self.coldMemcpyTimes(bytes: Int(chunk), count: iterations))
         let deviceFault = Self.median(deviceFaults)
         let cpuFault = Self.median(cpuFaults)
         let result = ChunkResult(
             chunkBytes: chunk, deviceFaultNs: deviceFault, memcpyNs: memcpy, deviceFaultOverheadNs: deviceFault - memcpy,
+            memcpyColdNs: cold, deviceFaultOverheadColdNs: deviceFault - cold,
             cpuFaultNs: cpuFault, memcpyFreshNs: fresh, cpuFaultToFreshMemcpy: Double(cpuFault) / Double(max(fresh, 1)))
         return (result, device.name, context.statistics.snapshot)
     }
@@ -161,6 +169,21 @@ public struct FaultBenchmark: Sendable {
             }
         }
         return times
+    }
+
+    /// `count` copies of `bytes`, each from and to bytes not touched since two buffers far
+    /// larger than the CPU caches (at least 64 MiB) were populated.
+    static func coldMemcpyTimes(bytes: Int, count: Int) throws -> [Int] {
+        let stride = max(bytes, (64 << 20) / count) / bytes * bytes
+        let source = try BenchmarkBuffer(size: stride * count, alignment: bytes)
+        let target = try BenchmarkBuffer(size: stride * count, alignment: bytes)
+        source.populate()
+        target.populate()
+        return (0..<count).map { i in
+            let start = now()
+            memcpy(target.base + i * stride, source.base + i * stride, bytes)
+            return now() - start
+        }
     }
 
     static func median(_ values: [Int]) -> Int {

@@ -168,20 +168,14 @@ struct Migrator: Sendable {
 
     // MARK: moving pages
 
-    /// Moves the CPU pages of `interval` into the slot; returns the bytes moved. Holes move
-    /// as holes (they read as zero).
+    /// Moves the CPU pages of `interval` into the slot; returns the bytes dealt with (all
+    /// of them unless the move stopped early). Holes stay holes (they read as zero).
     private func moveIntoSlot(_ slot: UInt64, from interval: AddressInterval) -> UInt64 {
         // The move wants its destination registered with the same descriptor; registered
         // only for this move, the slot's pages can later be dropped without an event.
         guard (try? mirror.register(AddressInterval(start: slot, end: slot + interval.size))) != nil else { return 0 }
         defer { try? faults.unregister(UInt(slot), length: Int(interval.size)) }
-        let outcome = try? faults.move(
-            to: UInt(slot), from: UInt(interval.start), length: Int(interval.size), allowSourceHoles: true)
-        switch outcome {
-        case .completed: return interval.size
-        case .partial(let bytes): return UInt64(bytes)
-        default: return 0
-        }
+        return mirror.mover.move(to: slot, from: interval.start, length: interval.size, wake: true).done
     }
 
     /// Puts the first `bytes` of the slot back into CPU pages: each page goes where the
@@ -237,38 +231,28 @@ struct Migrator: Sendable {
     /// space is changing.
     private func place(_ source: UInt64, at destination: UInt64, length: UInt64) -> Placement {
         var done: UInt64 = 0
-        var pageByPage = false
         var skipped = false
         while done < length {
-            let chunk = pageByPage ? 4096 : length - done
-            let outcome: UserFaultFD.RangeOutcome
-            do {
-                // No wake here: the migration wakes the range once its state is final.
-                outcome = try faults.move(
-                    to: UInt(destination + done), from: UInt(source + done), length: Int(chunk), wake: false,
-                    allowSourceHoles: true)
-            } catch {
-                // EINVAL: the protections differ now (mprotect); copy instead. The slot keeps
-                // its pages then.
-                outcome = (try? faults.copy(to: UInt(destination + done), from: pointer(source + done)!, length: Int(chunk), wake: false)) ?? .notRegistered
-                skipped = true
-            }
-            switch outcome {
-            case .completed:
-                done += chunk
-            case .partial(let bytes):
-                return Placement(bytes: done + UInt64(bytes), mappingChanging: true, skippedPages: skipped)
+            // No wake here: the migration wakes the range once its state is final.
+            let (moved, stop) = mirror.mover.move(to: destination + done, from: source + done, length: length - done, wake: false)
+            done += moved
+            switch stop {
+            case nil:
+                break
             case .mappingChanging:
                 return Placement(bytes: done, mappingChanging: true, skippedPages: skipped)
-            case .alreadyPresent, .notRegistered, .sourceBusy:
-                // Skip the page that refused, going page by page from here on.
-                if pageByPage {
-                    trace.record("place: page refused: \(outcome)", AddressInterval(start: destination + done, end: destination + done + 4096))
-                    done += 4096
-                    skipped = true
-                } else {
-                    pageByPage = true
-                }
+            case .pageRefused(let outcome):
+                // Skip the page that refused; the slot keeps it.
+                trace.record("place: page refused: \(outcome)", AddressInterval(start: destination + done, end: destination + done + 4096))
+                done += 4096
+                skipped = true
+            case .protectionsDiffer:
+                // The protections differ now (mprotect): copy the page instead; the slot
+                // keeps its page.
+                let copied = try? faults.copy(to: UInt(destination + done), from: pointer(source + done)!, length: 4096, wake: false)
+                if copied == .mappingChanging { return Placement(bytes: done, mappingChanging: true, skippedPages: true) }
+                done += 4096
+                skipped = true
             }
         }
         return Placement(bytes: done, mappingChanging: false, skippedPages: skipped)

@@ -35,6 +35,8 @@ enum CPUFaultDisposition {
 final class CPUMirror: @unchecked Sendable {
     let faults: UserFaultFD
     let staging = StagingPool()
+    /// Moves pages with `faults`, stepping over holes (see ``PageMover``).
+    let mover: PageMover
     /// Every unmap, discard and remap read, for migrations putting data back.
     let log = AddressSpaceLog()
     /// Set once by ``start(client:)``, before the handler thread runs; read-only after.
@@ -56,6 +58,7 @@ final class CPUMirror: @unchecked Sendable {
 
     init() throws(UserFaultFDError) {
         faults = try UserFaultFD(required: Self.requiredFeatures, optional: [.move], userModeOnly: true)
+        mover = PageMover(faults: faults, pageMap: PageMap())
     }
 
     /// Whether pages can migrate: the kernel moves pages (`UFFDIO_MOVE`, Linux 6.8).
@@ -84,6 +87,7 @@ final class CPUMirror: @unchecked Sendable {
         // Nobody reads events now: end the userfaultfd, or the next munmap of memory it
         // watched would wait forever for its event to be read.
         faults.retire()
+        staging.stop()
     }
 
     /// Registers a range for missing faults and address-space events.

@@ -17,6 +17,15 @@ import Synchronization
 /// all moved out (no `MADV_DONTNEED`). In a steady back-and-forth neither faults nor drops
 /// happen. A slot knows its ``Slot/extent``: pages may exist only below it.
 ///
+/// ## Dropping and faulting in happen in the background
+/// A run of moves (a device faulting in range after range) would find no empty slot and
+/// have to drop 512 pages first; a run of copies (the CPU faulting them back) would fault
+/// 512 pages into each slot. A background worker keeps ``readySlots`` free slots of each
+/// kind ready instead, so neither waits on the fault path: it drops the pages of a slot when
+/// too few are empty, and faults pages into an empty one when too few are filled (the
+/// kernel does the same work a first touch would, on the other core). With 0 it does
+/// nothing, and a move that finds no empty slot drops one itself.
+///
 /// `UFFDIO_MOVE` wants the destination registered with the same userfaultfd, so a slot is
 /// registered only for the move that fills it, and unregistered before its pages are
 /// dropped: dropping them then raises no event.
@@ -44,6 +53,18 @@ final class StagingPool: Sendable {
 
     /// Free slots; protected by the mutex, held only to push or pop.
     private let free = Mutex<[Slot]>([])
+    /// How many empty and how many filled free slots the background worker keeps ready.
+    let readySlots: Int
+    private let worker = BackgroundWorker()
+
+    init(readySlots: Int = 2) {
+        self.readySlots = readySlots
+    }
+
+    /// Stops the background worker (after the slot it is preparing, if any).
+    func stop() {
+        worker.stop()
+    }
 
     /// A slot with no page in its first `length` bytes, for a move to fill.
     func takeEmpty(_ length: UInt64) throws(StagingPoolError) -> Slot {
@@ -56,6 +77,9 @@ final class StagingPool: Sendable {
         return slot
     }
 
+    /// The free slots now (for tests).
+    var freeSlots: [Slot] { free.withLock { $0 } }
+
     /// A slot to copy into: one with the most pages present, so the copy faults least.
     func takeForCopy() throws(StagingPoolError) -> Slot {
         try take { slots in slots.indices.max { slots[$0].extent < slots[$1].extent } }
@@ -63,15 +87,84 @@ final class StagingPool: Sendable {
 
     /// Gives the slot back; ``Slot/extent`` must say where pages may be.
     func recycle(_ slot: Slot) {
-        free.withLock { $0.append(slot) }
+        let unbalanced = free.withLock { slots in
+            slots.append(slot)
+            return preparation(of: slots) != nil
+        }
+        if unbalanced { wakeWorker() }
     }
 
     private func take(choosing choose: (inout [Slot]) -> Int?) throws(StagingPoolError) -> Slot {
-        let chosen = free.withLock { slots -> Slot? in choose(&slots).map { slots.remove(at: $0) } }
+        let (chosen, unbalanced) = free.withLock { slots -> (Slot?, Bool) in
+            let chosen = choose(&slots).map { slots.remove(at: $0) }
+            return (chosen, preparation(of: slots) != nil)
+        }
+        if unbalanced { wakeWorker() }
         if let chosen { return chosen }
         let slots = try Self.mapBlock()
         free.withLock { $0.append(contentsOf: slots.dropFirst()) }
         return slots[0]
+    }
+
+    // MARK: background preparation
+
+    /// What the worker should do to one free slot.
+    private enum Preparation {
+        case drop(index: Int)
+        case fill(index: Int)
+    }
+
+    /// The next slot to prepare, or `nil` when `slots` are balanced: at least ``readySlots``
+    /// empty and as many filled, as far as there are slots to spare.
+    private func preparation(of slots: [Slot]) -> Preparation? {
+        guard readySlots > 0 else { return nil }
+        let empty = slots.indices.filter { slots[$0].extent == 0 }
+        let holding = slots.indices.filter { slots[$0].extent > 0 }
+        let filled = holding.filter { slots[$0].extent == Self.slotSize }
+        if empty.count < readySlots, holding.count > readySlots,
+            let cheapest = holding.min(by: { slots[$0].extent < slots[$1].extent })
+        {
+            return .drop(index: cheapest)
+        }
+        if filled.count < readySlots, empty.count > readySlots, let first = empty.first {
+            return .fill(index: first)
+        }
+        return nil
+    }
+
+    private func wakeWorker() {
+        worker.wake { [weak self] in self?.prepareSlots() }
+    }
+
+    /// On the worker: prepares slots one at a time until the free ones are balanced. A slot
+    /// being prepared is out of the free list, so no migration uses it meanwhile.
+    private func prepareSlots() {
+        while let (slot, fill) = free.withLock({ slots -> (Slot, Bool)? in
+            switch preparation(of: slots) {
+            case .drop(let index): (slots.remove(at: index), false)
+            case .fill(let index): (slots.remove(at: index), true)
+            case nil: nil
+            }
+        }) {
+            var prepared = slot
+            if fill {
+                Self.faultIn(slot)
+                prepared.mayHold(Self.slotSize)
+            } else {
+                // Not registered now: the drop raises no event.
+                madvise(pointer(slot.address), Int(slot.extent), MADV_DONTNEED)
+                prepared.extent = 0
+            }
+            free.withLock { $0.append(prepared) }
+        }
+    }
+
+    /// Faults writable pages into the whole slot, as a first touch would.
+    private static func faultIn(_ slot: Slot) {
+        guard madvise(pointer(slot.address), Int(slotSize), MADV_POPULATE_WRITE) != 0 else { return }
+        // Before Linux 5.14: touch each page (the slot is ours and registered with nothing).
+        let bytes = pointer(slot.address)!.assumingMemoryBound(to: UInt8.self)
+        for page in stride(from: 0, to: Int(slotSize), by: 4096) { bytes[page] = 0 }
     }
 
     /// Maps `slotsPerBlock` aligned slots. Never unmapped: the pool lives as long as its

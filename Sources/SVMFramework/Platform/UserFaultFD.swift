@@ -199,6 +199,10 @@ extension UserFaultFD {
     /// `UFFDIO_MOVE`: moves the pages at `source` (private anonymous memory of this process
     /// with the same protection) to the missing pages at `destination`, without copying;
     /// `source` becomes a hole. Throws ``UserFaultFDError/unsupported(_:)`` before Linux 6.8.
+    ///
+    /// `allowSourceHoles` can make the calling thread loop inside the kernel forever on
+    /// Linux 6.18 when a page changes under the move and then becomes a hole; the framework
+    /// steps over holes itself instead (see ``PageMover``).
     public func move(
         to destination: UInt, from source: UInt, length: Int,
         wake: Bool = true, allowSourceHoles: Bool = false
