@@ -46,7 +46,7 @@ struct Migrator: Sendable {
             device.free(allocation)
             return giveUp(range)
         }
-        let moved = moveIntoSlot(slot.address, from: interval)
+        let moved = moveIntoSlot(slot.address, from: interval).done
         // A move that stopped early may have moved pages it does not report: the whole
         // length may hold pages.
         slot.mayHold(interval.size)
@@ -135,47 +135,74 @@ struct Migrator: Sendable {
 
     /// Takes the CPU pages of `interval` out of place (they become holes that read as
     /// zero), where the data is in system memory. Done for `madvise(MADV_DONTNEED)` as soon
-    /// as its event is read: the kernel drops the pages only after that, so a migration
-    /// moving them out first would otherwise carry the discarded data to device memory.
-    /// Pages of ranges a migration owns are left to it (it sees the discard in the log).
+    /// as its event is read: the kernel drops the pages only after that, when the calling
+    /// thread runs again, which on a busy machine can be long after the event is handled;
+    /// a migration departing after the event is marked handled would otherwise carry the
+    /// discarded data to device memory (and bring it back later). So this returns only when
+    /// every page is out: a move refused with `EAGAIN` (the kernel keeps the mapping
+    /// "changing" until that thread runs) is tried again, reading events meanwhile.
+    /// Pages of ranges a migration owns are left to it (the discard is in the log, after
+    /// its departure, because it is not marked handled before this returns).
     func discardCPUPages(_ interval: AddressInterval) {
-        space.withRanges(overlapping: interval) { ranges in
-            var cursor = interval.start
-            for range in ranges {
-                if cursor < range.interval.start { moveOut(AddressInterval(start: cursor, end: range.interval.start)) }
-                let start = max(range.interval.start, interval.start)
-                let end = min(range.interval.end, interval.end)
-                _ = range.residency.whileInSystemMemory { moveOut(AddressInterval(start: start, end: end)) }
-                cursor = max(cursor, end)
-            }
-            if cursor < interval.end { moveOut(AddressInterval(start: cursor, end: interval.end)) }
+        while !moveOutOnce(interval) {
+            trace.record("discarding CPU pages: the mapping is changing or a page is pinned; again", interval)
+            mirror.letMappingChangeProceed()
+            sched_yield()
         }
     }
 
-    /// Moves the pages of `interval` into staging slots (whose pages are reused or dropped later).
-    private func moveOut(_ interval: AddressInterval) {
+    /// One pass of ``discardCPUPages(_:)``; false when a move was refused because the
+    /// mapping is changing.
+    private func moveOutOnce(_ interval: AddressInterval) -> Bool {
+        space.withRanges(overlapping: interval) { ranges in
+            var complete = true
+            var cursor = interval.start
+            for range in ranges {
+                if cursor < range.interval.start {
+                    complete = moveOut(AddressInterval(start: cursor, end: range.interval.start)) && complete
+                }
+                let start = max(range.interval.start, interval.start)
+                let end = min(range.interval.end, interval.end)
+                _ = range.residency.whileInSystemMemory {
+                    complete = moveOut(AddressInterval(start: start, end: end)) && complete
+                }
+                cursor = max(cursor, end)
+            }
+            if cursor < interval.end { complete = moveOut(AddressInterval(start: cursor, end: interval.end)) && complete }
+            return complete
+        }
+    }
+
+    /// Moves the pages of `interval` into staging slots (whose pages are reused or dropped
+    /// later); false when a move stopped because the mapping is changing or a page is pinned
+    /// for a moment (a device access through `process_vm_readv`): try again.
+    private func moveOut(_ interval: AddressInterval) -> Bool {
         var start = interval.start
         while start < interval.end {
             let length = min(interval.end - start, StagingPool.slotSize)
-            guard var slot = try? mirror.staging.takeEmpty(length) else { return }
+            guard var slot = try? mirror.staging.takeEmpty(length) else { return true }
             trace.record("discarding CPU pages", AddressInterval(start: start, end: start + length))
-            _ = moveIntoSlot(slot.address, from: AddressInterval(start: start, end: start + length))
+            let stop = moveIntoSlot(slot.address, from: AddressInterval(start: start, end: start + length)).stop
             slot.mayHold(length)
             mirror.staging.recycle(slot)
+            if stop == .mappingChanging || stop == .pageRefused(.sourceBusy) { return false }
             start += length
         }
+        return true
     }
 
     // MARK: moving pages
 
     /// Moves the CPU pages of `interval` into the slot; returns the bytes dealt with (all
-    /// of them unless the move stopped early). Holes stay holes (they read as zero).
-    private func moveIntoSlot(_ slot: UInt64, from interval: AddressInterval) -> UInt64 {
+    /// of them unless the move stopped early, and why). Holes stay holes (they read as zero).
+    private func moveIntoSlot(_ slot: UInt64, from interval: AddressInterval) -> (done: UInt64, stop: PageMover.Stop?) {
         // The move wants its destination registered with the same descriptor; registered
         // only for this move, the slot's pages can later be dropped without an event.
-        guard (try? mirror.register(AddressInterval(start: slot, end: slot + interval.size))) != nil else { return 0 }
+        guard (try? mirror.register(AddressInterval(start: slot, end: slot + interval.size))) != nil else {
+            return (0, .pageRefused(.notRegistered))
+        }
         defer { try? faults.unregister(UInt(slot), length: Int(interval.size)) }
-        return mirror.mover.move(to: slot, from: interval.start, length: interval.size, wake: true).done
+        return mirror.mover.move(to: slot, from: interval.start, length: interval.size, wake: true)
     }
 
     /// Puts the first `bytes` of the slot back into CPU pages: each page goes where the
