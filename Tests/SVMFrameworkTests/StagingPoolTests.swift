@@ -24,7 +24,7 @@ import Testing
         pool.recycle(filled)
 
         // A copy prefers it: its pages are present, the copy will not fault.
-        var copy = try pool.takeForCopy()
+        var copy = try pool.takeForCopy(size)
         #expect(copy.address == filled.address && copy.extent == size)
         #expect(cpu.pagesPresent(interval(copy, size)))
         pool.recycle(copy)
@@ -40,7 +40,7 @@ import Testing
         pool.recycle(empty)
 
         // Pages that all left (moved into place) leave an empty slot.
-        copy = try pool.takeForCopy()
+        copy = try pool.takeForCopy(size)
         copy.mayHold(64 << 10)
         copy.vacated(64 << 10)
         #expect(copy.extent == 0)
@@ -49,7 +49,7 @@ import Testing
         #expect(copy.extent == size, "pages beyond the vacated bytes may remain")
     }
 
-    @Test("The background worker keeps empty slots ready for moves and filled ones for copies")
+    @Test("After a large drop or fault-in on the fault path, the worker keeps empty and filled slots ready")
     func backgroundPreparation() throws {
         let pool = StagingPool(readySlots: 2)
         defer { pool.stop() }
@@ -61,24 +61,45 @@ import Testing
             slot.mayHold(size)
             pool.recycle(slot)
         }
-        // The worker drops two of them, in the background. (It may also have mapped and
-        // prepared more slots while the test took these: only "at least" is certain.)
-        #expect(waitUntil { pool.freeSlots.filter { $0.extent == 0 }.count >= 2 })
+        // The next move has to drop 2 MiB itself: from then on the worker keeps two empty.
+        pool.recycle(try pool.takeEmpty(size))
+        #expect(waitUntil { pool.freeSlots.filter { $0.extent == 0 }.count >= 2 }, "one dropped inline, one by the worker")
         #expect(pool.freeSlots.filter { $0.extent == size }.count >= 2, "filled slots are kept too")
         expectExtentsTellTheTruth(pool)
 
-        // A run of copies that move their pages out leaves every slot empty: the worker
-        // fills two again.
+        // A run of copies that move their pages out leaves every slot empty; the next copy
+        // faults its pages in itself, and from then on the worker keeps two filled.
         taken = []
-        while let slot = pool.freeSlots.isEmpty ? nil : try? pool.takeForCopy() { taken.append(slot) }
+        while let slot = pool.freeSlots.isEmpty ? nil : try? pool.takeForCopy(size) { taken.append(slot) }
         for var slot in taken {
             madvise(pointer(slot.address)!, Int(size), MADV_DONTNEED)
             slot.vacated(size)
             pool.recycle(slot)
         }
-        #expect(waitUntil { pool.freeSlots.filter { $0.extent == size }.count >= 2 })
+        pool.recycle(try pool.takeForCopy(size))
+        #expect(waitUntil { pool.freeSlots.filter { $0.extent == size }.count >= 2 }, "filled by the worker")
         #expect(pool.freeSlots.filter { $0.extent == 0 }.count >= 2, "empty slots are kept too")
         expectExtentsTellTheTruth(pool)
+    }
+
+    @Test("Small migrations never wake the worker: their drops are done inline")
+    func smallMigrationsStayInline() throws {
+        let pool = StagingPool(readySlots: 2)
+        defer { pool.stop() }
+        var taken: [StagingPool.Slot] = []
+        for _ in 0..<8 { taken.append(try pool.takeEmpty(4096)) }
+        for var slot in taken {
+            pointer(slot.address)!.storeBytes(of: 1, as: UInt8.self)
+            slot.mayHold(4096)
+            pool.recycle(slot)
+        }
+        // Every slot holds a page: the move drops one inline (4 KiB), asking nothing more.
+        let slot = try pool.takeEmpty(4096)
+        #expect(slot.extent == 0)
+        usleep(100_000)
+        #expect(pool.freeSlots.count == 7 && pool.freeSlots.allSatisfy { $0.extent == 4096 },
+                "no slot was prepared in the background")
+        pool.recycle(slot)
     }
 
     /// Empty free slots have no page; filled ones have every page.

@@ -84,7 +84,7 @@ struct Migrator: Sendable {
         let owner = devices.first { $0.deviceID == allocation.deviceID }
         space.invalidate(range.interval, event: .migration)
         var copied = false
-        if let owner, var slot = try? mirror.staging.takeForCopy() {
+        if let owner, var slot = try? mirror.staging.takeForCopy(allocation.size) {
             slot.mayHold(allocation.size)
             let copiedOut = owner.copyOut(allocation, to: slot.address)
             trace.record("to system: devmem \(allocation.offset) copied out \(copiedOut) to slot \(slot.address)", range.interval)

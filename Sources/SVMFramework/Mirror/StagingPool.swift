@@ -17,14 +17,15 @@ import Synchronization
 /// all moved out (no `MADV_DONTNEED`). In a steady back-and-forth neither faults nor drops
 /// happen. A slot knows its ``Slot/extent``: pages may exist only below it.
 ///
-/// ## Dropping and faulting in happen in the background
-/// A run of moves (a device faulting in range after range) would find no empty slot and
-/// have to drop 512 pages first; a run of copies (the CPU faulting them back) would fault
-/// 512 pages into each slot. A background worker keeps ``readySlots`` free slots of each
-/// kind ready instead, so neither waits on the fault path: it drops the pages of a slot when
-/// too few are empty, and faults pages into an empty one when too few are filled (the
-/// kernel does the same work a first touch would, on the other core). With 0 it does
-/// nothing, and a move that finds no empty slot drops one itself.
+/// ## Large drops and fault-ins happen in the background
+/// A run of large moves (a device faulting in 2 MiB range after range) would find no empty
+/// slot and drop 512 pages first; a run of large copies (the CPU faulting them back) would
+/// fault 512 pages into each slot. Once the fault path has had to do either for at least
+/// ``backgroundBytes``, a background worker keeps ``readySlots`` free slots of that kind
+/// ready: it drops the pages of a slot when too few are empty, and faults pages into an
+/// empty one when too few are filled (the kernel does the work a first touch would, on the
+/// other core). Small migrations never wake it: dropping or faulting in a few pages inline
+/// costs less than waking a thread. With `readySlots` 0 it does nothing.
 ///
 /// `UFFDIO_MOVE` wants the destination registered with the same userfaultfd, so a slot is
 /// registered only for the move that fills it, and unregistered before its pages are
@@ -51,8 +52,20 @@ final class StagingPool: Sendable {
         mutating func vacated(_ bytes: UInt64) { if bytes >= extent { extent = 0 } }
     }
 
-    /// Free slots; protected by the mutex, held only to push or pop.
-    private let free = Mutex<[Slot]>([])
+    /// Below this, a drop or a fault-in on the fault path is cheaper than waking the worker.
+    static let backgroundBytes: UInt64 = 512 << 10
+
+    /// The free slots, and what the fault path has shown it needs ready.
+    private struct Shelf {
+        var slots: [Slot] = []
+        /// A move had to drop a large slot: keep empty slots ready.
+        var wantsEmpty = false
+        /// A large copy found no slot holding its pages: keep filled slots ready.
+        var wantsFilled = false
+    }
+
+    /// Protected by the mutex, held only to push or pop.
+    private let shelf = Mutex(Shelf())
     /// How many empty and how many filled free slots the background worker keeps ready.
     let readySlots: Int
     private let worker = BackgroundWorker()
@@ -66,10 +79,14 @@ final class StagingPool: Sendable {
         worker.stop()
     }
 
+    /// The free slots now (for tests).
+    var freeSlots: [Slot] { shelf.withLock { $0.slots } }
+
     /// A slot with no page in its first `length` bytes, for a move to fill.
     func takeEmpty(_ length: UInt64) throws(StagingPoolError) -> Slot {
-        var slot = try take { slots in slots.lastIndex { $0.extent == 0 } ?? slots.indices.last }
+        var slot = try take { shelf in shelf.slots.lastIndex { $0.extent == 0 } ?? shelf.slots.indices.last }
         if slot.extent > 0 {
+            if slot.extent >= Self.backgroundBytes { demand { $0.wantsEmpty = true } }
             // Not registered now: the drop raises no event.
             madvise(pointer(slot.address), Int(slot.extent), MADV_DONTNEED)
             slot.extent = 0
@@ -77,33 +94,42 @@ final class StagingPool: Sendable {
         return slot
     }
 
-    /// The free slots now (for tests).
-    var freeSlots: [Slot] { free.withLock { $0 } }
-
-    /// A slot to copy into: one with the most pages present, so the copy faults least.
-    func takeForCopy() throws(StagingPoolError) -> Slot {
-        try take { slots in slots.indices.max { slots[$0].extent < slots[$1].extent } }
+    /// A slot to copy `length` bytes into: one with the most pages present, so the copy
+    /// faults least.
+    func takeForCopy(_ length: UInt64) throws(StagingPoolError) -> Slot {
+        let slot = try take { shelf in shelf.slots.indices.max { shelf.slots[$0].extent < shelf.slots[$1].extent } }
+        if slot.extent < length && length >= Self.backgroundBytes { demand { $0.wantsFilled = true } }
+        return slot
     }
 
     /// Gives the slot back; ``Slot/extent`` must say where pages may be.
     func recycle(_ slot: Slot) {
-        let unbalanced = free.withLock { slots in
-            slots.append(slot)
-            return preparation(of: slots) != nil
+        let unbalanced = shelf.withLock { shelf in
+            shelf.slots.append(slot)
+            return preparation(of: shelf) != nil
         }
         if unbalanced { wakeWorker() }
     }
 
-    private func take(choosing choose: (inout [Slot]) -> Int?) throws(StagingPoolError) -> Slot {
-        let (chosen, unbalanced) = free.withLock { slots -> (Slot?, Bool) in
-            let chosen = choose(&slots).map { slots.remove(at: $0) }
-            return (chosen, preparation(of: slots) != nil)
+    private func take(choosing choose: (Shelf) -> Int?) throws(StagingPoolError) -> Slot {
+        let (chosen, unbalanced) = shelf.withLock { shelf -> (Slot?, Bool) in
+            let chosen = choose(shelf).map { shelf.slots.remove(at: $0) }
+            return (chosen, preparation(of: shelf) != nil)
         }
         if unbalanced { wakeWorker() }
         if let chosen { return chosen }
         let slots = try Self.mapBlock()
-        free.withLock { $0.append(contentsOf: slots.dropFirst()) }
+        shelf.withLock { $0.slots.append(contentsOf: slots.dropFirst()) }
         return slots[0]
+    }
+
+    /// Records what the fault path needed, and lets the worker prepare it.
+    private func demand(_ record: (inout Shelf) -> Void) {
+        let unbalanced = shelf.withLock { shelf in
+            record(&shelf)
+            return preparation(of: shelf) != nil
+        }
+        if unbalanced { wakeWorker() }
     }
 
     // MARK: background preparation
@@ -114,19 +140,21 @@ final class StagingPool: Sendable {
         case fill(index: Int)
     }
 
-    /// The next slot to prepare, or `nil` when `slots` are balanced: at least ``readySlots``
-    /// empty and as many filled, as far as there are slots to spare.
-    private func preparation(of slots: [Slot]) -> Preparation? {
+    /// The next slot to prepare, or `nil` when the free slots are balanced for what the
+    /// fault path needs: at least ``readySlots`` empty and as many filled, as far as there
+    /// are slots to spare.
+    private func preparation(of shelf: Shelf) -> Preparation? {
         guard readySlots > 0 else { return nil }
+        let slots = shelf.slots
         let empty = slots.indices.filter { slots[$0].extent == 0 }
         let holding = slots.indices.filter { slots[$0].extent > 0 }
         let filled = holding.filter { slots[$0].extent == Self.slotSize }
-        if empty.count < readySlots, holding.count > readySlots,
+        if shelf.wantsEmpty, empty.count < readySlots, holding.count > readySlots,
             let cheapest = holding.min(by: { slots[$0].extent < slots[$1].extent })
         {
             return .drop(index: cheapest)
         }
-        if filled.count < readySlots, empty.count > readySlots, let first = empty.first {
+        if shelf.wantsFilled, filled.count < readySlots, empty.count > readySlots, let first = empty.first {
             return .fill(index: first)
         }
         return nil
@@ -139,10 +167,10 @@ final class StagingPool: Sendable {
     /// On the worker: prepares slots one at a time until the free ones are balanced. A slot
     /// being prepared is out of the free list, so no migration uses it meanwhile.
     private func prepareSlots() {
-        while let (slot, fill) = free.withLock({ slots -> (Slot, Bool)? in
-            switch preparation(of: slots) {
-            case .drop(let index): (slots.remove(at: index), false)
-            case .fill(let index): (slots.remove(at: index), true)
+        while let (slot, fill) = shelf.withLock({ shelf -> (Slot, Bool)? in
+            switch preparation(of: shelf) {
+            case .drop(let index): (shelf.slots.remove(at: index), false)
+            case .fill(let index): (shelf.slots.remove(at: index), true)
             case nil: nil
             }
         }) {
@@ -155,7 +183,7 @@ final class StagingPool: Sendable {
                 madvise(pointer(slot.address), Int(slot.extent), MADV_DONTNEED)
                 prepared.extent = 0
             }
-            free.withLock { $0.append(prepared) }
+            shelf.withLock { $0.slots.append(prepared) }
         }
     }
 
