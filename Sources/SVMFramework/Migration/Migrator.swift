@@ -141,18 +141,18 @@ struct Migrator: Sendable {
     /// discarded data to device memory (and bring it back later). So this returns only when
     /// every page is out: a move refused with `EAGAIN` (the kernel keeps the mapping
     /// "changing" until that thread runs) is tried again, reading events meanwhile.
-    /// Pages of ranges a migration owns are left to it (the discard is in the log, after
-    /// its departure, because it is not marked handled before this returns).
+    /// A range a migration owns is waited for: the migration may give up and leave the
+    /// pages in place. Device-resident ranges have no CPU pages to drop.
     func discardCPUPages(_ interval: AddressInterval) {
         while !moveOutOnce(interval) {
-            trace.record("discarding CPU pages: the mapping is changing or a page is pinned; again", interval)
+            trace.record("discarding CPU pages: the mapping is changing, a page is pinned or a migration runs; again", interval)
             mirror.letMappingChangeProceed()
             sched_yield()
         }
     }
 
     /// One pass of ``discardCPUPages(_:)``; false when a move was refused because the
-    /// mapping is changing.
+    /// mapping is changing or a page was pinned, or a migration owns a range.
     private func moveOutOnce(_ interval: AddressInterval) -> Bool {
         space.withRanges(overlapping: interval) { ranges in
             var complete = true
@@ -163,9 +163,12 @@ struct Migrator: Sendable {
                 }
                 let start = max(range.interval.start, interval.start)
                 let end = min(range.interval.end, interval.end)
-                _ = range.residency.whileInSystemMemory {
+                let inSystemMemory = range.residency.whileInSystemMemory {
                     complete = moveOut(AddressInterval(start: start, end: end)) && complete
                 }
+                // A migration owns the range: it may give up with the pages still in place
+                // (a move refused while the mapping changes), so wait until it is done.
+                if !inSystemMemory, case .migrating = range.residency.current { complete = false }
                 cursor = max(cursor, end)
             }
             if cursor < interval.end { complete = moveOut(AddressInterval(start: cursor, end: interval.end)) && complete }
