@@ -68,13 +68,7 @@ final class CPUMirror: @unchecked Sendable {
     func start(client: any CPUMirrorClient) {
         precondition(!started.exchange(true, ordering: .acquiringAndReleasing), "mirror started twice")
         self.client = client
-        let unmanaged = Unmanaged.passRetained(self)
-        let status = pthread_create(&handler, nil, { argument in
-            let mirror = Unmanaged<CPUMirror>.fromOpaque(argument!).takeRetainedValue()
-            mirror.run()
-            return nil
-        }, unmanaged.toOpaque())
-        precondition(status == 0, "cannot start the CPU fault handler thread: \(status)")
+        startThread(&handler, named: "CPU fault handler") { self.run() }
     }
 
     /// Stops the handler thread, waits for it, and ends the userfaultfd (every range is

@@ -50,6 +50,13 @@ final class StagingPool: Sendable {
 
         /// Records that the first `bytes` hold no page any more.
         mutating func vacated(_ bytes: UInt64) { if bytes >= extent { extent = 0 } }
+
+        /// Drops every page. Only while the slot is not registered: the drop then raises no
+        /// event.
+        mutating func drop() {
+            madvise(pointer(address), Int(extent), MADV_DONTNEED)
+            extent = 0
+        }
     }
 
     /// Below this, a drop or a fault-in on the fault path is cheaper than waking the worker.
@@ -87,9 +94,7 @@ final class StagingPool: Sendable {
         var slot = try take { shelf in shelf.slots.lastIndex { $0.extent == 0 } ?? shelf.slots.indices.last }
         if slot.extent > 0 {
             if slot.extent >= Self.backgroundBytes { demand { $0.wantsEmpty = true } }
-            // Not registered now: the drop raises no event.
-            madvise(pointer(slot.address), Int(slot.extent), MADV_DONTNEED)
-            slot.extent = 0
+            slot.drop()
         }
         return slot
     }
@@ -144,7 +149,8 @@ final class StagingPool: Sendable {
     /// fault path needs: at least ``readySlots`` empty and as many filled, as far as there
     /// are slots to spare.
     private func preparation(of shelf: Shelf) -> Preparation? {
-        guard readySlots > 0 else { return nil }
+        // Every take and recycle asks: answer at once until the fault path has asked for more.
+        guard readySlots > 0, shelf.wantsEmpty || shelf.wantsFilled else { return nil }
         let slots = shelf.slots
         let empty = slots.indices.filter { slots[$0].extent == 0 }
         let holding = slots.indices.filter { slots[$0].extent > 0 }
@@ -179,9 +185,7 @@ final class StagingPool: Sendable {
                 Self.faultIn(slot)
                 prepared.mayHold(Self.slotSize)
             } else {
-                // Not registered now: the drop raises no event.
-                madvise(pointer(slot.address), Int(slot.extent), MADV_DONTNEED)
-                prepared.extent = 0
+                prepared.drop()
             }
             shelf.withLock { $0.slots.append(prepared) }
         }

@@ -40,13 +40,7 @@ final class BackgroundWorker: @unchecked Sendable {
             state.pending = true
             if !state.started {
                 state.started = true
-                let unmanaged = Unmanaged.passRetained(self)
-                let status = pthread_create(&thread, nil, { argument in
-                    let worker = Unmanaged<BackgroundWorker>.fromOpaque(argument!).takeRetainedValue()
-                    worker.run()
-                    return nil
-                }, unmanaged.toOpaque())
-                precondition(status == 0, "cannot start a background worker thread: \(status)")
+                startThread(&thread, named: "background worker") { self.run() }
             }
             return true
         }
