@@ -21,6 +21,10 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The simulation clock's event heap.
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        // Latency histograms of fault service.
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // The versioned C plugin ABI: the only contract between host and plugins.
@@ -36,7 +40,11 @@ let package = Package(
         .target(name: "SVMPluginKit", dependencies: ["CSVMPluginABI"]),
         .target(
             name: "SVMFramework",
-            dependencies: ["CSVMPluginABI", "CSVMPlatform", "SVMPluginKit"]),
+            dependencies: [
+                "CSVMPluginABI", "CSVMPlatform", "SVMPluginKit",
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]),
         .target(
             name: "SimDevice", dependencies: ["SVMPluginKit", "CSVMPlatform"],
             path: "Sources/Plugins/SimDevice"),

@@ -12,8 +12,11 @@ _Static_assert(sizeof(struct svm_device_info) == 96, "device info size");
 _Static_assert(sizeof(struct svm_link_info) == 96, "link info size");
 /* ABI 1.1 growth: appended members only. */
 _Static_assert(sizeof(struct svm_bind_piece) == 16, "bind piece layout");
-_Static_assert(sizeof(struct svm_kernel) == 40, "kernel layout");
-_Static_assert(sizeof(struct svm_kernel_result) == 32, "kernel result layout");
+_Static_assert(offsetof(struct svm_kernel, source2) == 40, "kernel 1.2 appended after value");
+_Static_assert(sizeof(struct svm_kernel) == 48, "kernel layout");
+_Static_assert(offsetof(struct svm_kernel_result, accesses) == 32, "kernel result 1.2 appended after bytes");
+_Static_assert(sizeof(struct svm_kernel_result) == 96, "kernel result layout");
+_Static_assert(offsetof(struct svm_device_fault, batch) == 16, "device fault 1.2 appended after address");
 _Static_assert(offsetof(struct svm_device_ops, bind) == 40, "device ops 1.1 appended after close_device");
 _Static_assert(offsetof(struct svm_pagemap_ops, devmem_alloc) == 16, "pagemap ops 1.1 appended");
 _Static_assert(offsetof(struct svm_pagemap_info, used_bytes) == 16, "pagemap info 1.1 appended");

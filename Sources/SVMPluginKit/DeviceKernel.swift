@@ -16,6 +16,21 @@ public enum DeviceKernel: Sendable, Hashable {
     case read(source: UInt64, size: UInt64, hostBuffer: UInt64)
     /// SVM `[destination, +size)` receives a copy of the host buffer at `hostBuffer`.
     case write(destination: UInt64, size: UInt64, hostBuffer: UInt64)
+    /// STREAM's triad on `UInt32`s: `a[i] = b[i] &+ scalar &* c[i]` for `size / 4`
+    /// elements, all SVM (ABI 1.2).
+    case triad(a: UInt64, b: UInt64, c: UInt64, size: UInt64, scalar: UInt32)
+    /// A gather of `UInt32`s: `destination[i] = table[indices[i]]` for `size / 4`
+    /// elements, all SVM; an index past the table's mapping faults (ABI 1.2).
+    case gather(destination: UInt64, indices: UInt64, table: UInt64, size: UInt64)
+
+    /// The bytes of SVM memory the kernel covers (its destination's length).
+    public var size: UInt64 {
+        switch self {
+        case .fill(_, let size, _), .copy(_, _, let size), .increment(_, let size, _), .read(_, let size, _),
+            .write(_, let size, _), .triad(_, _, _, let size, _), .gather(_, _, _, let size):
+            size
+        }
+    }
 
     public var raw: svm_kernel {
         var raw = svm_kernel.sized()
@@ -30,6 +45,10 @@ public enum DeviceKernel: Sendable, Hashable {
             (raw.kind, raw.destination, raw.source, raw.size) = (UInt32(SVM_KERNEL_READ.rawValue), hostBuffer, source, size)
         case .write(let destination, let size, let hostBuffer):
             (raw.kind, raw.destination, raw.source, raw.size) = (UInt32(SVM_KERNEL_WRITE.rawValue), destination, hostBuffer, size)
+        case .triad(let a, let b, let c, let size, let scalar):
+            (raw.kind, raw.destination, raw.source, raw.source2, raw.size, raw.value) = (UInt32(SVM_KERNEL_TRIAD.rawValue), a, b, c, size, UInt64(scalar))
+        case .gather(let destination, let indices, let table, let size):
+            (raw.kind, raw.destination, raw.source, raw.source2, raw.size) = (UInt32(SVM_KERNEL_GATHER.rawValue), destination, indices, table, size)
         }
         return raw
     }
@@ -50,6 +69,12 @@ public enum DeviceKernel: Sendable, Hashable {
             self = .read(source: raw.source, size: raw.size, hostBuffer: raw.destination)
         case UInt32(SVM_KERNEL_WRITE.rawValue):
             self = .write(destination: raw.destination, size: raw.size, hostBuffer: raw.source)
+        case UInt32(SVM_KERNEL_TRIAD.rawValue):
+            guard raw.has(\.source2), let scalar = UInt32(exactly: raw.value) else { return nil }
+            self = .triad(a: raw.destination, b: raw.source, c: raw.source2, size: raw.size, scalar: scalar)
+        case UInt32(SVM_KERNEL_GATHER.rawValue):
+            guard raw.has(\.source2) else { return nil }
+            self = .gather(destination: raw.destination, indices: raw.source, table: raw.source2, size: raw.size)
         default:
             return nil
         }
@@ -67,12 +92,19 @@ public struct KernelResult: Sendable, Hashable {
     public var faults: UInt64
     /// Bytes of SVM memory completed.
     public var bytes: UInt64
+    /// What the device did, for timing and statistics (ABI 1.2; zero from an older plugin
+    /// or a device that does not simulate time).
+    public var activity: KernelActivity
 
-    public init(stoppedBy: PluginErrno? = nil, faultAddress: UInt64 = 0, faults: UInt64 = 0, bytes: UInt64 = 0) {
+    public init(
+        stoppedBy: PluginErrno? = nil, faultAddress: UInt64 = 0, faults: UInt64 = 0, bytes: UInt64 = 0,
+        activity: KernelActivity = KernelActivity()
+    ) {
         self.stoppedBy = stoppedBy
         self.faultAddress = faultAddress
         self.faults = faults
         self.bytes = bytes
+        self.activity = activity
     }
 
     /// Reads the members the owner's `struct_size` covers; absent ones are 0.
@@ -82,6 +114,7 @@ public struct KernelResult: Sendable, Hashable {
         faultAddress = raw.has(\.fault_address) ? raw.fault_address : 0
         faults = raw.has(\.faults) ? raw.faults : 0
         bytes = raw.has(\.bytes) ? raw.bytes : 0
+        activity = raw.has(\.busy_ns) ? KernelActivity(raw) : KernelActivity()
     }
 
     public var raw: svm_kernel_result {
@@ -90,6 +123,7 @@ public struct KernelResult: Sendable, Hashable {
         raw.fault_address = faultAddress
         raw.faults = faults
         raw.bytes = bytes
+        activity.write(into: &raw)
         return raw
     }
 }

@@ -43,7 +43,8 @@ public struct HostServices: @unchecked Sendable {
     /// Reports a device fault and waits until the host has serviced it. Returns normally
     /// when the device should replay the access; throws `PluginErrno.badAddress` when the
     /// address is not mapped and `.accessDenied` when the protection forbids the access.
-    public func reportDeviceFault(hostDevice: UInt64, address: UInt64, access: DeviceAccess)
+    /// `batch` numbers the device's replayable-fault batches from 1 per kernel (0: none).
+    public func reportDeviceFault(hostDevice: UInt64, address: UInt64, access: DeviceAccess, batch: UInt64 = 0)
         throws
     {
         guard table.pointee.has(\.report_device_fault),
@@ -52,6 +53,7 @@ public struct HostServices: @unchecked Sendable {
         var fault = svm_device_fault.sized()
         fault.address = address
         fault.access = access.rawValue
+        fault.batch = batch
         if let error = PluginErrno(status: report(table.pointee.host_ctx, hostDevice, &fault)) {
             throw error
         }

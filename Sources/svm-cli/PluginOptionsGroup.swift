@@ -48,10 +48,12 @@ struct PluginOptionsGroup: ParsableArguments {
     }
 
     /// Loads the plugins, printing each refusal on standard error as it is a problem the user
-    /// should see whatever the output format.
-    func makeHost() throws -> PluginHost {
+    /// should see whatever the output format. `defaults` are options a command sets, which
+    /// `--plugin-option` overrides key by key.
+    func makeHost(defaults: [String: [String: String]] = [:]) throws -> PluginHost {
         let threshold: LogLevel = verbose ? .debug : .warning
-        let options = try parsedOptions()
+        let given = try parsedOptions()
+        let options = defaults.merging(given) { $0.merging($1) { _, user in user } }
         let host = PluginHost(
             configuration: PluginHost.Configuration(
                 searchPath: .standard(commandLineEntries: pluginPaths, includeBuiltins: !noBuiltinPlugins),
@@ -61,7 +63,7 @@ struct PluginOptionsGroup: ParsableArguments {
                     StandardError.write("[\(record.plugin)] \(record.level): \(record.message)")
                 }))
         for failure in host.failures { StandardError.write("warning: \(failure)") }
-        for name in options.keys.sorted() where host.plugin(named: name) == nil {
+        for name in given.keys.sorted() where host.plugin(named: name) == nil {
             StandardError.write("warning: --plugin-option names '\(name)', which is not loaded")
         }
         return host

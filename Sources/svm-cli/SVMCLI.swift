@@ -16,5 +16,5 @@ struct SVMCLI: ParsableCommand {
             Exit codes: 0 success, 1 the operation failed, 2 bad usage.
             """,
         version: "svm-cli \(SVMFrameworkVersion.current) (plugin ABI \(SVMFrameworkVersion.pluginABI))",
-        subcommands: [PluginsCommand.self, BenchCommand.self])
+        subcommands: [RunCommand.self, PluginsCommand.self, BenchCommand.self])
 }

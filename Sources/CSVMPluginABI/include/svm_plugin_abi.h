@@ -41,7 +41,7 @@ extern "C" {
 #endif
 
 #define SVM_PLUGIN_ABI_MAJOR 1
-#define SVM_PLUGIN_ABI_MINOR 1
+#define SVM_PLUGIN_ABI_MINOR 2
 
 /* The one symbol a plugin exports. */
 #define SVM_PLUGIN_ENTRY_SYMBOL "svm_plugin_entry"
@@ -95,6 +95,10 @@ struct svm_device_fault {
     uint32_t struct_size;
     uint32_t access;  /* enum svm_access */
     uint64_t address; /* CPU virtual address the device faulted on */
+    /* [1.2] The replayable-fault batch this fault belongs to, counted from 1 per kernel
+     * (0: the device does not batch). The host services a batch's faults together and
+     * charges one fault-service latency per batch in simulated time. */
+    uint64_t batch;
 };
 
 struct svm_host_services {
@@ -165,6 +169,12 @@ enum svm_kernel_kind {
                                * atomically (device atomics); size and destination 4-aligned */
     SVM_KERNEL_READ = 4,      /* host buffer destination = SVM source[0, size) */
     SVM_KERNEL_WRITE = 5,     /* SVM destination[0, size) = host buffer source */
+    SVM_KERNEL_TRIAD = 6,     /* [1.2] for each uint32_t i of size / 4: SVM destination[i] =
+                               * SVM source[i] + (uint32_t)value * SVM source2[i], wrapping
+                               * (STREAM's triad); all three 4-aligned */
+    SVM_KERNEL_GATHER = 7,    /* [1.2] for each uint32_t i of size / 4: SVM destination[i] =
+                               * SVM source2[SVM source[i]] (source holds uint32_t element
+                               * indices into the table at source2); all 4-aligned */
 };
 
 struct svm_kernel {
@@ -174,6 +184,7 @@ struct svm_kernel {
     uint64_t source;
     uint64_t size;
     uint64_t value;
+    uint64_t source2; /* [1.2] the second source of TRIAD and GATHER */
 };
 
 struct svm_kernel_result {
@@ -182,6 +193,17 @@ struct svm_kernel_result {
     uint64_t fault_address; /* where it stopped, when status != 0 */
     uint64_t faults;        /* device faults reported while it ran */
     uint64_t bytes;         /* bytes of SVM memory it completed */
+    /* [1.2] What the device did, for the host's timing model and statistics. A device that
+     * does not simulate time leaves them 0. */
+    uint64_t accesses;            /* memory accesses issued (each one TLB lookup) */
+    uint64_t tlb_hits;
+    uint64_t tlb_misses;          /* each one a page-table walk */
+    uint64_t local_bytes;         /* bytes read or written in its own memory */
+    uint64_t system_bytes_read;   /* bytes read from system memory in place (remote) */
+    uint64_t system_bytes_written; /* bytes written to system memory in place (remote) */
+    uint64_t fault_batches;       /* replayable-fault batches reported */
+    uint64_t busy_ns;             /* simulated time executing, without fault service and
+                                   * without remote transfers (the host times those) */
 };
 
 struct svm_device_ops {

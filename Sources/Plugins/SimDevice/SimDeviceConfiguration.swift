@@ -8,6 +8,7 @@ struct SimDeviceConfiguration: Sendable {
     var deviceCount = 1
     var memoryBytes: UInt64 = 1 << 30
     var minPageSize: UInt32 = 4 << 10
+    var timing = SimDeviceTiming()
 
     init(options: (String) -> String?) throws {
         if let text = options("devices") {
@@ -30,5 +31,25 @@ struct SimDeviceConfiguration: Sendable {
             }
             minPageSize = UInt32(bytes)
         }
+        func integer(_ key: String, _ limits: ClosedRange<Int>) throws -> Int? {
+            guard let text = options(key) else { return nil }
+            guard let value = Int(text), limits.contains(value) else {
+                throw PluginOptionError(plugin: "SimDevice", key: key, value: text, expected: "an integer from \(limits.lowerBound) to \(limits.upperBound)")
+            }
+            return value
+        }
+        func positive(_ key: String, unit: String) throws -> Double? {
+            guard let text = options(key) else { return nil }
+            guard let value = Double(text), value.isFinite, value > 0 else {
+                throw PluginOptionError(plugin: "SimDevice", key: key, value: text, expected: "a positive number of \(unit)")
+            }
+            return value
+        }
+        if let units = try integer("execution-units", 1...4096) { timing.executionUnits = units }
+        if let gigahertz = try positive("clock", unit: "GHz") { timing.issueNanoseconds = 1 / gigahertz }
+        if let gigabytes = try positive("memory-bandwidth", unit: "GB/s") { timing.memoryBytesPerSecond = gigabytes * 1e9 }
+        if let entries = try integer("tlb-entries", 1...1 << 20) { timing.tlbEntries = entries }
+        if let walk = try integer("walk-ns", 0...1_000_000) { timing.walkNanoseconds = UInt64(walk) }
+        if let batch = try integer("fault-batch", 1...65536) { timing.faultBatch = batch }
     }
 }

@@ -13,6 +13,7 @@ final class SimDeviceInstance: OpenDevice {
     private let host: HostServices
     private let memory: SimDeviceMemory
     private let pageTable = SimDevicePageTable()
+    private let tlb: SimDeviceTLB
     private let bounceBuffers = SimDeviceBounceBuffers(size: Int(SimDeviceKernelRun.bounceBytes))
     /// Set once by `close`; the ABI calls nothing afterwards, so this only makes a second
     /// close harmless.
@@ -28,6 +29,7 @@ final class SimDeviceInstance: OpenDevice {
         self.host = host
         memory = try SimDeviceMemory(
             size: configuration.memoryBytes, minPageSize: UInt64(configuration.minPageSize))
+        tlb = SimDeviceTLB(entries: configuration.timing.tlbEntries)
     }
 
     func pagemapInfo() throws -> PagemapInfo {
@@ -90,12 +92,13 @@ final class SimDeviceInstance: OpenDevice {
     func zap(address: UInt64, size: UInt64) throws {
         guard size <= UInt64.max - address else { throw PluginErrno.invalidArgument }
         pageTable.zap(address ..< address + size)
+        tlb.invalidate(address ..< address + size)
     }
 
     func runKernel(_ kernel: DeviceKernel) throws -> KernelResult {
-        var run = SimDeviceKernelRun(
-            kernel, pageTable: pageTable, memory: memory, host: host, hostDevice: hostDevice,
-            bounceBuffers: bounceBuffers)
+        let parts = SimDeviceParts(
+            memory: memory, pageTable: pageTable, tlb: tlb, bounceBuffers: bounceBuffers, timing: configuration.timing)
+        var run = SimDeviceKernelRun(kernel, device: parts, host: host, hostDevice: hostDevice)
         return try run.run()
     }
 }

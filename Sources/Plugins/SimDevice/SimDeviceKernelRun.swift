@@ -3,13 +3,24 @@ import SVMPluginKit
 
 /// One kernel running on a simulated device, on the calling thread (`run_kernel`).
 ///
+/// ## Work items and fault batches
+/// A kernel's range is cut into work items (64 KiB, or 4 KiB of indices for a gather), the
+/// units that stall on a fault while the others go on, like a GPU's warps. A pass runs
+/// every pending item until it completes or faults; each fault joins the current batch.
+/// When the batch holds ``SimDeviceTiming/faultBatch`` faults, or every pending item has
+/// faulted, the device reports the batch to the host, fault by fault from this thread,
+/// then replays: the next pass starts again with the items that stalled. A fault on a
+/// page that had no translation and has one by the time its turn comes (an earlier fault
+/// of the batch mapped the range) is a duplicate and is not reported, as a GPU driver
+/// drops duplicate entries of its fault buffer. An answer other than "replay" stops the
+/// kernel with that status and the faulting address in the ``KernelResult``; the bytes
+/// done stay done.
+///
 /// ## Steps
-/// A kernel walks its SVM range in steps that end at a leaf's end (or the bounce buffer's).
-/// Each step translates and touches memory while holding the page-table lock for reading,
-/// so a zap waits for it. A step that finds no translation, or one that forbids the access,
-/// releases the lock and reports a device fault from this thread, then replays: the host
-/// maps the page meanwhile. An answer other than "replay" stops the kernel with that
-/// status and the faulting address in the ``KernelResult``; the bytes done stay done.
+/// An item advances in steps that end at a leaf's end (or the item's). Each step
+/// translates and touches memory while holding the page-table lock for reading, so a zap
+/// waits for it, and looks the leaf up in the TLB there. Nothing under the lock waits for
+/// the host.
 ///
 /// ## What a step may touch
 /// - Local VRAM: a plain copy in the device's memory; `INCREMENT` uses C11 atomic adds,
@@ -17,77 +28,125 @@ import SVMPluginKit
 ///   `.atomic`, so the host can migrate the page to the device first).
 /// - System memory: `process_vm_readv`/`process_vm_writev` (see ``SystemMemoryAccess``); a
 ///   page they cannot reach is treated like a missing translation.
-/// - Host buffers (`READ`/`WRITE`) are copied to or from a bounce buffer *outside* the lock,
-///   so a host buffer that faults on the CPU cannot block a zap.
+/// - Host buffers (`READ`/`WRITE`) are copied to or from the bounce buffer *outside* the
+///   lock, so a host buffer that faults on the CPU cannot block a zap.
 ///
-/// `COPY` reads the source into the bounce buffer and writes it out from there: overlapping
-/// ranges give what `memcpy` would (unspecified).
+/// `COPY`, `TRIAD` and `GATHER` read their sources into the bounce buffer and write from
+/// there: overlapping ranges give what `memcpy` would (unspecified).
+///
+/// ## Time
+/// The run counts accesses (one per ``SimDeviceTiming/accessBytes`` of a step, one per
+/// gathered element), TLB hits and misses and bytes by memory, and reports the execution
+/// time ``SimDeviceTiming/busyNanoseconds(_:)`` gives; fault service and transfers over
+/// links are the host's to time.
 struct SimDeviceKernelRun {
-    /// Faults one step may report in a row without progress before the kernel stops with
-    /// `EAGAIN`: a host that keeps answering "replay" without mapping the page would spin
-    /// the device forever. Far above what any real service needs (one or two).
+    /// Batches in a row that may make no progress before the kernel stops with `EAGAIN`:
+    /// a host that keeps answering "replay" without mapping the page would spin the device
+    /// forever. Far above what any real service needs (one or two).
     static let replayLimit = 10_000
-    /// The bounce buffer: the largest leaf, so one step of a 2 MiB page is one lock hold.
+    /// The bounce buffer: the largest leaf.
     static let bounceBytes: UInt64 = GPUPageTable.LeafSize.size2M.bytes
+    /// A work item of a streaming kernel.
+    static let itemBytes: UInt64 = 64 << 10
+    /// A work item of a gather: its indices.
+    static let gatherItemBytes: UInt64 = 4 << 10
 
-    /// What one step did.
     private enum Step {
         /// Bytes moved, at least 1.
         case moved(UInt64)
-        /// Nothing moved: the access at the step's address faults.
-        case fault(DeviceAccess)
+        /// Nothing moved: the access faults.
+        case fault(Fault)
+    }
+
+    private struct Fault {
+        let address: UInt64
+        let access: DeviceAccess
+        /// Whether the page had a translation (then the fault is never a duplicate).
+        let hadTranslation: Bool
+    }
+
+    private struct Item {
+        var done: UInt64
+        let end: UInt64
+    }
+
+    /// What one access under the page-table lock saw, for the counters.
+    private struct Touch {
+        var tlbHit: Bool
+        var bytes: UInt64
+        var accesses: UInt64
+        var linkProtocol: LinkProtocol
+        var write: Bool
     }
 
     private let kernel: DeviceKernel
-    private let pageTable: SimDevicePageTable
-    private let memory: SimDeviceMemory
+    private let device: SimDeviceParts
     private let host: HostServices
     private let hostDevice: UInt64
-    private let bounceBuffers: SimDeviceBounceBuffers
 
     private var result = KernelResult()
-    /// Faults reported since the last step that moved bytes.
-    private var replays = 0
 
-    init(
-        _ kernel: DeviceKernel, pageTable: SimDevicePageTable, memory: SimDeviceMemory,
-        host: HostServices, hostDevice: UInt64, bounceBuffers: SimDeviceBounceBuffers
-    ) {
+    init(_ kernel: DeviceKernel, device: SimDeviceParts, host: HostServices, hostDevice: UInt64) {
         self.kernel = kernel
-        self.pageTable = pageTable
-        self.memory = memory
+        self.device = device
         self.host = host
         self.hostDevice = hostDevice
-        self.bounceBuffers = bounceBuffers
     }
+
+    private var timing: SimDeviceTiming { device.timing }
 
     /// Runs the kernel to completion or to the host's refusal of a fault.
     ///
     /// - Throws: `PluginErrno.invalidArgument` for a malformed kernel (a range that wraps
-    ///   around, a NULL host buffer, a misaligned `INCREMENT`), `.ioError` when system
-    ///   memory fails otherwise than with an unreachable page.
+    ///   around, a NULL host buffer, a misaligned `INCREMENT`, `TRIAD` or `GATHER`),
+    ///   `.ioError` when system memory fails otherwise than with an unreachable page.
     mutating func run() throws(PluginErrno) -> KernelResult {
         try Self.validate(kernel)
-        let bounce = try bounceBuffers.take()
-        defer { bounceBuffers.recycle(bounce) }
-        switch kernel {
-        case .fill(let destination, let size, let byte):
-            bounce.initializeMemory(as: UInt8.self, repeating: byte, count: Int(min(size, Self.bounceBytes)))
-            result.bytes = try fill(destination, size, bounce)
-        case .copy(let destination, let source, let size):
-            result.bytes = try copy(destination, source, size, bounce)
-        case .increment(let destination, let size, let addend):
-            result.bytes = try increment(destination, size, addend)
-        case .read(let source, let size, let hostBuffer):
-            result.bytes = try read(source, size, UnsafeMutableRawPointer(bitPattern: UInt(hostBuffer))!, bounce)
-        case .write(let destination, let size, let hostBuffer):
-            result.bytes = try write(destination, size, UnsafeRawPointer(bitPattern: UInt(hostBuffer))!, bounce)
+        let bounce = try device.bounceBuffers.take()
+        defer { device.bounceBuffers.recycle(bounce) }
+        if case .fill(_, let size, let byte) = kernel {
+            bounce.initializeMemory(as: UInt8.self, repeating: byte, count: Int(min(size, Self.itemBytes)))
         }
+        var items = Self.items(of: kernel)
+        var pending = Array(items.indices)
+        var batches: UInt64 = 0
+        var batchesWithoutProgress = 0
+        while !pending.isEmpty {
+            var batch: [Fault] = []
+            var stalled: [Int] = []
+            var progressed = false
+            for (position, item) in pending.enumerated() {
+                if batch.count == timing.faultBatch {
+                    stalled.append(contentsOf: pending[position...])
+                    break
+                }
+                let before = items[item].done
+                let fault = try run(&items[item], bounce)
+                if items[item].done > before { progressed = true }
+                if let fault {
+                    batch.append(fault)
+                    stalled.append(item)
+                }
+            }
+            pending = stalled
+            guard !batch.isEmpty else { break }
+            batches += 1
+            batchesWithoutProgress = progressed ? 0 : batchesWithoutProgress + 1
+            if batchesWithoutProgress >= Self.replayLimit {
+                stop(.tryAgain, at: batch[0].address)
+                break
+            }
+            guard service(batch, number: batches) else { break }
+        }
+        result.bytes = Self.completedBytes(items, of: kernel)
+        result.activity.faultBatches = batches
+        result.activity.busyNanoseconds = timing.busyNanoseconds(result.activity)
         return result
     }
 
     private static func validate(_ kernel: DeviceKernel) throws(PluginErrno) {
         func fits(_ address: UInt64, _ size: UInt64) -> Bool { size <= UInt64.max - address }
+        func words(_ addresses: UInt64...) -> Bool { addresses.allSatisfy { $0 % 4 == 0 } }
         let valid: Bool
         switch kernel {
         case .fill(let destination, let size, _):
@@ -95,129 +154,136 @@ struct SimDeviceKernelRun {
         case .copy(let destination, let source, let size):
             valid = fits(destination, size) && fits(source, size)
         case .increment(let destination, let size, _):
-            valid = fits(destination, size) && destination % 4 == 0 && size % 4 == 0
+            valid = fits(destination, size) && words(destination, size)
         case .read(let svm, let size, let hostBuffer), .write(let svm, let size, let hostBuffer):
             valid = fits(svm, size) && hostBuffer != 0 && fits(hostBuffer, size)
                 && UInt(exactly: hostBuffer) != nil
+        case .triad(let a, let b, let c, let size, _):
+            valid = fits(a, size) && fits(b, size) && fits(c, size) && words(a, b, c, size)
+        case .gather(let destination, let indices, let table, let size):
+            // Any UInt32 index must stay inside the address space.
+            valid = fits(destination, size) && fits(indices, size) && fits(table, 4 << 32)
+                && words(destination, indices, table, size)
         }
         guard valid else { throw .invalidArgument }
     }
 
-    // MARK: Kernels: each returns the SVM bytes completed.
-
-    private mutating func fill(
-        _ destination: UInt64, _ size: UInt64, _ bounce: UnsafeMutableRawPointer
-    ) throws(PluginErrno) -> UInt64 {
-        var done: UInt64 = 0
-        while done < size {
-            let step = try write(destination + done, from: bounce, length: min(size - done, Self.bounceBytes))
-            guard let moved = account(step, at: destination + done) else { break }
-            done += moved
-        }
-        return done
+    /// The kernel's work items, in order.
+    private static func items(of kernel: DeviceKernel) -> [Item] {
+        let (size, length) = (kernel.size, itemLength(of: kernel))
+        return stride(from: 0, to: size, by: Int(length)).map { Item(done: $0, end: min(size, $0 + length)) }
     }
 
-    private mutating func copy(
-        _ destination: UInt64, _ source: UInt64, _ size: UInt64, _ bounce: UnsafeMutableRawPointer
-    ) throws(PluginErrno) -> UInt64 {
-        var done: UInt64 = 0
-        // Kernel positions whose source bytes are in the bounce buffer.
-        var staged: Range<UInt64> = 0 ..< 0
-        while done < size {
-            if !staged.contains(done) {
-                let step = try read(source + done, into: bounce, length: min(size - done, Self.bounceBytes))
-                guard let moved = account(step, at: source + done) else { break }
-                staged = done ..< done + moved
-                continue
+    private static func itemLength(of kernel: DeviceKernel) -> UInt64 {
+        if case .gather = kernel { gatherItemBytes } else { itemBytes }
+    }
+
+    private static func completedBytes(_ items: [Item], of kernel: DeviceKernel) -> UInt64 {
+        let length = itemLength(of: kernel)
+        return items.enumerated().reduce(0) { total, entry in total + entry.element.done - UInt64(entry.offset) * length }
+    }
+
+    // MARK: Items
+
+    /// Advances `item` until it completes (`nil`) or faults.
+    private mutating func run(_ item: inout Item, _ bounce: UnsafeMutableRawPointer) throws(PluginErrno) -> Fault? {
+        while item.done < item.end {
+            switch try step(at: item.done, length: item.end - item.done, bounce) {
+            case .moved(let bytes): item.done += bytes
+            case .fault(let fault): return fault
             }
-            let step = try write(
-                destination + done, from: bounce + Int(done - staged.lowerBound),
-                length: staged.upperBound - done)
-            guard let moved = account(step, at: destination + done) else { break }
-            done += moved
         }
-        return done
+        return nil
     }
 
-    private mutating func increment(
-        _ destination: UInt64, _ size: UInt64, _ addend: UInt32
-    ) throws(PluginErrno) -> UInt64 {
-        var done: UInt64 = 0
-        while done < size {
-            let step = atomicAdd(destination + done, length: size - done, addend)
-            guard let moved = account(step, at: destination + done) else { break }
-            done += moved
-        }
-        return done
-    }
-
-    private mutating func read(
-        _ source: UInt64, _ size: UInt64, _ hostBuffer: UnsafeMutableRawPointer,
-        _ bounce: UnsafeMutableRawPointer
-    ) throws(PluginErrno) -> UInt64 {
-        var done: UInt64 = 0
-        while done < size {
-            let step = try read(source + done, into: bounce, length: min(size - done, Self.bounceBytes))
-            guard let moved = account(step, at: source + done) else { break }
-            // Outside the page-table lock: the host buffer may fault on the CPU.
-            (hostBuffer + Int(done)).copyMemory(from: bounce, byteCount: Int(moved))
-            done += moved
-        }
-        return done
-    }
-
-    private mutating func write(
-        _ destination: UInt64, _ size: UInt64, _ hostBuffer: UnsafeRawPointer,
-        _ bounce: UnsafeMutableRawPointer
-    ) throws(PluginErrno) -> UInt64 {
-        var done: UInt64 = 0
-        // Kernel positions whose host bytes are in the bounce buffer.
-        var staged: Range<UInt64> = 0 ..< 0
-        while done < size {
-            if !staged.contains(done) {
+    /// One step of the kernel at kernel offset `offset`, at most `length` bytes.
+    private mutating func step(
+        at offset: UInt64, length: UInt64, _ bounce: UnsafeMutableRawPointer
+    ) throws(PluginErrno) -> Step {
+        switch kernel {
+        case .fill(let destination, _, _):
+            return try write(destination + offset, from: bounce, length: length)
+        case .copy(let destination, let source, _):
+            let staged = try read(source + offset, into: bounce, length: length)
+            guard case .moved(let bytes) = staged else { return staged }
+            return try write(destination + offset, from: bounce, length: bytes)
+        case .increment(let destination, _, let addend):
+            return atomicAdd(destination + offset, length: length, addend)
+        case .read(let source, _, let hostBuffer):
+            let step = try read(source + offset, into: bounce, length: length)
+            if case .moved(let bytes) = step {
                 // Outside the page-table lock: the host buffer may fault on the CPU.
-                let end = min(size, done + Self.bounceBytes)
-                bounce.copyMemory(from: hostBuffer + Int(done), byteCount: Int(end - done))
-                staged = done ..< end
+                UnsafeMutableRawPointer(bitPattern: UInt(hostBuffer + offset))!.copyMemory(from: bounce, byteCount: Int(bytes))
             }
-            let step = try write(
-                destination + done, from: bounce + Int(done - staged.lowerBound),
-                length: staged.upperBound - done)
-            guard let moved = account(step, at: destination + done) else { break }
-            done += moved
+            return step
+        case .write(let destination, _, let hostBuffer):
+            // Outside the page-table lock: the host buffer may fault on the CPU.
+            bounce.copyMemory(from: UnsafeRawPointer(bitPattern: UInt(hostBuffer + offset))!, byteCount: Int(length))
+            return try write(destination + offset, from: bounce, length: length)
+        case .triad(let a, let b, let c, _, let scalar):
+            return try triad(a + offset, b + offset, c + offset, length: length, scalar, bounce)
+        case .gather(let destination, let indices, let table, _):
+            return try gather(destination + offset, indices + offset, table, length: length, bounce)
         }
-        return done
+    }
+
+    private mutating func triad(
+        _ a: UInt64, _ b: UInt64, _ c: UInt64, length: UInt64, _ scalar: UInt32, _ bounce: UnsafeMutableRawPointer
+    ) throws(PluginErrno) -> Step {
+        let second = bounce + Int(Self.bounceBytes / 2)
+        let fromB = try read(b, into: bounce, length: length)
+        guard case .moved(let bBytes) = fromB else { return fromB }
+        let fromC = try read(c, into: second, length: bBytes)
+        guard case .moved(let bytes) = fromC else { return fromC }
+        let count = Int(bytes / 4)
+        let results = bounce.assumingMemoryBound(to: UInt32.self)
+        let cs = second.assumingMemoryBound(to: UInt32.self)
+        for index in 0..<count { results[index] = results[index] &+ scalar &* cs[index] }
+        return try write(a, from: bounce, length: bytes)
+    }
+
+    private mutating func gather(
+        _ destination: UInt64, _ indices: UInt64, _ table: UInt64, length: UInt64, _ bounce: UnsafeMutableRawPointer
+    ) throws(PluginErrno) -> Step {
+        let fromIndices = try read(indices, into: bounce, length: length)
+        guard case .moved(let bytes) = fromIndices else { return fromIndices }
+        let index = bounce.assumingMemoryBound(to: UInt32.self)
+        let values = bounce + Int(Self.gatherItemBytes)
+        for element in 0..<Int(bytes / 4) {
+            let fromTable = try read(table + UInt64(index[element]) * 4, into: values + element * 4, length: 4)
+            guard case .moved = fromTable else { return fromTable }
+        }
+        return try write(destination, from: values, length: bytes)
     }
 
     // MARK: Faults
 
-    /// The bytes a step moved, 0 after a fault the host serviced (replay), or `nil` when
-    /// the kernel must stop (`result` says why).
-    private mutating func account(_ step: Step, at address: UInt64) -> UInt64? {
-        switch step {
-        case .moved(let bytes):
-            replays = 0
-            return bytes
-        case .fault(let access):
-            return serviceFault(at: address, access: access) ? 0 : nil
-        }
-    }
-
-    /// Reports a fault to the host (no lock held) and says whether to replay.
-    private mutating func serviceFault(at address: UInt64, access: DeviceAccess) -> Bool {
-        result.faults += 1
-        replays += 1
-        do {
-            try host.reportDeviceFault(hostDevice: hostDevice, address: address, access: access)
-        } catch {
-            stop(error as? PluginErrno ?? .ioError, at: address)
-            return false
-        }
-        guard replays < Self.replayLimit else {
-            stop(.tryAgain, at: address)
-            return false
+    /// Reports a batch to the host (no lock held); false when the kernel must stop
+    /// (`result` says why).
+    private mutating func service(_ batch: [Fault], number: UInt64) -> Bool {
+        for fault in batch {
+            if !fault.hadTranslation, isResolved(fault) { continue }
+            result.faults += 1
+            do {
+                try host.reportDeviceFault(hostDevice: hostDevice, address: fault.address, access: fault.access, batch: number)
+            } catch {
+                stop(error as? PluginErrno ?? .ioError, at: fault.address)
+                return false
+            }
         }
         return true
+    }
+
+    /// Whether the page table now allows the faulting access (an earlier fault of the batch
+    /// mapped its range).
+    private func isResolved(_ fault: Fault) -> Bool {
+        device.pageTable.withTranslation(of: fault.address) { translation in
+            guard let translation else { return false }
+            if fault.access.contains(.atomic) {
+                return translation.writable && translation.atomicAllowed && translation.linkProtocol == .localVRAM
+            }
+            return !fault.access.contains(.write) || translation.writable
+        }
     }
 
     private mutating func stop(_ status: PluginErrno, at address: UInt64) {
@@ -225,65 +291,102 @@ struct SimDeviceKernelRun {
         result.faultAddress = address
     }
 
-    // MARK: Steps: one leaf at most, under the page-table lock.
+    // MARK: Accesses: one leaf at most, under the page-table lock.
 
     /// Reads up to `length` bytes of SVM `address` into `buffer`.
-    private func read(
+    private mutating func read(
         _ address: UInt64, into buffer: UnsafeMutableRawPointer, length: UInt64
     ) throws(PluginErrno) -> Step {
-        try pageTable.withTranslation(of: address) { (translation) throws(PluginErrno) -> Step in
-            guard let translation else { return .fault(.read) }
+        let (step, touch) = try device.pageTable.withTranslation(of: address) { (translation) throws(PluginErrno) -> (Step, Touch?) in
+            guard let translation else { return (.fault(Fault(address: address, access: .read, hadTranslation: false)), nil) }
             let count = min(length, translation.leafRange.upperBound - address)
+            let copied: UInt64
             switch translation.linkProtocol {
             case .localVRAM:
                 buffer.copyMemory(from: vram(translation.address, count), byteCount: Int(count))
-                return .moved(count)
+                copied = count
             case .system:
-                let copied = try SystemMemoryAccess.read(translation.address, into: buffer, length: count)
-                return copied > 0 ? .moved(copied) : .fault(.read)
+                copied = try SystemMemoryAccess.read(translation.address, into: buffer, length: count)
+                guard copied > 0 else { return (.fault(Fault(address: address, access: .read, hadTranslation: true)), nil) }
             case .pciePeerToPeer, .fabric:
                 throw .ioError  // bind maps no peer memory yet
             }
+            return (.moved(copied), lookUp(translation, bytes: copied, write: false))
         }
+        if let touch { count(touch) }
+        return step
     }
 
     /// Writes up to `length` bytes of `buffer` to SVM `address`.
-    private func write(
+    private mutating func write(
         _ address: UInt64, from buffer: UnsafeRawPointer, length: UInt64
     ) throws(PluginErrno) -> Step {
-        try pageTable.withTranslation(of: address) { (translation) throws(PluginErrno) -> Step in
-            guard let translation, translation.writable else { return .fault(.write) }
+        let (step, touch) = try device.pageTable.withTranslation(of: address) { (translation) throws(PluginErrno) -> (Step, Touch?) in
+            guard let translation, translation.writable else {
+                return (.fault(Fault(address: address, access: .write, hadTranslation: translation != nil)), nil)
+            }
             let count = min(length, translation.leafRange.upperBound - address)
+            let copied: UInt64
             switch translation.linkProtocol {
             case .localVRAM:
                 vram(translation.address, count).copyMemory(from: buffer, byteCount: Int(count))
-                return .moved(count)
+                copied = count
             case .system:
-                let copied = try SystemMemoryAccess.write(translation.address, from: buffer, length: count)
-                return copied > 0 ? .moved(copied) : .fault(.write)
+                copied = try SystemMemoryAccess.write(translation.address, from: buffer, length: count)
+                guard copied > 0 else { return (.fault(Fault(address: address, access: .write, hadTranslation: true)), nil) }
             case .pciePeerToPeer, .fabric:
                 throw .ioError  // bind maps no peer memory yet
             }
+            return (.moved(copied), lookUp(translation, bytes: copied, write: true))
         }
+        if let touch { count(touch) }
+        return step
     }
 
     /// Adds `addend` to each `UInt32` of up to `length` bytes at SVM `address`, atomically.
-    private func atomicAdd(_ address: UInt64, length: UInt64, _ addend: UInt32) -> Step {
-        pageTable.withTranslation(of: address) { translation -> Step in
+    private mutating func atomicAdd(_ address: UInt64, length: UInt64, _ addend: UInt32) -> Step {
+        let (step, touch) = device.pageTable.withTranslation(of: address) { translation -> (Step, Touch?) in
             guard let translation, translation.writable, translation.atomicAllowed,
                 translation.linkProtocol == .localVRAM
-            else { return .fault(.atomic) }
+            else { return (.fault(Fault(address: address, access: .atomic, hadTranslation: translation != nil)), nil) }
             // A multiple of 4: the address, the length and the leaf's end all are.
             let count = min(length, translation.leafRange.upperBound - address)
             let words = vram(translation.address, count).assumingMemoryBound(to: UInt32.self)
             svm_atomic_add_u32_array(words, Int(count / 4), addend)
-            return .moved(count)
+            // Read and written: twice the bytes through device memory.
+            var touch = lookUp(translation, bytes: count, write: true)
+            touch.bytes *= 2
+            return (.moved(count), touch)
+        }
+        if let touch { count(touch) }
+        return step
+    }
+
+    /// The TLB lookup of an access of `bytes` through `translation` (under the lock, so a
+    /// zap's flush comes after it).
+    private func lookUp(_ translation: GPUPageTable.Translation, bytes: UInt64, write: Bool) -> Touch {
+        let leaf = translation.leafRange
+        let hit = device.tlb.lookUp(leafStart: leaf.lowerBound, size: leaf.upperBound - leaf.lowerBound)
+        let accesses = (bytes + timing.accessBytes - 1) / timing.accessBytes
+        return Touch(tlbHit: hit, bytes: bytes, accesses: accesses, linkProtocol: translation.linkProtocol, write: write)
+    }
+
+    /// Adds an access to the counters: its first lookup hit or missed, the rest of a
+    /// step's accesses fall in the same leaf and hit.
+    private mutating func count(_ touch: Touch) {
+        result.activity.accesses += touch.accesses
+        result.activity.tlbHits += touch.accesses - (touch.tlbHit ? 0 : 1)
+        if !touch.tlbHit { result.activity.tlbMisses += 1 }
+        switch (touch.linkProtocol, touch.write) {
+        case (.system, false): result.activity.systemBytesRead += touch.bytes
+        case (.system, true): result.activity.systemBytesWritten += touch.bytes
+        default: result.activity.localBytes += touch.bytes
         }
     }
 
     /// The device memory at `offset`; bind checked that its leaves lie inside it.
     private func vram(_ offset: UInt64, _ count: UInt64) -> UnsafeMutableRawPointer {
-        precondition(memory.contains(offset: offset, length: count), "a VRAM leaf outside device memory")
-        return memory.base + Int(offset)
+        precondition(device.memory.contains(offset: offset, length: count), "a VRAM leaf outside device memory")
+        return device.memory.base + Int(offset)
     }
 }

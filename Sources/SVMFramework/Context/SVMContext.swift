@@ -22,6 +22,8 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     public let statistics = SVMStatistics()
     /// The steps taken, when enabled (for debugging races).
     public let trace = SVMTrace()
+    /// What cost simulated time, when enabled (experiments).
+    public let activity = SVMActivityLog()
     public let policy: MigrationPolicy
     /// Why CPU faults and migration are off, or `nil` when the mirror runs.
     public let mirrorUnavailableReason: String?
@@ -48,7 +50,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         do {
             let mirror = try CPUMirror()
             self.mirror = mirror
-            migrator = Migrator(space: space, mirror: mirror, statistics: statistics, trace: trace)
+            migrator = Migrator(space: space, mirror: mirror, statistics: statistics, trace: trace, activity: activity)
             mirrorUnavailableReason = mirror.canMigrate ? nil : "the kernel has no UFFDIO_MOVE (Linux 6.8): CPU faults and invalidation work, nothing migrates to device memory"
         } catch {
             mirror = nil
@@ -119,7 +121,12 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     // MARK: device faults (DeviceFaultHandler)
 
     public func handleDeviceFault(hostDevice: UInt64, address: UInt64, access: DeviceAccess) throws {
+        try handleDeviceFault(hostDevice: hostDevice, address: address, access: access, batch: 0)
+    }
+
+    public func handleDeviceFault(hostDevice: UInt64, address: UInt64, access: DeviceAccess, batch: UInt64) throws {
         statistics.deviceFaults.count()
+        activity.record(.deviceFault(deviceID: hostDevice, address: address, access: access, batch: batch))
         guard let device = devices.withLock({ $0.byID[hostDevice] }) else { throw PluginErrno.noDevice }
         do {
             try serviceDeviceFault(device: device, address: address, access: access)
@@ -163,7 +170,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
                 device.residents.touch(range)
             case .device:
                 // In another device's memory, with no peer path yet: bring it home first.
-                migrator?.migrateToSystem(range, devices: allDevices)
+                migrator?.migrateToSystem(range, devices: allDevices, cause: .deviceFault)
                 continue
             case .system:
                 let atomic = access.contains(.atomic)
@@ -262,7 +269,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
             case .done: return .resolved
             case .deferred: return .deferred
             case .migrateBack(let range):
-                let migrated = migrator?.migrateToSystem(range, devices: allDevices) { statistics.cpuFaultMigrations.count() }
+                let migrated = migrator?.migrateToSystem(range, devices: allDevices, cause: .cpuFault) { statistics.cpuFaultMigrations.count() }
                 return migrated == true ? .resolved : .deferred
             case .retry:
                 mirror.letMappingChangeProceed()
@@ -318,13 +325,13 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         if case .discarded(let interval) = change, interval.contains(range.interval) {
             migrator.discard(range, devices: devices)
         } else {
-            migrator.migrateToSystem(range, devices: devices)
+            migrator.migrateToSystem(range, devices: devices, cause: .addressSpaceChange)
         }
     }
 }
 
 /// Where a device fault puts data.
-public enum MigrationPolicy: String, Sendable, Hashable, CaseIterable {
+public enum MigrationPolicy: String, Sendable, Hashable, CaseIterable, Codable {
     /// Migrate the range to the faulting device's memory when possible (xe's default for
     /// the system allocator with device memory).
     case migrateOnDeviceFault = "migrate"

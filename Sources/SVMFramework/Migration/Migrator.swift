@@ -25,6 +25,7 @@ struct Migrator: Sendable {
     let mirror: CPUMirror
     let statistics: SVMStatistics
     let trace: SVMTrace
+    let activity: SVMActivityLog
 
     private var faults: UserFaultFD { mirror.faults }
 
@@ -71,6 +72,7 @@ struct Migrator: Sendable {
         device.residents.touch(range)
         statistics.migrationsToDevice.count()
         statistics.bytesToDevice.count(Int(interval.size))
+        activity.record(.migration(deviceID: device.deviceID, bytes: interval.size, direction: .toDevice, cause: .deviceFault))
         return true
     }
 
@@ -79,7 +81,9 @@ struct Migrator: Sendable {
     /// on the CPU fault handler thread.
     /// `beforeWake` runs before the waiting threads are woken (to count, so that they see it).
     @discardableResult
-    func migrateToSystem(_ range: SVMRange, devices: [SVMDevice], beforeWake: () -> Void = {}) -> Bool {
+    func migrateToSystem(
+        _ range: SVMRange, devices: [SVMDevice], cause: SVMActivityLog.Cause = .release, beforeWake: () -> Void = {}
+    ) -> Bool {
         guard let (allocation, _) = range.residency.beginMigrationToSystem() else { return false }
         let owner = devices.first { $0.deviceID == allocation.deviceID }
         space.invalidate(range.interval, event: .migration)
@@ -99,6 +103,7 @@ struct Migrator: Sendable {
         if copied {
             statistics.migrationsToSystem.count()
             statistics.bytesToSystem.count(Int(allocation.size))
+            activity.record(.migration(deviceID: allocation.deviceID, bytes: allocation.size, direction: .toSystem, cause: cause))
         }
         beforeWake()
         // Whoever waits on the range's pages sleeps until woken; a failed copy leaves holes
@@ -125,7 +130,7 @@ struct Migrator: Sendable {
     /// Evicts the least recently used range of `device` (not `sparing`) to system memory.
     func evictLeastRecentlyUsed(of device: SVMDevice, sparing: SVMRange, devices: () -> [SVMDevice]) -> Bool {
         for candidate in device.residents.leastRecentlyUsed(sparing: sparing) {
-            if migrateToSystem(candidate, devices: devices()) {
+            if migrateToSystem(candidate, devices: devices(), cause: .eviction) {
                 statistics.evictions.count()
                 return true
             }

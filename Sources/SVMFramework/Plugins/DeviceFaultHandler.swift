@@ -7,4 +7,13 @@ import SVMPluginKit
 /// address that is not mapped, `.accessDenied` for a forbidden access.
 public protocol DeviceFaultHandler: AnyObject, Sendable {
     func handleDeviceFault(hostDevice: UInt64, address: UInt64, access: DeviceAccess) throws
+    /// [optional] The same with the device's replayable-fault batch (counted from 1 per
+    /// kernel; 0 when the device does not batch). By default the batch is ignored.
+    func handleDeviceFault(hostDevice: UInt64, address: UInt64, access: DeviceAccess, batch: UInt64) throws
+}
+
+extension DeviceFaultHandler {
+    public func handleDeviceFault(hostDevice: UInt64, address: UInt64, access: DeviceAccess, batch: UInt64) throws {
+        try handleDeviceFault(hostDevice: hostDevice, address: address, access: access)
+    }
 }

@@ -75,8 +75,9 @@ final class PluginServices: Sendable {
             return PluginErrno.badAddress.status
         }
         let access = fault.has(\.access) ? DeviceAccess(rawValue: fault.access) : .read
+        let batch = fault.has(\.batch) ? fault.batch : 0
         return PluginErrno.status {
-            try handler.handleDeviceFault(hostDevice: hostDevice, address: fault.address, access: access)
+            try handler.handleDeviceFault(hostDevice: hostDevice, address: fault.address, access: access, batch: batch)
         }
     }
 }

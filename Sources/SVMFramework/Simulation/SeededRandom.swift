@@ -1,4 +1,5 @@
-/// A small deterministic generator (SplitMix64) for randomized tests: every failure
+/// A small deterministic generator (SplitMix64) for experiments and randomized tests: the
+/// same seed gives the same numbers on every machine, so every run and failure
 /// reproduces from its seed.
 public struct SeededRandom: RandomNumberGenerator, Sendable {
     private var state: UInt64

@@ -1,0 +1,45 @@
+import SVMPluginKit
+import Synchronization
+
+/// What the SVM layer did that costs simulated time, in the order it happened: the input
+/// of an experiment's timing model (``SimulatedTimeline``). Off unless ``enable()`` was
+/// called; then each entry costs a lock.
+///
+/// The order is deterministic when one thread drives the devices and the CPU (an
+/// experiment's rule): device faults are serviced on the kernel's thread, CPU faults on
+/// the mirror's handler thread while the faulting thread waits.
+public final class SVMActivityLog: Sendable {
+    public enum Direction: String, Sendable, Hashable, Codable {
+        case toDevice, toSystem
+    }
+
+    /// Why data moved.
+    public enum Cause: String, Sendable, Hashable, Codable {
+        case deviceFault, cpuFault, eviction, release, addressSpaceChange
+    }
+
+    public enum Entry: Sendable, Hashable {
+        /// A device fault the context was asked to service (`batch` 0: not batched).
+        case deviceFault(deviceID: UInt64, address: UInt64, access: DeviceAccess, batch: UInt64)
+        /// A range's data moved between system memory and a device's memory.
+        case migration(deviceID: UInt64, bytes: UInt64, direction: Direction, cause: Cause)
+    }
+
+    private let enabled = Atomic<Bool>(false)
+    private let entries = Mutex<[Entry]>([])
+
+    public init() {}
+
+    public func enable() { enabled.store(true, ordering: .releasing) }
+
+    func record(_ entry: @autoclosure () -> Entry) {
+        guard enabled.load(ordering: .relaxed) else { return }
+        let entry = entry()
+        entries.withLock { $0.append(entry) }
+    }
+
+    /// Takes every entry recorded so far, oldest first.
+    public func drain() -> [Entry] {
+        entries.withLock { entries in defer { entries.removeAll() }; return entries }
+    }
+}

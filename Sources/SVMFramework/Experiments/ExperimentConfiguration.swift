@@ -1,0 +1,65 @@
+import SVMPluginKit
+
+/// One experiment: a topology (one SimDevice behind a PCIe link), a workload, a policy and
+/// a seed. ``standard`` is what `svm-cli run` does with no arguments.
+public struct ExperimentConfiguration: Sendable, Hashable, Codable {
+    public var workload: WorkloadKind = .stream
+    /// Bytes of the workload's arrays together; `nil`: the workload's default (96 MiB, or
+    /// 1.5 × device memory for oversubscription).
+    public var workingSetBytes: UInt64? = nil
+    public var seed: UInt64 = 1
+    public var policy: MigrationPolicy = .migrateOnDeviceFault
+    /// Device memory of the simulated device.
+    public var deviceMemoryBytes: UInt64 = 256 << 20
+    /// The device plugin and its options (device memory is set from ``deviceMemoryBytes``).
+    public var devicePlugin = "SimDevice"
+    public var deviceOptions: [String: String] = [:]
+    public var timing = TimingParameters()
+    /// Range sizes the SVM layer uses, descending.
+    public var chunkSizes: [UInt64] = SVMConfiguration.standard.chunkSizes
+
+    public init() {}
+
+    public static let standard = ExperimentConfiguration()
+
+    /// The working set the workload gets.
+    public var effectiveWorkingSetBytes: UInt64 {
+        workingSetBytes ?? (workload == .oversubscription ? deviceMemoryBytes / 2 * 3 : 96 << 20)
+    }
+
+    /// The options to load the device plugin with: its ``deviceOptions`` and the device
+    /// memory.
+    public var pluginOptions: [String: [String: String]] {
+        var options = deviceOptions
+        options["memory"] = "\(deviceMemoryBytes >> 20)M"
+        return [devicePlugin: options]
+    }
+
+    /// The workload this configuration names.
+    public func makeWorkload() -> any Workload {
+        let bytes = effectiveWorkingSetBytes
+        switch workload {
+        case .stream: return StreamWorkload(workingSetBytes: bytes)
+        case .gather: return GatherWorkload(workingSetBytes: bytes)
+        case .pingPong: return PingPongWorkload(workingSetBytes: bytes)
+        case .oversubscription: return OversubscriptionWorkload(workingSetBytes: bytes)
+        }
+    }
+
+    /// - Throws: ``ExperimentError/invalidConfiguration(_:)`` naming the bad value.
+    public func validate() throws(ExperimentError) {
+        guard deviceMemoryBytes >= 2 << 20, deviceMemoryBytes % (2 << 20) == 0 else {
+            throw .invalidConfiguration("device memory \(deviceMemoryBytes) bytes: must be a multiple of 2 MiB")
+        }
+        let bytes = effectiveWorkingSetBytes
+        guard bytes >= 16 << 10 else {
+            throw .invalidConfiguration("working set \(ByteCount.format(bytes)): at least 16K is needed")
+        }
+        guard bytes <= 64 << 30 else {
+            throw .invalidConfiguration("working set \(ByteCount.format(bytes)): at most 64G")
+        }
+        guard timing.copyEngines >= 1, timing.link.bytesPerSecond > 0 else {
+            throw .invalidConfiguration("a device needs at least one copy engine and a link with bandwidth")
+        }
+    }
+}

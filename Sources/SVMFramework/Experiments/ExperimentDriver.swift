@@ -1,0 +1,74 @@
+import SVMPluginKit
+
+/// What a workload uses to run: memory, one device, its kernels and CPU phases, each timed
+/// on the experiment's ``SimulatedTimeline`` right after it really ran, and a seeded
+/// generator. One thread drives it (the determinism rule).
+public final class ExperimentDriver {
+    public let device: SVMDevice
+    public let timeline: SimulatedTimeline
+    /// The only source of randomness a workload may use.
+    public var random: SeededRandom
+    private let context: SVMContext
+    private let progress: (Double) -> Void
+    /// The host's clock, which plugins read (`clock_now_ns`): it follows the timeline.
+    private let clock: SimulationClock
+
+    init(
+        context: SVMContext, device: SVMDevice, timeline: SimulatedTimeline, clock: SimulationClock, seed: UInt64,
+        progress: @escaping (Double) -> Void
+    ) {
+        self.context = context
+        self.clock = clock
+        self.device = device
+        self.timeline = timeline
+        random = SeededRandom(seed: seed)
+        self.progress = progress
+    }
+
+    /// A new array of `count` `UInt32`s.
+    public func array(count: Int) throws -> SVMArray { try SVMArray(count: count) }
+
+    /// Runs `kernel` on the device, then times it.
+    /// - Throws: ``ExperimentError/kernelStopped(kernel:status:address:)`` when a fault was refused.
+    @discardableResult
+    public func launch(_ name: String, _ kernel: DeviceKernel) throws -> KernelResult {
+        let result = try device.run(kernel)
+        timeline.kernel(name, on: device.deviceID, result: result, activity: context.activity.drain())
+        clock.advance(to: timeline.now)
+        if let status = result.stoppedBy {
+            throw ExperimentError.kernelStopped(kernel: name, status: status, address: result.faultAddress)
+        }
+        return result
+    }
+
+    /// Runs `body` on this thread as CPU work touching `bytes` bytes, then times it with the
+    /// migrations its CPU faults made.
+    public func cpu<Result>(_ name: String, bytes: UInt64, _ body: () throws -> Result) rethrows -> Result {
+        let result = try body()
+        // CPU faults are serviced before the faulting access returns: the log is complete.
+        timeline.cpu(name, bytes: bytes, activity: context.activity.drain())
+        clock.advance(to: timeline.now)
+        return result
+    }
+
+    /// Tells the caller how far the workload is (0 to 1).
+    public func report(progress fraction: Double) { progress(min(1, max(0, fraction))) }
+}
+
+extension ExperimentDriver {
+    /// Elements one kernel launch covers: 64 MiB of `UInt32`s, so long runs report progress.
+    public static let launchElements = 16 << 20
+
+    /// Launches `kernel(start, count)` over `[0, elements)` in launches of at most
+    /// ``launchElements`` elements, reporting progress from `progress` up to `progress + share`.
+    public func launchInChunks(
+        _ name: String, elements: Int, progress: Double = 0, share: Double = 0,
+        _ kernel: (_ start: Int, _ count: Int) -> DeviceKernel
+    ) throws {
+        for start in stride(from: 0, to: elements, by: Self.launchElements) {
+            let count = min(Self.launchElements, elements - start)
+            try launch(name, kernel(start, count))
+            report(progress: progress + share * Double(start + count) / Double(elements))
+        }
+    }
+}

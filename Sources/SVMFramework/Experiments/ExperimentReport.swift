@@ -1,0 +1,23 @@
+/// What an experiment found: deterministic for a configuration and seed, except
+/// ``wallClock``.
+public struct ExperimentReport: Sendable, Hashable, Codable {
+    public var configuration: ExperimentConfiguration
+    public var workload: String
+    public var verification: Verification
+    public var verified: Bool
+    /// Simulated time from the first phase's start to the last one's end.
+    public var simulatedNanoseconds: UInt64
+    public var devices: [DeviceStatistics]
+    public var links: [LinkStatistics]
+    /// Per device fault: the service time of its batch (the batch's latency and migrations).
+    public var faultServiceLatency: LatencySummary
+    /// How long the run took on this machine: the only field that differs between runs.
+    public var wallClock: WallClock
+
+    public struct WallClock: Sendable, Hashable, Codable {
+        public var seconds: Double
+        /// Simulated device accesses and device faults per wall-clock second.
+        public var accessesPerSecond: Double
+        public var faultsPerSecond: Double
+    }
+}

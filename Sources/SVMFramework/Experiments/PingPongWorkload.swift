@@ -1,0 +1,49 @@
+import SVMPluginKit
+
+/// A CPU↔device producer/consumer: each round the device adds 1 to every element, then the
+/// CPU checks the result and adds 1 itself. The data migrates to the device and back
+/// every round: the worst case for fault-driven migration.
+public struct PingPongWorkload: Workload {
+    public var elements: Int
+    public var rounds: Int
+
+    public init(workingSetBytes: UInt64, rounds: Int = 4) {
+        elements = max(1, Int(workingSetBytes / 4))
+        self.rounds = rounds
+    }
+
+    public var summary: String {
+        "CPU↔device ping-pong: \(rounds) rounds of a device +1 then a CPU check and +1 over \(ByteCount.format(UInt64(elements) * 4))"
+    }
+
+    public func run(_ driver: ExperimentDriver) throws -> Verification {
+        let buffer = try driver.array(count: elements)
+        let seed = UInt32(truncatingIfNeeded: driver.random.next())
+        func initial(_ index: Int) -> UInt32 { UInt32(truncatingIfNeeded: index) ^ seed }
+        driver.cpu("produce", bytes: buffer.byteCount) {
+            for index in 0..<elements { buffer.elements[index] = initial(index) }
+        }
+        var verification = Verification()
+        for round in 0..<rounds {
+            try driver.launchInChunks(
+                "consume (+1)", elements: elements, progress: Double(round) / Double(rounds), share: 0.5 / Double(rounds)
+            ) { start, count in
+                .increment(destination: buffer.address(of: start), size: UInt64(count) * 4, addend: 1)
+            }
+            driver.cpu("check, produce (+1)", bytes: 2 * buffer.byteCount) {
+                let expected = UInt32(2 * round + 1)
+                for index in 0..<elements {
+                    verification.check(buffer.elements[index], initial(index) &+ expected, "round \(round): buffer[\(index)]")
+                    buffer.elements[index] &+= 1
+                }
+            }
+            driver.report(progress: Double(round + 1) / Double(rounds))
+        }
+        driver.cpu("check", bytes: buffer.byteCount) {
+            for index in 0..<elements {
+                verification.check(buffer.elements[index], initial(index) &+ UInt32(2 * rounds), "final buffer[\(index)]")
+            }
+        }
+        return verification
+    }
+}

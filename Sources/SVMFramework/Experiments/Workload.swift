@@ -1,0 +1,41 @@
+/// A built-in workload: it allocates its arrays, runs kernels and CPU phases through the
+/// driver, and checks every value on the CPU at the end.
+public protocol Workload {
+    /// What it does, in one sentence a report prints.
+    var summary: String { get }
+    /// Runs to the end; the check of its results.
+    func run(_ driver: ExperimentDriver) throws -> Verification
+}
+
+/// The CPU's check of a workload's results: verified only if every value was right.
+public struct Verification: Sendable, Hashable, Codable {
+    public var checked: Int
+    public var wrong: Int
+    /// The first wrong value, described.
+    public var firstWrong: String?
+
+    public var verified: Bool { wrong == 0 && checked > 0 }
+
+    public init(checked: Int = 0, wrong: Int = 0, firstWrong: String? = nil) {
+        self.checked = checked
+        self.wrong = wrong
+        self.firstWrong = firstWrong
+    }
+
+    /// Counts one value.
+    mutating func check(_ got: UInt32, _ expected: UInt32, _ what: @autoclosure () -> String) {
+        checked += 1
+        if got != expected {
+            wrong += 1
+            if firstWrong == nil { firstWrong = "\(what()): \(got), expected \(expected)" }
+        }
+    }
+}
+
+/// The built-in workloads by name.
+public enum WorkloadKind: String, Sendable, Hashable, Codable, CaseIterable {
+    case stream
+    case gather
+    case pingPong = "ping-pong"
+    case oversubscription
+}

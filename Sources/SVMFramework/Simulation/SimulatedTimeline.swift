@@ -1,0 +1,173 @@
+import Histogram
+import SVMPluginKit
+
+/// An experiment's simulated time: turns what the devices and the SVM layer did (kernel
+/// results and the ``SVMActivityLog``) into time on a discrete-event clock, with copy
+/// engines and links shared by the transfers in flight.
+///
+/// ## How a phase is timed
+/// The experiment runs phases one after another, each on the real system first, then here:
+/// - **Kernel**: its fault batches in order, each one ``TimingParameters/faultServiceNanoseconds``
+///   of driver time, then its migrations — the migrations of one fault in sequence (an
+///   eviction before the migration it makes room for), those of different faults at once
+///   on the copy engines and the link. Then its execution (the device's
+///   ``KernelActivity/busyNanoseconds``) while its remote reads and writes cross the link;
+///   it ends when both have. Stalls do not overlap with execution: a GPU would run other
+///   warps meanwhile, so kernels with many faults come out somewhat slower than real.
+/// - **CPU**: each CPU fault that migrates data back costs
+///   ``TimingParameters/cpuFaultNanoseconds`` then its copy over the link, one after
+///   another (one CPU thread); then the bytes the phase touched at
+///   ``TimingParameters/cpuBytesPerSecond``.
+///
+/// ## Determinism
+/// Nothing here reads a wall clock. Simulated time depends only on the phases, their
+/// kernel results and the activity log's entries, in order; events due at the same time
+/// run in the order they were scheduled. The same experiment and seed give the same entries,
+/// hence the same times, statistics and trace.
+///
+/// Not thread-safe: it belongs to the thread that drives the experiment.
+public final class SimulatedTimeline {
+    public let parameters: TimingParameters
+    private let queue = EventQueue()
+    private var devices: [UInt64: SimulatedDevice] = [:]
+    private var deviceOrder: [UInt64] = []
+    private var faultService = Histogram<UInt64>(highestTrackableValue: 3_600_000_000_000)
+    /// Where spans go, when tracing.
+    public let trace: TraceRecorder?
+    private static let cpuLane = TraceRecorder.Lane(process: 1, thread: 1)
+
+    /// The simulated time now, in nanoseconds.
+    public var now: UInt64 { queue.now }
+
+    public init(parameters: TimingParameters, trace: TraceRecorder? = nil) {
+        self.parameters = parameters
+        self.trace = trace
+        trace?.name(Self.cpuLane, process: "CPU", thread: "program")
+    }
+
+    /// Adds a device and its link to the host.
+    public func addDevice(id: UInt64, name: String) {
+        let process = 2 + 2 * devices.count
+        devices[id] = SimulatedDevice(
+            name: name, parameters: parameters, queue: queue, trace: trace, process: process)
+        deviceOrder.append(id)
+    }
+
+    // MARK: Phases
+
+    /// Times a kernel that ran on device `deviceID`, with what the SVM layer did for it.
+    public func kernel(_ name: String, on deviceID: UInt64, result: KernelResult, activity: [SVMActivityLog.Entry]) {
+        guard let device = devices[deviceID] else { preconditionFailure("kernel on an unknown device \(deviceID)") }
+        let start = queue.now
+        device.statistics.kernels += 1
+        device.count(result.activity)
+        for batch in Self.batches(activity) {
+            let batchStart = queue.now
+            wait(until: batchStart + parameters.faultServiceNanoseconds)
+            for fault in batch.faults { device.statistics.count(fault) }
+            runAtOnce(batch.chains.map { chain in { done in self.run(chain, done: done) } })
+            let end = queue.now
+            device.statistics.faultServiceNanoseconds += end - batchStart
+            for _ in batch.faults { _ = faultService.record(end - batchStart) }
+            trace?.span(
+                "fault batch", category: "fault", lane: device.faultLane, start: batchStart, end: end,
+                args: ["faults": "\(batch.faults.count)", "migrations": "\(batch.chains.reduce(0) { $0 + $1.count })"])
+        }
+        let executionStart = queue.now
+        let executionEnd = executionStart + result.activity.busyNanoseconds
+        var remote: [(@escaping () -> Void) -> Void] = [{ done in self.queue.schedule(at: executionEnd, done) }]
+        if result.activity.systemBytesRead > 0 {
+            remote.append { done in device.remote(bytes: result.activity.systemBytesRead, toDevice: true, done: done) }
+        }
+        if result.activity.systemBytesWritten > 0 {
+            remote.append { done in device.remote(bytes: result.activity.systemBytesWritten, toDevice: false, done: done) }
+        }
+        runAtOnce(remote)
+        device.statistics.executionNanoseconds += executionEnd - executionStart
+        device.statistics.busyNanoseconds += queue.now - start
+        trace?.span(name, category: "kernel", lane: device.kernelLane, start: start, end: queue.now,
+                    args: ["faults": "\(result.faults)", "bytes": "\(result.bytes)"])
+    }
+
+    /// Times a CPU phase that touched `bytes` bytes, with the migrations its faults made.
+    public func cpu(_ name: String, bytes: UInt64, activity: [SVMActivityLog.Entry]) {
+        let start = queue.now
+        for entry in activity {
+            guard case .migration(let deviceID, let bytes, let direction, let cause) = entry, let device = devices[deviceID]
+            else { continue }
+            if cause == .cpuFault { wait(until: queue.now + parameters.cpuFaultNanoseconds) }
+            runAtOnce([{ done in device.migrate(bytes: bytes, direction: direction, cause: cause, done: done) }])
+        }
+        wait(until: queue.now + UInt64((Double(bytes) * 1e9 / parameters.cpuBytesPerSecond).rounded(.up)))
+        trace?.span(name, category: "cpu", lane: Self.cpuLane, start: start, end: queue.now, args: ["bytes": "\(bytes)"])
+    }
+
+    // MARK: Results
+
+    public var deviceStatistics: [DeviceStatistics] { deviceOrder.map { devices[$0]!.statistics } }
+    public var linkStatistics: [LinkStatistics] { deviceOrder.map { devices[$0]!.linkStatistics } }
+    public var faultServiceLatency: LatencySummary { LatencySummary(faultService) }
+
+    // MARK: Running the clock
+
+    /// Lets simulated time pass until `time` (other events due meanwhile run).
+    private func wait(until time: UInt64) {
+        var reached = false
+        queue.schedule(at: time) { reached = true }
+        queue.run(until: { reached })
+    }
+
+    /// Starts every task now and runs the clock until all have called their `done`.
+    private func runAtOnce(_ tasks: [(@escaping () -> Void) -> Void]) {
+        var left = tasks.count
+        for task in tasks { task { left -= 1 } }
+        queue.run(until: { left == 0 })
+        precondition(left == 0, "simulated tasks never finished")
+    }
+
+    /// Runs a fault's migrations one after another.
+    private func run(_ chain: [Migration], done: @escaping () -> Void) {
+        guard let first = chain.first, let device = devices[first.deviceID] else { return done() }
+        device.migrate(bytes: first.bytes, direction: first.direction, cause: first.cause) {
+            self.run(Array(chain.dropFirst()), done: done)
+        }
+    }
+
+    // MARK: Reading the activity log
+
+    struct Migration {
+        let deviceID: UInt64
+        let bytes: UInt64
+        let direction: SVMActivityLog.Direction
+        let cause: SVMActivityLog.Cause
+    }
+
+    struct Batch {
+        var faults: [DeviceAccessKind] = []
+        /// Per fault, the migrations it made.
+        var chains: [[Migration]] = []
+    }
+
+    /// Groups a kernel's entries by fault batch; migrations belong to the fault before them.
+    static func batches(_ activity: [SVMActivityLog.Entry]) -> [Batch] {
+        var batches: [Batch] = []
+        var current: UInt64? = nil
+        for entry in activity {
+            switch entry {
+            case .deviceFault(_, _, let access, let batch):
+                if batches.isEmpty || batch == 0 || batch != current { batches.append(Batch()) }
+                current = batch
+                batches[batches.count - 1].faults.append(
+                    access.contains(.atomic) ? .atomic : access.contains(.write) ? .write : .read)
+                batches[batches.count - 1].chains.append([])
+            case .migration(let deviceID, let bytes, let direction, let cause):
+                if batches.isEmpty { batches.append(Batch(faults: [], chains: [[]])) }
+                let last = batches.count - 1
+                if batches[last].chains.isEmpty { batches[last].chains.append([]) }
+                batches[last].chains[batches[last].chains.count - 1].append(
+                    Migration(deviceID: deviceID, bytes: bytes, direction: direction, cause: cause))
+            }
+        }
+        return batches
+    }
+}

@@ -1,0 +1,82 @@
+import SVMFramework
+import SVMPluginKit
+
+/// The human-readable form of an experiment report: what ran, whether it verified, and what
+/// each device and link did, with units.
+struct ExperimentReportText {
+    let report: ExperimentReport
+    let traceFile: String?
+
+    init(_ report: ExperimentReport, traceFile: String?) {
+        self.report = report
+        self.traceFile = traceFile
+    }
+
+    var text: String {
+        let configuration = report.configuration
+        let timing = configuration.timing
+        let link = timing.link
+        var lines: [String] = []
+        lines.append("Experiment   \(configuration.workload.rawValue): \(report.workload)")
+        lines.append("Topology     \(report.devices.map(\.name).joined(separator: ", ")) with \(ByteCount.format(configuration.deviceMemoryBytes)) of device memory, "
+            + "\(link.name) (\(Self.rate(link.bytesPerSecond)) per direction, \(Self.time(link.latencyNanoseconds)) latency), "
+            + "\(timing.copyEngines) copy engine(s), \(Self.time(timing.faultServiceNanoseconds)) per fault batch")
+        lines.append("Policy       \(configuration.policy == .migrateOnDeviceFault ? "migrate to device memory on device fault" : "map system memory in place"); seed \(configuration.seed)")
+        let verification = report.verification
+        lines.append(report.verified
+            ? "Result       verified: all \(verification.checked) values right, checked on the CPU"
+            : "Result       NOT verified: \(verification.wrong) of \(verification.checked) values wrong (first: \(verification.firstWrong ?? "none checked"))")
+        lines.append("")
+        lines.append("Simulated time  \(Self.time(report.simulatedNanoseconds))")
+        for device in report.devices {
+            let faults = device.faults
+            let latency = report.faultServiceLatency
+            lines.append("")
+            lines.append("Device \(device.name)")
+            lines.append("  kernels          \(device.kernels)")
+            lines.append("  device faults    \(faults.total) (read \(faults.read), write \(faults.write), atomic \(faults.atomic)) in \(device.faultBatches) batch(es)")
+            if latency.count > 0 {
+                lines.append("  fault service    p50 \(Self.time(latency.p50)), p90 \(Self.time(latency.p90)), p99 \(Self.time(latency.p99)), max \(Self.time(latency.max)) (a fault waits for its whole batch)")
+            }
+            lines.append("  migrations       to device \(device.migrationsToDevice) (\(ByteCount.format(device.bytesToDevice))), to system \(device.migrationsToSystem) (\(ByteCount.format(device.bytesToSystem))), evictions \(device.evictions)")
+            lines.append("  accesses         \(device.accesses); TLB hits \(device.tlbHits), misses \(device.tlbMisses) (each a page-table walk)")
+            lines.append("  remote accesses  read \(ByteCount.format(device.remoteBytesRead)), written \(ByteCount.format(device.remoteBytesWritten)) (system memory in place, over the link)")
+            lines.append("  busy             \(Self.time(device.busyNanoseconds)): executing \(Self.time(device.executionNanoseconds)), servicing faults \(Self.time(device.faultServiceNanoseconds))")
+        }
+        for link in report.links {
+            lines.append("")
+            lines.append("Link \(link.name), \(link.endpoints)")
+            for (label, direction) in [("host→device", link.hostToDevice), ("device→host", link.deviceToHost)] {
+                lines.append("  \(label)      \(ByteCount.format(direction.bytes)) in \(direction.transfers) transfer(s), busy \(Self.time(direction.busyNanoseconds)) (\(Self.percent(direction.busyNanoseconds, of: report.simulatedNanoseconds)) of the run)")
+            }
+        }
+        lines.append("")
+        let wall = report.wallClock
+        lines.append("Wall clock   \(String(format: "%.2f", wall.seconds)) s on this machine (\(Self.count(wall.accessesPerSecond)) simulated accesses/s, \(Self.count(wall.faultsPerSecond)) faults/s); the only line that changes between runs")
+        if let traceFile { lines.append("Trace        \(traceFile) (open it at https://ui.perfetto.dev)") }
+        return lines.joined(separator: "\n")
+    }
+
+    static func time(_ nanoseconds: UInt64) -> String {
+        switch nanoseconds {
+        case ..<1_000: "\(nanoseconds) ns"
+        case ..<1_000_000: String(format: "%.1f µs", Double(nanoseconds) / 1e3)
+        case ..<1_000_000_000: String(format: "%.3f ms", Double(nanoseconds) / 1e6)
+        default: String(format: "%.3f s", Double(nanoseconds) / 1e9)
+        }
+    }
+
+    static func rate(_ bytesPerSecond: Double) -> String { String(format: "%.1f GB/s", bytesPerSecond / 1e9) }
+
+    static func percent(_ part: UInt64, of whole: UInt64) -> String {
+        whole == 0 ? "0%" : String(format: "%.1f%%", Double(part) * 100 / Double(whole))
+    }
+
+    static func count(_ value: Double) -> String {
+        switch value {
+        case ..<1e3: String(format: "%.0f", value)
+        case ..<1e6: String(format: "%.1fk", value / 1e3)
+        default: String(format: "%.2fM", value / 1e6)
+        }
+    }
+}

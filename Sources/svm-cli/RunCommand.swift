@@ -1,0 +1,169 @@
+import ArgumentParser
+import Foundation
+import SVMFramework
+import SVMPluginKit
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a migration experiment in simulated time (default: STREAM on one simulated GPU).",
+        discussion: """
+            An experiment runs a workload on a simulated GPU (SimDevice) behind a PCIe link. The
+            program's memory is real and so are its page faults: device faults migrate ranges to
+            device memory, CPU touches fault them back, and the bytes really move. Time is
+            simulated: a deterministic discrete-event clock charges each fault batch, copy,
+            transfer and kernel with the device and link models, so the same options and seed
+            give the same report on every run and machine (but for the wall-clock line).
+
+            Workloads: stream (a = b + s*c), gather (random out[i] = table[index[i]]),
+            ping-pong (CPU and device take turns on one buffer), oversubscription (a working set
+            1.5x device memory). Each checks every value on the CPU and reports "verified" only
+            if all are right; otherwise the exit status is 1.
+
+            The default topology: one SimDevice with 256 MiB of device memory, PCIe Gen4 x16
+            (31.5 GB/s per direction), 45 us of driver time per fault batch (GPGPU-Sim
+            UVMSmart's far-fault latency), 2 copy engines; the device models an Intel Arc A770
+            (see SimDevice's options: execution-units, clock, memory-bandwidth, tlb-entries,
+            walk-ns, fault-batch).
+            """)
+
+    @OptionGroup var plugins: PluginOptionsGroup
+
+    @Option(help: ArgumentHelp("The workload: \(WorkloadKind.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "name"))
+    var workload: String = WorkloadKind.stream.rawValue
+
+    @Option(help: ArgumentHelp(
+        "Bytes of the workload's arrays together, e.g. 64M or 1G (default: 96M; 1.5x device memory for oversubscription).",
+        valueName: "size"))
+    var size: String?
+
+    @Option(name: .customLong("device-memory"), help: ArgumentHelp("Device memory of the simulated GPU, a multiple of 2M.", valueName: "size"))
+    var deviceMemory = "256M"
+
+    @Option(help: "The seed of every random choice (the gather's indices, initial values).")
+    var seed: UInt64 = 1
+
+    @Option(help: ArgumentHelp("Where device faults put data: migrate (to device memory) or system (map CPU pages in place).", valueName: "policy"))
+    var policy = MigrationPolicy.migrateOnDeviceFault.rawValue
+
+    @Option(help: ArgumentHelp("The host link: gen4 (PCIe Gen4 x16, 31.5 GB/s) or gen5 (PCIe Gen5 x16, 63 GB/s).", valueName: "link"))
+    var link = "gen4"
+
+    @Option(name: .customLong("fault-latency"), help: ArgumentHelp("Driver time per fault batch, in microseconds.", valueName: "us"))
+    var faultLatency: Double = 45
+
+    @Option(name: .customLong("copy-engines"), help: "Copy engines of the device.")
+    var copyEngines = 2
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    @Option(help: ArgumentHelp(
+        "Write a Chrome/Perfetto trace of faults, migrations and kernels to this file (open it at ui.perfetto.dev).",
+        valueName: "file"))
+    var trace: String?
+
+    @Flag(help: "No progress line, even on a terminal.")
+    var quiet = false
+
+    func validate() throws {
+        _ = try experimentConfiguration()
+    }
+
+    /// The experiment the options describe.
+    func experimentConfiguration() throws -> ExperimentConfiguration {
+        var configuration = ExperimentConfiguration()
+        guard let kind = WorkloadKind(rawValue: workload) else {
+            throw ValidationError("--workload '\(workload)' is not one of \(WorkloadKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        configuration.workload = kind
+        if let size {
+            guard let bytes = ByteCount.parse(size) else { throw ValidationError("--size '\(size)' is not a size such as 64M or 1G") }
+            configuration.workingSetBytes = bytes
+        }
+        guard let memory = ByteCount.parse(deviceMemory) else {
+            throw ValidationError("--device-memory '\(deviceMemory)' is not a size such as 256M or 1G")
+        }
+        configuration.deviceMemoryBytes = memory
+        configuration.seed = seed
+        guard let policy = MigrationPolicy(rawValue: policy) else {
+            throw ValidationError("--policy '\(policy)' is not migrate or system")
+        }
+        configuration.policy = policy
+        switch link {
+        case "gen4": configuration.timing.link = .pcieGen4x16
+        case "gen5": configuration.timing.link = .pcieGen5x16
+        default: throw ValidationError("--link '\(link)' is not gen4 or gen5")
+        }
+        guard faultLatency.isFinite, (0...1_000_000).contains(faultLatency) else {
+            throw ValidationError("--fault-latency must be between 0 and 1000000 us, not \(faultLatency)")
+        }
+        configuration.timing.faultServiceNanoseconds = UInt64((faultLatency * 1000).rounded())
+        guard (1...64).contains(copyEngines) else { throw ValidationError("--copy-engines must be between 1 and 64, not \(copyEngines)") }
+        configuration.timing.copyEngines = copyEngines
+        let options = try plugins.parsedOptions()
+        if options["SimDevice"]?["memory"] != nil {
+            throw ValidationError("give the device memory with --device-memory, not --plugin-option SimDevice.memory")
+        }
+        configuration.deviceOptions = options["SimDevice"] ?? [:]
+        do {
+            try configuration.validate()
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        return configuration
+    }
+
+    func run() throws {
+        let configuration = try experimentConfiguration()
+        let host = try plugins.makeHost(defaults: configuration.pluginOptions)
+        guard host.plugin(named: configuration.devicePlugin) != nil else {
+            throw CLIFailure("the \(configuration.devicePlugin) plugin is not loaded (see the warnings above); `svm-cli plugins list` shows what is")
+        }
+        let recorder = trace == nil ? nil : TraceRecorder()
+        let progress = ProgressLine(enabled: !quiet && isatty(STDERR_FILENO) == 1)
+        let report: ExperimentReport
+        do {
+            report = try Experiment(configuration: configuration, host: host).run(trace: recorder) { progress.show($0) }
+        } catch {
+            progress.finish()
+            throw CLIFailure("\(error)")
+        }
+        progress.finish()
+        if let trace, let recorder {
+            do {
+                try recorder.json().write(to: URL(fileURLWithPath: trace))
+            } catch {
+                throw CLIFailure("cannot write the trace to \(trace): \(error)")
+            }
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(ExperimentReportText(report, traceFile: trace).text)
+        }
+        if !report.verified { throw ExitCode.failure }
+    }
+}
+
+/// A one-line progress indicator on standard error, redrawn in place; silent when off.
+final class ProgressLine {
+    private let enabled: Bool
+    private var shown = -1
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func show(_ fraction: Double) {
+        let percent = Int(fraction * 100)
+        guard enabled, percent != shown else { return }
+        shown = percent
+        FileHandle.standardError.write(Data("\rrunning… \(percent)%".utf8))
+    }
+
+    func finish() {
+        guard enabled, shown >= 0 else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+}

@@ -1,0 +1,4 @@
+import SVMFramework
+
+/// The framework's generator, under the name the tests use.
+public typealias SeededRandom = SVMFramework.SeededRandom
