@@ -37,12 +37,12 @@ struct SimDeviceTests {
         let device = bed.device
 
         var result = try device.runKernel(.fill(destination: region.address, size: 4 * Self.page, byte: 0xAB))
-        #expect(result == KernelResult(faults: 4, bytes: 4 * Self.page))
+        #expect(result.outcome == KernelResult(faults: 4, bytes: 4 * Self.page))
         #expect(region.bytes(at: 0, count: 4 * Int(Self.page)).allSatisfy { $0 == 0xAB })
         #expect(region.bytes(at: 4 * Int(Self.page), count: Int(Self.page)).allSatisfy { $0 == 0 })
         // Bound now: no faults the second time.
         result = try device.runKernel(.fill(destination: region.address + 10, size: 100, byte: 0xCD))
-        #expect(result == KernelResult(faults: 0, bytes: 100))
+        #expect(result.outcome == KernelResult(faults: 0, bytes: 100))
         #expect(region.bytes(at: 9, count: 102) == [0xAB] + [UInt8](repeating: 0xCD, count: 100) + [0xAB])
 
         // WRITE a host buffer into pages 4..<8.
@@ -50,14 +50,14 @@ struct SimDeviceTests {
         result = try withHostBuffer(&source) {
             try device.runKernel(.write(destination: region.page(4), size: 4 * Self.page, hostBuffer: $0))
         }
-        #expect(result == KernelResult(faults: 4, bytes: 4 * Self.page))
+        #expect(result.outcome == KernelResult(faults: 4, bytes: 4 * Self.page))
         #expect(region.bytes(at: 4 * Int(Self.page), count: source.count) == source)
 
         // COPY between unaligned SVM addresses: source bound, destination pages 9 to 11 not.
         let copyFrom = region.page(4) + 100
         let copyTo = region.page(8) + 5000
         result = try device.runKernel(.copy(destination: copyTo, source: copyFrom, size: 10_000))
-        #expect(result == KernelResult(faults: 3, bytes: 10_000))
+        #expect(result.outcome == KernelResult(faults: 3, bytes: 10_000))
         #expect(region.bytes(at: Int(copyTo - region.address), count: 10_000) == Array(source[100 ..< 10_100]))
         #expect(bed.handler.faults.suffix(3).map(\.access) == [.write, .write, .write])
 
@@ -66,7 +66,7 @@ struct SimDeviceTests {
         result = try withHostBuffer(&readBack) {
             try device.runKernel(.read(source: region.address, size: 12 * Self.page, hostBuffer: $0))
         }
-        #expect(result == KernelResult(faults: 1, bytes: 12 * Self.page))
+        #expect(result.outcome == KernelResult(faults: 1, bytes: 12 * Self.page))
         #expect(bed.handler.faults.last == .init(hostDevice: SimDeviceTestbed.hostDevice, address: region.page(8), access: .read))
         #expect(readBack == region.bytes(at: 0, count: readBack.count))
     }
@@ -99,13 +99,13 @@ struct SimDeviceTests {
         let region = MappedBuffer(pages: 4)
         bed.handler.serve(region.address ..< region.page(2), writable: true)
         let result = try bed.device.runKernel(.fill(destination: region.address, size: 4 * Self.page, byte: 9))
-        #expect(result == KernelResult(stoppedBy: .badAddress, faultAddress: region.page(2), faults: 3, bytes: 2 * Self.page))
+        #expect(result.outcome == KernelResult(stoppedBy: .badAddress, faultAddress: region.page(2), faults: 3, bytes: 2 * Self.page))
         #expect(region.bytes(at: 0, count: 2 * Int(Self.page)).allSatisfy { $0 == 9 })
         #expect(region.bytes(at: 2 * Int(Self.page), count: 2 * Int(Self.page)).allSatisfy { $0 == 0 })
 
         // Past the 48-bit VA space there is no translation either: the host says so.
         let far = try bed.device.runKernel(.fill(destination: 1 << 50, size: 16, byte: 1))
-        #expect(far == KernelResult(stoppedBy: .badAddress, faultAddress: 1 << 50, faults: 1, bytes: 0))
+        #expect(far.outcome == KernelResult(stoppedBy: .badAddress, faultAddress: 1 << 50, faults: 1, bytes: 0))
     }
 
     @Test("A stale binding to unmapped CPU memory: process_vm_* get EFAULT, the device faults, the process lives")
@@ -118,7 +118,7 @@ struct SimDeviceTests {
         var result = try withHostBuffer(&buffer) {
             try bed.device.runKernel(.read(source: region.address, size: 2 * Self.page, hostBuffer: $0))
         }
-        #expect(result == KernelResult(faults: 2, bytes: 2 * Self.page))
+        #expect(result.outcome == KernelResult(faults: 2, bytes: 2 * Self.page))
         #expect(buffer == pattern(2 * Int(Self.page)))
 
         // Page 1 goes away on the CPU; the device keeps its translation (no zap).
@@ -128,13 +128,13 @@ struct SimDeviceTests {
         result = try withHostBuffer(&buffer) {
             try bed.device.runKernel(.read(source: region.address, size: 2 * Self.page, hostBuffer: $0))
         }
-        #expect(result == KernelResult(stoppedBy: .badAddress, faultAddress: region.page(1), faults: 1, bytes: Self.page))
+        #expect(result.outcome == KernelResult(stoppedBy: .badAddress, faultAddress: region.page(1), faults: 1, bytes: Self.page))
         #expect(Array(buffer.prefix(Int(Self.page))) == Array(pattern(2 * Int(Self.page)).prefix(Int(Self.page))))
         #expect(bed.handler.faults.last?.access == .read)
 
         // Writes through the stale translation fault the same way, with .write.
         result = try bed.device.runKernel(.fill(destination: region.page(1) + 8, size: 8, byte: 1))
-        #expect(result == KernelResult(stoppedBy: .badAddress, faultAddress: region.page(1) + 8, faults: 1, bytes: 0))
+        #expect(result.outcome == KernelResult(stoppedBy: .badAddress, faultAddress: region.page(1) + 8, faults: 1, bytes: 0))
         #expect(bed.handler.faults.last?.access == .write)
     }
 
@@ -153,7 +153,7 @@ struct SimDeviceTests {
         let result = try withHostBuffer(&buffer) {
             try bed.device.runKernel(.read(source: region.address, size: 64, hostBuffer: $0))
         }
-        #expect(result == KernelResult(stoppedBy: .badAddress, faultAddress: region.address, faults: 1, bytes: 0))
+        #expect(result.outcome == KernelResult(stoppedBy: .badAddress, faultAddress: region.address, faults: 1, bytes: 0))
         #expect(try uffd.readEvent() == nil, "the device's access raised no CPU fault")
     }
 
@@ -167,10 +167,10 @@ struct SimDeviceTests {
         let read = try withHostBuffer(&buffer) {
             try bed.device.runKernel(.read(source: region.address, size: 4, hostBuffer: $0))
         }
-        #expect(read == KernelResult(faults: 1, bytes: 4))
+        #expect(read.outcome == KernelResult(faults: 1, bytes: 4))
         #expect(buffer == [1, 2, 3, 4])
         let write = try bed.device.runKernel(.fill(destination: region.address + 2, size: 2, byte: 0))
-        #expect(write == KernelResult(stoppedBy: .accessDenied, faultAddress: region.address + 2, faults: 1, bytes: 0))
+        #expect(write.outcome == KernelResult(stoppedBy: .accessDenied, faultAddress: region.address + 2, faults: 1, bytes: 0))
         #expect(bed.handler.faults.map(\.access) == [.read, .write])
         #expect(region.bytes(at: 0, count: 4) == [1, 2, 3, 4])
     }
@@ -182,7 +182,7 @@ struct SimDeviceTests {
         bed.handler.serve(region.range, writable: true)
         #expect(try bed.device.runKernel(.fill(destination: region.address, size: 16, byte: 0)).faults == 1)
         let result = try bed.device.runKernel(.increment(destination: region.address, size: 16, addend: 1))
-        #expect(result == KernelResult(stoppedBy: .accessDenied, faultAddress: region.address, faults: 1, bytes: 0))
+        #expect(result.outcome == KernelResult(stoppedBy: .accessDenied, faultAddress: region.address, faults: 1, bytes: 0))
         #expect(bed.handler.faults.last?.access == .atomic)
         #expect(region.bytes(at: 0, count: 16).allSatisfy { $0 == 0 })
     }
@@ -195,7 +195,7 @@ struct SimDeviceTests {
         let bed = try SimDeviceTestbed()
         bed.setFaultHandler(ReplayForever())
         let result = try bed.device.runKernel(.fill(destination: 0x7000_0000, size: 8, byte: 1))
-        #expect(result == KernelResult(stoppedBy: .tryAgain, faultAddress: 0x7000_0000, faults: 10_000, bytes: 0))
+        #expect(result.outcome == KernelResult(stoppedBy: .tryAgain, faultAddress: 0x7000_0000, faults: 10_000, bytes: 0))
     }
 
     @Test("Malformed kernels are refused with EINVAL before they touch anything")
@@ -344,10 +344,10 @@ struct SimDeviceTests {
         let read = try withHostBuffer(&buffer) {
             try device.runKernel(.read(source: Self.vramVA, size: 64 << 10, hostBuffer: $0))
         }
-        #expect(read == KernelResult(faults: 0, bytes: 64 << 10))
+        #expect(read.outcome == KernelResult(faults: 0, bytes: 64 << 10))
         #expect(buffer == data)
 
-        #expect(try device.runKernel(.fill(destination: Self.vramVA + 100, size: 50, byte: 0xEE)) == KernelResult(bytes: 50))
+        #expect(try device.runKernel(.fill(destination: Self.vramVA + 100, size: 50, byte: 0xEE)).outcome == KernelResult(bytes: 50))
         var changed = [UInt8](repeating: 0, count: 256)
         try changed.withUnsafeMutableBytes { try device.copyFromDeviceMemory(offset: offset, to: $0.baseAddress!, size: 256) }
         #expect(changed == Array(data[0 ..< 100]) + [UInt8](repeating: 0xEE, count: 50) + Array(data[150 ..< 256]))
@@ -409,7 +409,7 @@ struct SimDeviceTests {
         }
         let all = results.all.withLock { $0 }
         #expect(all.count == 2 * rounds)
-        #expect(all.allSatisfy { (try? $0.get()) == KernelResult(bytes: size) })
+        #expect(all.allSatisfy { (try? $0.get())?.outcome == KernelResult(bytes: size) })
 
         var words = [UInt32](repeating: 0, count: Int(size / 4))
         try words.withUnsafeMutableBytes { try device.copyFromDeviceMemory(offset: offset, to: $0.baseAddress!, size: size) }
@@ -425,7 +425,7 @@ struct SimDeviceTests {
             address: Self.vramVA, size: 4096,
             pieces: [BindPiece(address: offset, linkProtocol: .localVRAM, order: 0)], access: [.writable])
         let result = try bed.device.runKernel(.increment(destination: Self.vramVA + 8, size: 8, addend: 5))
-        #expect(result == KernelResult(stoppedBy: .badAddress, faultAddress: Self.vramVA + 8, faults: 1, bytes: 0))
+        #expect(result.outcome == KernelResult(stoppedBy: .badAddress, faultAddress: Self.vramVA + 8, faults: 1, bytes: 0))
         #expect(bed.handler.faults.map(\.access) == [.atomic])
     }
 

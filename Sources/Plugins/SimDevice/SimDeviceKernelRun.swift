@@ -132,11 +132,11 @@ struct SimDeviceKernelRun {
             guard !batch.isEmpty else { break }
             batches += 1
             batchesWithoutProgress = progressed ? 0 : batchesWithoutProgress + 1
+            guard service(batch, number: batches) else { break }
             if batchesWithoutProgress >= Self.replayLimit {
                 stop(.tryAgain, at: batch[0].address)
                 break
             }
-            guard service(batch, number: batches) else { break }
         }
         result.bytes = Self.completedBytes(items, of: kernel)
         result.activity.faultBatches = batches

@@ -1,0 +1,146 @@
+import Foundation
+import SVMPluginKit
+import SVMTestSupport
+import Testing
+
+@testable import SVMFramework
+
+/// Whole experiments on SimDevice: every workload verifies, runs are deterministic,
+/// oversubscription evicts, the trace is valid trace-event JSON, bad configurations are
+/// refused.
+@Suite("Experiments", .serialized)
+struct ExperimentTests {
+    func run(_ configuration: ExperimentConfiguration, trace: TraceRecorder? = nil) throws -> ExperimentReport {
+        let host = PluginHost(
+            configuration: PluginHost.Configuration(
+                searchPath: PluginSearchPath(builtinDirectory: nil, commandLineEntries: [PackagePaths.product("libSimDevice.so")]),
+                options: configuration.pluginOptions))
+        return try Experiment(configuration: configuration, host: host).run(trace: trace)
+    }
+
+    func configuration(_ workload: WorkloadKind, _ workingSet: UInt64, deviceMemory: UInt64 = 64 << 20, seed: UInt64 = 1) -> ExperimentConfiguration {
+        var configuration = ExperimentConfiguration()
+        configuration.workload = workload
+        configuration.workingSetBytes = workingSet
+        configuration.deviceMemoryBytes = deviceMemory
+        configuration.seed = seed
+        return configuration
+    }
+
+    /// The report as JSON without its wall-clock part.
+    func deterministicJSON(_ report: ExperimentReport) throws -> String {
+        var report = report
+        report.wallClock = .init(seconds: 0, accessesPerSecond: 0, faultsPerSecond: 0)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(report), as: UTF8.self)
+    }
+
+    @Test("Determinism: the same configuration and seed give the same report, apart from the wall clock", arguments: [WorkloadKind.stream, .gather, .pingPong])
+    func determinism(workload: WorkloadKind) throws {
+        let configuration = configuration(workload, 6 << 20, seed: 42)
+        let first = try run(configuration)
+        let second = try run(configuration)
+        #expect(first.verified && second.verified)
+        #expect(first.simulatedNanoseconds > 0)
+        #expect(try deterministicJSON(first) == deterministicJSON(second))
+    }
+
+    @Test("STREAM migrates all three arrays once, runs from device memory, and verifies")
+    func stream() throws {
+        let report = try run(configuration(.stream, 12 << 20))
+        #expect(report.verified && report.verification.checked == (12 << 20) / 12)
+        let device = report.devices[0]
+        // Three 4 MiB arrays: two 2 MiB ranges each, to device once and back for the check.
+        #expect(device.migrationsToDevice == 6 && device.bytesToDevice == 12 << 20)
+        #expect(device.migrationsToSystem == 6 && device.evictions == 0)
+        #expect(device.faults.read == 4 && device.faults.write == 2)
+        #expect(device.remoteBytesRead == 0 && device.tlbMisses > 0 && device.tlbHits > device.tlbMisses)
+        #expect(report.links[0].hostToDevice.bytes == 12 << 20 && report.links[0].deviceToHost.bytes == 12 << 20)
+        #expect(report.faultServiceLatency.count == 6)
+        #expect(device.busyNanoseconds <= report.simulatedNanoseconds)
+    }
+
+    @Test("Oversubscription: a working set of 1.5× device memory evicts to system memory and still verifies")
+    func oversubscription() throws {
+        var configuration = configuration(.oversubscription, 0, deviceMemory: 16 << 20)
+        configuration.workingSetBytes = nil  // the default: 1.5 × device memory
+        let report = try run(configuration)
+        #expect(report.configuration.effectiveWorkingSetBytes == 24 << 20)
+        #expect(report.verified, "\(report.verification)")
+        let device = report.devices[0]
+        #expect(device.evictions > 0)
+        #expect(device.bytesToDevice > 24 << 20, "the second sweep migrates evicted ranges again")
+        #expect(report.links[0].deviceToHost.bytes >= UInt64(device.evictions) * (2 << 20))
+    }
+
+    @Test("Ping-pong: data migrates to the device and back every round, and verifies")
+    func pingPong() throws {
+        let report = try run(configuration(.pingPong, 4 << 20))
+        #expect(report.verified)
+        let device = report.devices[0]
+        // Two 2 MiB ranges, four rounds: to device and back each round.
+        #expect(device.migrationsToDevice == 8 && device.migrationsToSystem == 8)
+        #expect(device.faults.atomic == 8)
+    }
+
+    @Test("Gather: each element is an access; the table migrates on first touch; verifies")
+    func gather() throws {
+        let report = try run(configuration(.gather, 8 << 20))
+        #expect(report.verified)
+        let device = report.devices[0]
+        #expect(device.accesses >= UInt64((8 << 20) / 16))
+        #expect(device.bytesToDevice == 8 << 20)
+    }
+
+    @Test("The system-memory policy maps CPU pages in place: no migration, remote accesses over the link")
+    func systemPolicy() throws {
+        var configuration = configuration(.stream, 3 << 20)
+        configuration.policy = .systemMemory
+        let report = try run(configuration)
+        #expect(report.verified)
+        let device = report.devices[0]
+        #expect(device.migrationsToDevice == 0)
+        // Two iterations read b and c and write a (1 MiB each); reads a fault interrupted
+        // are issued again when the access replays.
+        #expect(device.remoteBytesRead >= 2 * 2 * (1 << 20), "\(device.remoteBytesRead)")
+        #expect(device.remoteBytesWritten == 2 * (1 << 20))
+        #expect(report.links[0].hostToDevice.bytes == device.remoteBytesRead)
+    }
+
+    @Test("The trace is trace-event JSON: metadata names, complete events with timestamps, per device and link")
+    func trace() throws {
+        let recorder = TraceRecorder()
+        _ = try run(configuration(.stream, 3 << 20), trace: recorder)
+        let object = try JSONSerialization.jsonObject(with: recorder.json())
+        let events = try #require((object as? [String: Any])?["traceEvents"] as? [[String: Any]])
+        #expect(events.count == recorder.eventCount && !events.isEmpty)
+        var categories = Set<String>()
+        for event in events {
+            let phase = try #require(event["ph"] as? String)
+            #expect(event["name"] is String && event["pid"] is Int && event["tid"] is Int && event["ts"] is NSNumber)
+            if phase == "X" {
+                let duration = try #require(event["dur"] as? Double)
+                #expect(duration >= 0)
+                categories.insert(try #require(event["cat"] as? String))
+            } else {
+                #expect(phase == "M")
+                #expect((event["args"] as? [String: String])?["name"] != nil)
+            }
+        }
+        #expect(categories == ["cpu", "kernel", "fault", "migration"])
+    }
+
+    @Test("Bad configurations are refused with what is wrong, before anything runs")
+    func badConfiguration() throws {
+        var configuration = configuration(.stream, 8 << 20, deviceMemory: 3 << 20)
+        #expect(throws: ExperimentError.self) { try run(configuration) }
+        configuration = self.configuration(.stream, 100)
+        do {
+            _ = try run(configuration)
+            Issue.record("a 100-byte working set was accepted")
+        } catch {
+            #expect("\(error)".contains("working set"))
+        }
+    }
+}
