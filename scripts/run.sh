@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job: build everything and run svm-cli. With no arguments it shows the loaded
-# plugins and the simulated device; with arguments it runs `svm-cli ARGUMENTS`.
+# The main job: build everything and run svm-cli. With no arguments it runs the default
+# experiment (`svm-cli run`); with arguments it runs `svm-cli ARGUMENTS`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-deps.sh
@@ -10,6 +10,4 @@ cli="$(swift build --show-bin-path)/svm-cli"
 if [ $# -gt 0 ]; then
     exec "$cli" "$@"
 fi
-"$cli" plugins list
-echo
-"$cli" plugins info SimDevice
+exec "$cli" run

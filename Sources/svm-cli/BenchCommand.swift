@@ -7,7 +7,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print numbers (medians and ratios measured in one run).",
-        subcommands: [Fault.self])
+        subcommands: [Fault.self, Simulation.self])
 
     struct Fault: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -106,7 +106,7 @@ struct BenchCommand: ParsableCommand {
 }
 
 extension String {
-    fileprivate func leftPadded(_ width: Int) -> String {
+    func leftPadded(_ width: Int) -> String {
         count >= width ? self : String(repeating: " ", count: width - count) + self
     }
 }

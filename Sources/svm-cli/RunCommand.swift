@@ -138,9 +138,7 @@ struct RunCommand: ParsableCommand {
             }
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            print(try JSONOutput.encode(report))
         } else {
             print(ExperimentReportText(report, traceFile: trace).text)
         }

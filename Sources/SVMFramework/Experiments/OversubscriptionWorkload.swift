@@ -13,7 +13,7 @@ public struct OversubscriptionWorkload: Workload {
     }
 
     public var summary: String {
-        "oversubscription: \(passes) device sweeps (+1) over \(ByteCount.format(UInt64(elements) * 4)), checked on the CPU"
+        "\(passes) device sweeps adding 1 to each element of \(ByteCount.format(UInt64(elements) * 4)), more than device memory holds, checked on the CPU"
     }
 
     public func run(_ driver: ExperimentDriver) throws -> Verification {

@@ -1,0 +1,89 @@
+import ArgumentParser
+import Foundation
+import SVMFramework
+import SVMPluginKit
+
+extension BenchCommand {
+    /// Simulation throughput: how fast the simulator runs the stream workload, and how its
+    /// wall time grows with the working set.
+    struct Simulation: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "sim",
+            abstract: "Simulation throughput: the stream workload at growing working sets.",
+            discussion: """
+                Runs the stream experiment (a = b + s*c, two iterations, checked on the CPU) at
+                each working set, with device memory 1.1x the working set so nothing is evicted,
+                and prints the wall time, the simulated device accesses and faults per wall-clock
+                second, and the wall time per GiB relative to the smallest size (1.0 = grows
+                linearly; below 1 = better than linear). Build with -c release for real numbers;
+                a 4G run needs about 9 GiB of RAM.
+                """)
+
+        @OptionGroup var plugins: PluginOptionsGroup
+
+        @Option(help: ArgumentHelp("Working sets, comma-separated.", valueName: "sizes"))
+        var sizes = "64M,256M,1G,4G"
+
+        @Flag(help: "Print the results as JSON.")
+        var json = false
+
+        struct Row: Codable {
+            var workingSetBytes: UInt64
+            var wallSeconds: Double
+            var simulatedNanoseconds: UInt64
+            var accesses: UInt64
+            var faults: Int
+            var accessesPerSecond: Double
+            var faultsPerSecond: Double
+            /// Wall time per byte against the first size's.
+            var wallPerByteVsFirst: Double
+            var verified: Bool
+        }
+
+        func workingSets() throws -> [UInt64] {
+            try sizes.split(separator: ",").map { text in
+                guard let bytes = ByteCount.parse(String(text)), bytes >= 1 << 20 else {
+                    throw ValidationError("--sizes: '\(text)' is not a size of at least 1M")
+                }
+                return bytes
+            }
+        }
+
+        func validate() throws { _ = try workingSets() }
+
+        func run() throws {
+            var rows: [Row] = []
+            for bytes in try workingSets() {
+                var configuration = ExperimentConfiguration()
+                configuration.workingSetBytes = bytes
+                configuration.deviceMemoryBytes = (bytes + bytes / 10 + (2 << 20) - 1) / (2 << 20) * (2 << 20)
+                let host = try plugins.makeHost(defaults: configuration.pluginOptions)
+                let report: ExperimentReport
+                do {
+                    report = try Experiment(configuration: configuration, host: host).run()
+                } catch {
+                    throw CLIFailure("stream at \(ByteCount.format(bytes)): \(error)")
+                }
+                let device = report.devices[0]
+                let wall = report.wallClock.seconds
+                let perByte = wall / Double(bytes)
+                let first = rows.first.map { $0.wallSeconds / Double($0.workingSetBytes) } ?? perByte
+                rows.append(Row(
+                    workingSetBytes: bytes, wallSeconds: wall, simulatedNanoseconds: report.simulatedNanoseconds,
+                    accesses: device.accesses, faults: device.faults.total, accessesPerSecond: report.wallClock.accessesPerSecond,
+                    faultsPerSecond: report.wallClock.faultsPerSecond, wallPerByteVsFirst: perByte / first, verified: report.verified))
+                if !json { print(Self.text(rows.last!)) }
+            }
+            if json { print(try JSONOutput.encode(rows)) }
+            if rows.contains(where: { !$0.verified }) { throw CLIFailure("a run did not verify") }
+        }
+
+        static func text(_ row: Row) -> String {
+            let size = ByteCount.format(row.workingSetBytes)
+            return "stream \(size.padding(toLength: 8, withPad: " ", startingAt: 0)) wall \(String(format: "%7.2f", row.wallSeconds)) s  "
+                + "simulated \(String(format: "%9.3f", Double(row.simulatedNanoseconds) / 1e6)) ms  "
+                + "\(String(format: "%6.1f", row.accessesPerSecond / 1e6))M accesses/s  \(String(format: "%7.1f", row.faultsPerSecond)) faults/s  "
+                + "wall per GiB vs first \(String(format: "%.2f", row.wallPerByteVsFirst))\(row.verified ? "" : "  NOT VERIFIED")"
+        }
+    }
+}

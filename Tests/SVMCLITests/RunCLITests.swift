@@ -1,0 +1,65 @@
+import Foundation
+import SVMTestSupport
+import Testing
+
+/// End-to-end: `svm-cli run`, the default experiment and its options.
+@Suite("svm-cli run")
+struct RunCLITests {
+    @Test("With no arguments: the default experiment runs, verifies and explains itself; no progress when piped")
+    func defaultExperiment() throws {
+        let result = try ProcessRunner.svmCLI(["run"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let output = result.standardOutput
+        for expected in [
+            "Experiment   stream: STREAM triad", "Topology     sim0 with 256 MiB of device memory, PCIe Gen4 x16",
+            "Result       verified: all 8388608 values right", "Simulated time  ", "Device sim0", "device faults",
+            "fault service    p50", "migrations       to device 48 (96 MiB)", "Link PCIe Gen4 x16, host↔sim0", "Wall clock",
+        ] {
+            #expect(output.contains(expected), "missing '\(expected)' in:\n\(output)")
+        }
+        #expect(!result.standardError.contains("running…"), "progress goes to terminals only")
+    }
+
+    @Test("--json with the same --seed twice: identical but for the wall clock; the trace opens as trace-event JSON")
+    func jsonAndTrace() throws {
+        let directory = try TemporaryDirectory()
+        let arguments = ["run", "--workload", "gather", "--size", "4M", "--seed", "9", "--json"]
+        let first = try ProcessRunner.svmCLI(arguments + ["--trace", directory.path + "/trace.json"])
+        let second = try ProcessRunner.svmCLI(arguments)
+        #expect(first.status == 0 && second.status == 0, "\(first.standardError)\(second.standardError)")
+        func withoutWallClock(_ text: String) throws -> NSDictionary {
+            var object = try #require(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+            #expect(object["verified"] as? Bool == true)
+            #expect(object["wallClock"] != nil)
+            object["wallClock"] = nil
+            return object as NSDictionary
+        }
+        #expect(try withoutWallClock(first.standardOutput) == withoutWallClock(second.standardOutput))
+        let trace = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory.path + "/trace.json")))
+        let events = try #require((trace as? [String: Any])?["traceEvents"] as? [[String: Any]])
+        #expect(events.contains { $0["cat"] as? String == "migration" })
+    }
+
+    @Test("Bad options are usage errors (exit 2) naming the option; an unwritable trace is a failure (exit 1)")
+    func badOptions() throws {
+        for (arguments, named) in [
+            (["--workload", "bogus"], "--workload 'bogus'"), (["--size", "lots"], "--size 'lots'"),
+            (["--device-memory", "3M"], "device memory"), (["--link", "gen9"], "--link 'gen9'"),
+            (["--copy-engines", "0"], "--copy-engines"), (["--plugin-option", "SimDevice.memory=1G"], "--device-memory"),
+        ] {
+            let result = try ProcessRunner.svmCLI(["run"] + arguments)
+            #expect(result.status == 2, "\(arguments)")
+            #expect(result.standardError.contains(named), "\(arguments): \(result.standardError)")
+        }
+        let result = try ProcessRunner.svmCLI(["run", "--size", "1M", "--trace", "/nonexistent/dir/trace.json"])
+        #expect(result.status == 1)
+        #expect(result.standardError.contains("cannot write the trace to /nonexistent/dir/trace.json"))
+    }
+
+    @Test("A bad SimDevice timing option stops the run with the plugin's message")
+    func badPluginOption() throws {
+        let result = try ProcessRunner.svmCLI(["run", "--size", "1M", "--plugin-option", "SimDevice.fault-batch=0"])
+        #expect(result.status == 1)
+        #expect(result.standardError.contains("fault-batch"), "\(result.standardError)")
+    }
+}
