@@ -43,6 +43,11 @@ struct ExperimentReportText {
             lines.append("  remote accesses  read \(ByteCount.format(device.remoteBytesRead)), written \(ByteCount.format(device.remoteBytesWritten)) (system memory in place, over the link)")
             lines.append("  busy             \(Self.time(device.busyNanoseconds)): executing \(Self.time(device.executionNanoseconds)), servicing faults \(Self.time(device.faultServiceNanoseconds))")
         }
+        let failedCopies = report.svm["failedCopies"] ?? 0, givenUp = report.svm["failedMigrations"] ?? 0
+        if failedCopies + givenUp > 0 {
+            lines.append("")
+            lines.append("Failures     \(failedCopies) device copy(ies) failed; \(givenUp) migration(s) to device memory given up (the data stayed in system memory); copies back to system memory are tried again")
+        }
         for link in report.links {
             lines.append("")
             lines.append("Link \(link.name), \(link.endpoints)")

@@ -131,6 +131,31 @@ struct ExperimentTests {
         #expect(categories == ["cpu", "kernel", "fault", "migration"])
     }
 
+    @Test("Injected device-memory allocation failures: ranges are evicted or stay in system memory; no wrong data")
+    func allocationFailures() throws {
+        var configuration = configuration(.pingPong, 8 << 20)
+        configuration.deviceOptions = ["fail-alloc-every": "2"]
+        let report = try run(configuration)
+        #expect(report.verified, "\(report.verification)")
+        #expect(report.devices[0].evictions + (report.svm["failedMigrations"] ?? 0) > 0, "\(report.svm)")
+    }
+
+    @Test("Injected copy failures: a migration to the device gives up, one back is tried again; no wrong data")
+    func copyFailures() throws {
+        var configuration = configuration(.stream, 12 << 20)
+        configuration.deviceOptions = ["fail-copy-every": "3"]
+        let report = try run(configuration)
+        #expect(report.verified, "\(report.verification)")
+        #expect((report.svm["failedCopies"] ?? 0) > 0 && (report.svm["failedMigrations"] ?? 0) > 0, "\(report.svm)")
+
+        // Every copy fails: nothing reaches device memory; the device uses system memory in
+        // place and the results are still right.
+        configuration.deviceOptions = ["fail-copy-every": "1"]
+        let broken = try run(configuration)
+        #expect(broken.verified, "\(broken.verification)")
+        #expect(broken.devices[0].migrationsToDevice == 0 && broken.devices[0].remoteBytesWritten > 0)
+    }
+
     @Test("Bad configurations are refused with what is wrong, before anything runs")
     func badConfiguration() throws {
         var configuration = configuration(.stream, 8 << 20, deviceMemory: 3 << 20)

@@ -9,6 +9,10 @@ struct SimDeviceConfiguration: Sendable {
     var memoryBytes: UInt64 = 1 << 30
     var minPageSize: UInt32 = 4 << 10
     var timing = SimDeviceTiming()
+    /// Fault injection: every Nth device-memory allocation fails with `ENOMEM`, every Nth
+    /// copy to or from device memory with `EIO` (0: never).
+    var failAllocationEvery = 0
+    var failCopyEvery = 0
 
     init(options: (String) -> String?) throws {
         if let text = options("devices") {
@@ -51,5 +55,7 @@ struct SimDeviceConfiguration: Sendable {
         if let entries = try integer("tlb-entries", 1...1 << 20) { timing.tlbEntries = entries }
         if let walk = try integer("walk-ns", 0...1_000_000) { timing.walkNanoseconds = UInt64(walk) }
         if let batch = try integer("fault-batch", 1...65536) { timing.faultBatch = batch }
+        if let every = try integer("fail-alloc-every", 0...1 << 30) { failAllocationEvery = every }
+        if let every = try integer("fail-copy-every", 0...1 << 30) { failCopyEvery = every }
     }
 }

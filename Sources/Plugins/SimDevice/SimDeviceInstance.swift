@@ -18,6 +18,9 @@ final class SimDeviceInstance: OpenDevice {
     /// Set once by `close`; the ABI calls nothing afterwards, so this only makes a second
     /// close harmless.
     private let closed = Atomic<Bool>(false)
+    /// Calls so far, for fault injection (`fail-alloc-every`, `fail-copy-every`).
+    private let allocations = Atomic<Int>(0)
+    private let copies = Atomic<Int>(0)
 
     /// - Throws: `PluginErrno.outOfMemory` when the host cannot reserve the device memory.
     init(index: Int, hostDevice: UInt64, configuration: SimDeviceConfiguration, host: HostServices)
@@ -47,7 +50,23 @@ final class SimDeviceInstance: OpenDevice {
     // MARK: Device memory
 
     func allocateDeviceMemory(size: UInt64) throws -> UInt64 {
-        try memory.allocate(size: size)
+        if Self.injects(configuration.failAllocationEvery, allocations) {
+            host.log(.debug, "devmem_alloc(\(size)): injected failure (ENOMEM)")
+            throw PluginErrno.outOfMemory
+        }
+        return try memory.allocate(size: size)
+    }
+
+    /// Whether this call, counted in `calls`, is an Nth one that fails.
+    private static func injects(_ every: Int, _ calls: borrowing Atomic<Int>) -> Bool {
+        guard every > 0 else { return false }
+        return calls.add(1, ordering: .relaxed).newValue % every == 0
+    }
+
+    private func injectCopyFailure(_ operation: String) throws(PluginErrno) {
+        guard Self.injects(configuration.failCopyEvery, copies) else { return }
+        host.log(.debug, "\(operation): injected failure (EIO)")
+        throw .ioError
     }
 
     func freeDeviceMemory(offset: UInt64, size: UInt64) {
@@ -57,10 +76,12 @@ final class SimDeviceInstance: OpenDevice {
     }
 
     func copyToDeviceMemory(offset: UInt64, from source: UnsafeRawPointer, size: UInt64) throws {
+        try injectCopyFailure("copy_to_devmem")
         try memory.copy(into: offset, from: source, length: size)
     }
 
     func copyFromDeviceMemory(offset: UInt64, to destination: UnsafeMutableRawPointer, size: UInt64) throws {
+        try injectCopyFailure("copy_to_ram")
         try memory.copy(from: offset, to: destination, length: size)
     }
 

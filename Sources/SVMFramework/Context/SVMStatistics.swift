@@ -21,6 +21,9 @@ public final class SVMStatistics: Sendable {
     /// Migrations to device memory that were given up (no memory, pages busy, a racing
     /// unmap): the range stayed in system memory.
     public let failedMigrations = Atomic<Int>(0)
+    /// Copies to or from device memory the device failed (a migration to device memory then
+    /// gives up; one back to system memory tries again).
+    public let failedCopies = Atomic<Int>(0)
 
     public init() {}
 
@@ -37,6 +40,7 @@ public final class SVMStatistics: Sendable {
             "bytesToSystem": bytesToSystem.load(ordering: .relaxed),
             "evictions": evictions.load(ordering: .relaxed),
             "failedMigrations": failedMigrations.load(ordering: .relaxed),
+            "failedCopies": failedCopies.load(ordering: .relaxed),
         ]
     }
 }

@@ -11,6 +11,9 @@ public struct ExperimentReport: Sendable, Hashable, Codable {
     public var links: [LinkStatistics]
     /// Per device fault: the service time of its batch (the batch's latency and migrations).
     public var faultServiceLatency: LatencySummary
+    /// The SVM core's counters (``SVMStatistics``): failed copies and migrations given up
+    /// among them, which fault injection provokes.
+    public var svm: [String: Int]
     /// How long the run took on this machine: the only field that differs between runs.
     public var wallClock: WallClock
 

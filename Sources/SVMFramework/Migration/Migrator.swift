@@ -52,6 +52,7 @@ struct Migrator: Sendable {
         // length may hold pages.
         slot.mayHold(interval.size)
         let copied = moved == interval.size && device.copyIn(allocation, from: slot.address)
+        if moved == interval.size && !copied { statistics.failedCopies.count() }
         trace.record("to device: moved \(moved) bytes to slot \(slot.address), copied \(copied), devmem \(allocation.offset)", interval)
         // An unmap, discard or remap of the range since the data left: put it back instead.
         guard copied, range.residency.commitMigrationToDevice(allocation, intervened: { departure in
@@ -90,7 +91,7 @@ struct Migrator: Sendable {
         var copied = false
         if let owner, var slot = try? mirror.staging.takeForCopy(allocation.size) {
             slot.mayHold(allocation.size)
-            let copiedOut = owner.copyOut(allocation, to: slot.address)
+            let copiedOut = copyOut(allocation, of: owner, to: slot.address)
             trace.record("to system: devmem \(allocation.offset) copied out \(copiedOut) to slot \(slot.address)", range.interval)
             if copiedOut {
                 if putBack(range, from: slot.address, bytes: allocation.size) { slot.vacated(allocation.size) }
@@ -111,6 +112,19 @@ struct Migrator: Sendable {
         try? faults.wake(UInt(range.interval.start), length: Int(range.interval.size))
         return true
     }
+
+    /// Copies device memory out, trying again after a failed copy: a device error
+    /// (`EIO`) may be transient, and giving up would lose the only copy of the data.
+    private func copyOut(_ allocation: DeviceAllocation, of owner: SVMDevice, to address: UInt64) -> Bool {
+        for _ in 0..<Self.copyAttempts {
+            if owner.copyOut(allocation, to: address) { return true }
+            statistics.failedCopies.count()
+        }
+        return false
+    }
+
+    /// Copies out a migration back to system memory tries before it gives up.
+    static let copyAttempts = 4
 
     /// Drops a device-resident range's device memory without copying: its CPU pages were
     /// discarded or unmapped in whole, so the data is gone.
