@@ -5,8 +5,12 @@ import Glibc
 /// boundaries. Over-maps by `alignment` and unmaps the excess at both ends, so the result is
 /// released with a plain `munmap(address, size)`. `nil` with `errno` set when mmap fails.
 public func mapAnonymousAligned(
-    size: Int, alignment: Int, protection: Int32 = PROT_READ | PROT_WRITE, flags: Int32 = MAP_PRIVATE
+    size requested: Int, alignment: Int, protection: Int32 = PROT_READ | PROT_WRITE, flags: Int32 = MAP_PRIVATE
 ) -> UnsafeMutableRawPointer? {
+    // Whole pages: the excess is unmapped from the page after the last one (munmap of an
+    // address inside a page fails, and the excess would stay mapped).
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    let size = (requested + page - 1) / page * page
     guard let raw = mmap(nil, size + alignment, protection, flags | MAP_ANONYMOUS, -1, 0), raw != MAP_FAILED else {
         return nil
     }
