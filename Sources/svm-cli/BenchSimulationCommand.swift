@@ -12,8 +12,8 @@ extension BenchCommand {
             abstract: "Simulation throughput: the stream workload at growing working sets.",
             discussion: """
                 Runs the stream experiment (a = b + s*c, two iterations, checked on the CPU) at
-                each working set, with device memory 1.1x the working set so nothing is evicted,
-                and prints the wall time, the simulated device accesses and faults per wall-clock
+                each working set, --repetitions times, with device memory 1.1x the arrays so
+                nothing is evicted, and prints the median wall time (and the range), the simulated device accesses and faults per wall-clock
                 second, and the wall time per GiB relative to the smallest size (1.0 = grows
                 linearly; below 1 = better than linear). Build with -c release for real numbers;
                 a 4G run needs about 9 GiB of RAM.
@@ -24,12 +24,18 @@ extension BenchCommand {
         @Option(help: ArgumentHelp("Working sets, comma-separated.", valueName: "sizes"))
         var sizes = "64M,256M,1G,4G"
 
+        @Option(help: "Runs per working set; the median wall time is reported (1 to 100).")
+        var repetitions = 3
+
         @Flag(help: "Print the results as JSON.")
         var json = false
 
         struct Row: Codable {
             var workingSetBytes: UInt64
+            /// The median of the runs, and the fastest and slowest.
             var wallSeconds: Double
+            var fastestWallSeconds: Double
+            var slowestWallSeconds: Double
             var simulatedNanoseconds: UInt64
             var accesses: UInt64
             var faults: Int
@@ -49,29 +55,43 @@ extension BenchCommand {
             }
         }
 
-        func validate() throws { _ = try workingSets() }
+        func validate() throws {
+            _ = try workingSets()
+            guard (1...100).contains(repetitions) else {
+                throw ValidationError("--repetitions must be between 1 and 100, not \(repetitions)")
+            }
+        }
 
         func run() throws {
             var rows: [Row] = []
             for bytes in try workingSets() {
                 var configuration = ExperimentConfiguration()
                 configuration.workingSetBytes = bytes
-                configuration.deviceMemoryBytes = (bytes + bytes / 10 + (2 << 20) - 1) / (2 << 20) * (2 << 20)
+                // Room for the three arrays' whole 2 MiB windows and a tenth more: a triad
+                // step needs a range of each array resident at once.
+                let window: UInt64 = 2 << 20
+                let arrays = 3 * ((bytes / 3 + window - 1) / window * window)
+                configuration.deviceMemoryBytes = (arrays + arrays / 10 + window - 1) / window * window
                 let host = try plugins.makeHost(defaults: configuration.pluginOptions)
-                let report: ExperimentReport
-                do {
-                    report = try Experiment(configuration: configuration, host: host).run()
-                } catch {
-                    throw CLIFailure("stream at \(ByteCount.format(bytes)): \(error)")
+                var reports: [ExperimentReport] = []
+                for _ in 0..<repetitions {
+                    do {
+                        reports.append(try Experiment(configuration: configuration, host: host).run())
+                    } catch {
+                        throw CLIFailure("stream at \(ByteCount.format(bytes)): \(error)")
+                    }
                 }
+                let walls = reports.map(\.wallClock.seconds).sorted()
+                let report = reports.sorted { $0.wallClock.seconds < $1.wallClock.seconds }[reports.count / 2]
                 let device = report.devices[0]
                 let wall = report.wallClock.seconds
                 let perByte = wall / Double(bytes)
                 let first = rows.first.map { $0.wallSeconds / Double($0.workingSetBytes) } ?? perByte
                 rows.append(Row(
-                    workingSetBytes: bytes, wallSeconds: wall, simulatedNanoseconds: report.simulatedNanoseconds,
-                    accesses: device.accesses, faults: device.faults.total, accessesPerSecond: report.wallClock.accessesPerSecond,
-                    faultsPerSecond: report.wallClock.faultsPerSecond, wallPerByteVsFirst: perByte / first, verified: report.verified))
+                    workingSetBytes: bytes, wallSeconds: wall, fastestWallSeconds: walls.first!, slowestWallSeconds: walls.last!,
+                    simulatedNanoseconds: report.simulatedNanoseconds, accesses: device.accesses, faults: device.faults.total,
+                    accessesPerSecond: report.wallClock.accessesPerSecond, faultsPerSecond: report.wallClock.faultsPerSecond,
+                    wallPerByteVsFirst: perByte / first, verified: reports.allSatisfy(\.verified)))
                 if !json { print(Self.text(rows.last!)) }
             }
             if json { print(try JSONOutput.encode(rows)) }
@@ -80,7 +100,8 @@ extension BenchCommand {
 
         static func text(_ row: Row) -> String {
             let size = ByteCount.format(row.workingSetBytes)
-            return "stream \(size.padding(toLength: 8, withPad: " ", startingAt: 0)) wall \(String(format: "%7.2f", row.wallSeconds)) s  "
+            return "stream \(size.padding(toLength: 8, withPad: " ", startingAt: 0)) wall \(String(format: "%7.2f", row.wallSeconds)) s "
+                + "(\(String(format: "%.2f", row.fastestWallSeconds))–\(String(format: "%.2f", row.slowestWallSeconds)))  "
                 + "simulated \(String(format: "%9.3f", Double(row.simulatedNanoseconds) / 1e6)) ms  "
                 + "\(String(format: "%6.1f", row.accessesPerSecond / 1e6))M accesses/s  \(String(format: "%7.1f", row.faultsPerSecond)) faults/s  "
                 + "wall per GiB vs first \(String(format: "%.2f", row.wallPerByteVsFirst))\(row.verified ? "" : "  NOT VERIFIED")"

@@ -63,7 +63,10 @@ struct PluginOptionsGroup: ParsableArguments {
                     StandardError.write("[\(record.plugin)] \(record.level): \(record.message)")
                 }))
         for failure in host.failures { StandardError.write("warning: \(failure)") }
-        for name in given.keys.sorted() where host.plugin(named: name) == nil {
+        // A plugin whose init failed was named by its own warning above.
+        let failed = host.failures.map(\.path)
+        for name in given.keys.sorted()
+        where host.plugin(named: name) == nil && !failed.contains(where: { $0.hasSuffix("/lib\(name).so") }) {
             StandardError.write("warning: --plugin-option names '\(name)', which is not loaded")
         }
         return host

@@ -69,4 +69,29 @@ struct BenchCLITests {
         #expect(unknown.status == 1)
         #expect(unknown.standardError.contains("NoSuchGPU"))
     }
+
+    @Test("bench sim runs stream at each size, reports the median of its repetitions, and verifies")
+    func simulation() throws {
+        struct Row: Decodable {
+            let workingSetBytes: UInt64
+            let wallSeconds: Double
+            let fastestWallSeconds: Double
+            let slowestWallSeconds: Double
+            let simulatedNanoseconds: UInt64
+            let accesses: UInt64
+            let faults: Int
+            let verified: Bool
+        }
+        let result = try ProcessRunner.svmCLI(["bench", "sim", "--sizes", "2M,6M", "--repetitions", "3", "--json"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let rows = try JSONDecoder().decode([Row].self, from: Data(result.standardOutput.utf8))
+        #expect(rows.map(\.workingSetBytes) == [2 << 20, 6 << 20])
+        for row in rows {
+            #expect(row.verified && row.accesses > 0 && row.faults > 0 && row.simulatedNanoseconds > 0)
+            #expect(row.fastestWallSeconds <= row.wallSeconds && row.wallSeconds <= row.slowestWallSeconds)
+        }
+        #expect(rows[1].simulatedNanoseconds > rows[0].simulatedNanoseconds)
+        let bad = try ProcessRunner.svmCLI(["bench", "sim", "--sizes", "2M,huge"])
+        #expect(bad.status == 2 && bad.standardError.contains("'huge'"))
+    }
 }
