@@ -81,8 +81,9 @@ extension BenchCommand {
                         throw CLIFailure("stream at \(ByteCount.format(bytes)): \(error)")
                     }
                 }
-                let walls = reports.map(\.wallClock.seconds).sorted()
-                let report = reports.sorted { $0.wallClock.seconds < $1.wallClock.seconds }[reports.count / 2]
+                reports.sort { $0.wallClock.seconds < $1.wallClock.seconds }
+                let walls = reports.map(\.wallClock.seconds)
+                let report = reports[reports.count / 2]
                 let device = report.devices[0]
                 let wall = report.wallClock.seconds
                 let perByte = wall / Double(bytes)

@@ -66,6 +66,7 @@ struct SimDeviceKernelRun {
     }
 
     private struct Item {
+        let start: UInt64
         var done: UInt64
         let end: UInt64
     }
@@ -138,7 +139,7 @@ struct SimDeviceKernelRun {
                 break
             }
         }
-        result.bytes = Self.completedBytes(items, of: kernel)
+        result.bytes = items.reduce(0) { $0 + $1.done - $1.start }
         result.activity.faultBatches = batches
         result.activity.busyNanoseconds = timing.busyNanoseconds(result.activity)
         return result
@@ -170,17 +171,9 @@ struct SimDeviceKernelRun {
 
     /// The kernel's work items, in order.
     private static func items(of kernel: DeviceKernel) -> [Item] {
-        let (size, length) = (kernel.size, itemLength(of: kernel))
-        return stride(from: 0, to: size, by: Int(length)).map { Item(done: $0, end: min(size, $0 + length)) }
-    }
-
-    private static func itemLength(of kernel: DeviceKernel) -> UInt64 {
-        if case .gather = kernel { gatherItemBytes } else { itemBytes }
-    }
-
-    private static func completedBytes(_ items: [Item], of kernel: DeviceKernel) -> UInt64 {
-        let length = itemLength(of: kernel)
-        return items.enumerated().reduce(0) { total, entry in total + entry.element.done - UInt64(entry.offset) * length }
+        let size = kernel.size
+        let length = if case .gather = kernel { gatherItemBytes } else { itemBytes }
+        return stride(from: 0, to: size, by: Int(length)).map { Item(start: $0, done: $0, end: min(size, $0 + length)) }
     }
 
     // MARK: Items

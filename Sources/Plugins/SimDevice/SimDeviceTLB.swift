@@ -26,8 +26,6 @@ final class SimDeviceTLB: Sendable {
         state.withLock { $0.invalidate(range) }
     }
 
-    var count: Int { state.withLock { $0.slots.count - $0.free.count } }
-
     private struct Key: Hashable {
         let start: UInt64
         let size: UInt64

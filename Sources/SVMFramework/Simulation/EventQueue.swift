@@ -24,9 +24,6 @@ public final class EventQueue {
 
     public init(start: UInt64 = 0) { now = start }
 
-    /// Actions scheduled and not run yet.
-    public var pendingCount: Int { actions.count }
-
     /// Runs `action` at simulated `time` (not before now).
     /// - Complexity: O(log n).
     public func schedule(at time: UInt64, _ action: @escaping () -> Void) {
@@ -48,11 +45,5 @@ public final class EventQueue {
             now = entry.time
             actions.removeValue(forKey: entry.order)?()
         }
-    }
-
-    /// Moves the clock to `time` when nothing is due before it (idle time passing).
-    public func advance(to time: UInt64) {
-        precondition(heap.min.map { $0.time >= time } ?? true, "events are due before \(time)")
-        now = max(now, time)
     }
 }

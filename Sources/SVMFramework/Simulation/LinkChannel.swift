@@ -61,8 +61,9 @@ final class LinkChannel {
         for index in transfers.indices { transfers[index].remaining -= transfers[index].rate * elapsed }
         // Checks run at whole nanoseconds rounded up: a finished transfer has no work left
         // (the tolerance absorbs floating-point rounding).
-        let done = transfers.filter { $0.remaining <= 1e-6 }
-        transfers.removeAll { transfer in done.contains { $0.id == transfer.id } }
+        let isDone = { (transfer: Transfer) in transfer.remaining <= 1e-6 }
+        let done = transfers.filter(isDone)
+        transfers.removeAll(where: isDone)
         for transfer in done {
             bytesMoved += transfer.bytes
             transfersDone += 1
