@@ -45,6 +45,18 @@ struct uffdio_move {
 };
 #define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
 #endif
+#ifndef UFFDIO_POISON
+struct uffdio_poison {
+    struct uffdio_range range;
+    __u64 mode;
+    /* Written by the kernel: bytes poisoned or -errno. */
+    __s64 updated;
+};
+#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
+#endif
+#ifndef UFFDIO_POISON_MODE_DONTWAKE
+#define UFFDIO_POISON_MODE_DONTWAKE ((__u64)1 << 0)
+#endif
 #ifndef UFFDIO_MOVE_MODE_DONTWAKE
 #define UFFDIO_MOVE_MODE_DONTWAKE ((__u64)1 << 0)
 #endif
@@ -99,6 +111,9 @@ SVM_SAME(SVM_UFFD_EVENT_UNMAP, UFFD_EVENT_UNMAP);
 SVM_SAME(SVM_UFFD_PAGEFAULT_WRITE, UFFD_PAGEFAULT_FLAG_WRITE);
 SVM_SAME(SVM_UFFD_PAGEFAULT_WP, UFFD_PAGEFAULT_FLAG_WP);
 SVM_SAME(SVM_UFFD_PAGEFAULT_MINOR, UFFD_PAGEFAULT_FLAG_MINOR);
+_Static_assert(sizeof(struct uffdio_poison) == 32, "struct uffdio_poison is a range and two words");
+_Static_assert(offsetof(struct uffdio_poison, updated) == 24, "uffdio_poison.updated is last");
+SVM_SAME(SVM_UFFD_POISON_DONTWAKE, UFFDIO_POISON_MODE_DONTWAKE);
 _Static_assert(sizeof(struct uffdio_move) == 40, "struct uffdio_move is five 64-bit words");
 _Static_assert(offsetof(struct uffdio_move, move) == 32, "uffdio_move.move is last");
 _Static_assert(sizeof(struct uffd_msg) == 32, "uffd_msg is 32 bytes");
@@ -185,6 +200,13 @@ int svm_uffd_move(int fd, uint64_t dst, uint64_t src, uint64_t length, uint64_t 
     struct uffdio_move request = {.dst = dst, .src = src, .len = length, .mode = mode, .move = 0};
     int status = svm_uffd_ioctl(fd, UFFDIO_MOVE, &request);
     svm_uffd_report_count(moved, request.move);
+    return status;
+}
+
+int svm_uffd_poison(int fd, uint64_t start, uint64_t length, uint64_t mode, int64_t *poisoned) {
+    struct uffdio_poison request = {.range = {.start = start, .len = length}, .mode = mode, .updated = 0};
+    int status = svm_uffd_ioctl(fd, UFFDIO_POISON, &request);
+    svm_uffd_report_count(poisoned, request.updated);
     return status;
 }
 

@@ -7,6 +7,7 @@
 _Static_assert(sizeof(struct svm_plugin_request) == 8, "request layout");
 _Static_assert(offsetof(struct svm_plugin_descriptor, name) == 16, "descriptor layout");
 _Static_assert(offsetof(struct svm_host_services, log) == 16, "host services layout");
+_Static_assert(offsetof(struct svm_host_services, report_device_reset) == 48, "host services 1.3 appended after config_get");
 _Static_assert(offsetof(struct svm_device_info, name) == 8, "device info layout");
 _Static_assert(sizeof(struct svm_device_info) == 96, "device info size");
 _Static_assert(sizeof(struct svm_link_info) == 96, "link info size");

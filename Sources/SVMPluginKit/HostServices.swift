@@ -59,6 +59,17 @@ public struct HostServices: @unchecked Sendable {
         }
     }
 
+    /// Tells the host that the device it opened as `hostDevice` lost its memory's contents
+    /// (a reset; ABI 1.3). Call after the device's memory and page table are reset, before
+    /// it runs anything else; returns once the host has invalidated the lost ranges.
+    /// Throws `PluginErrno.notSupported` from a host older than 1.3, which cannot be told.
+    public func reportDeviceReset(hostDevice: UInt64) throws {
+        guard table.pointee.has(\.report_device_reset), let report = table.pointee.report_device_reset else {
+            throw PluginErrno.notSupported
+        }
+        if let error = PluginErrno(status: report(table.pointee.host_ctx, hostDevice)) { throw error }
+    }
+
     /// The host's simulated time in nanoseconds.
     public func now() -> UInt64 {
         guard table.pointee.has(\.clock_now_ns), let now = table.pointee.clock_now_ns else {

@@ -10,6 +10,8 @@ final class RecordingDevice: OpenDevice, @unchecked Sendable {
     let memory: UnsafeMutableRawPointer
     let capacity: UInt64
     let state = Mutex<(next: UInt64, binds: [(UInt64, [BindPiece])], zaps: Int, free: [UInt64: [UInt64]])>((0, [], 0, [:]))
+    /// When set, every copy out of device memory fails with `EIO` (a broken device).
+    let failCopiesOut = Atomic<Bool>(false)
 
     init(capacity: UInt64) {
         self.capacity = capacity
@@ -31,6 +33,7 @@ final class RecordingDevice: OpenDevice, @unchecked Sendable {
         memory.advanced(by: Int(offset)).copyMemory(from: source, byteCount: Int(size))
     }
     func copyFromDeviceMemory(offset: UInt64, to destination: UnsafeMutableRawPointer, size: UInt64) throws {
+        if failCopiesOut.load(ordering: .relaxed) { throw PluginErrno.ioError }
         destination.copyMemory(from: memory.advanced(by: Int(offset)), byteCount: Int(size))
     }
     func bind(address: UInt64, size: UInt64, pieces: [BindPiece], access: BindAccess) throws {

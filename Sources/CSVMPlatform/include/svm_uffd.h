@@ -61,6 +61,7 @@ enum {
     SVM_UFFD_WRITEPROTECT_DONTWAKE = 1 << 1,
     SVM_UFFD_MOVE_DONTWAKE = 1 << 0,
     SVM_UFFD_MOVE_ALLOW_SRC_HOLES = 1 << 1,
+    SVM_UFFD_POISON_DONTWAKE = 1 << 0,
 };
 
 /* Event kinds (uffd_msg.event). */
@@ -133,6 +134,12 @@ int svm_uffd_writeprotect(int fd, uint64_t start, uint64_t length, uint64_t mode
  * src becomes a hole. A kernel without it answers -EINVAL (unknown ioctl) or -ENOTTY. */
 int svm_uffd_move(int fd, uint64_t dst, uint64_t src, uint64_t length, uint64_t mode,
                   int64_t *moved);
+
+/* UFFDIO_POISON (Linux 6.6): marks the missing pages of the range poisoned; a later access
+ * raises SIGBUS (BUS_MCEERR_AR) and the kernel's own accesses (process_vm_readv) fail with
+ * EFAULT, as for memory lost to a hardware error. madvise(MADV_DONTNEED) or munmap clears
+ * the marks. *poisoned gets the bytes marked, also for a partial -EAGAIN. */
+int svm_uffd_poison(int fd, uint64_t start, uint64_t length, uint64_t mode, int64_t *poisoned);
 
 /* Reads one message. -EAGAIN when none is queued; -EPROTO for a short read or an event this
  * header does not know. */

@@ -41,7 +41,7 @@ extern "C" {
 #endif
 
 #define SVM_PLUGIN_ABI_MAJOR 1
-#define SVM_PLUGIN_ABI_MINOR 2
+#define SVM_PLUGIN_ABI_MINOR 3
 
 /* The one symbol a plugin exports. */
 #define SVM_PLUGIN_ENTRY_SYMBOL "svm_plugin_entry"
@@ -127,6 +127,16 @@ struct svm_host_services {
      * buffer_size - 1 bytes, into buffer, and returns its full length in bytes, or -ENOENT
      * when the key is not set. Any thread. */
     int64_t (*config_get)(void *host_ctx, const char *key, char *buffer, size_t buffer_size);
+
+    /* [1.3] The device opened as host_device lost the contents of its memory (a reset):
+     * every allocation the host made is unreadable now (copies out of it may fail with
+     * -EIO) and its page table is empty. The host treats the data as lost: it frees the
+     * device memory, invalidates the ranges and marks their CPU pages so that reading them
+     * fails, never returning zeros in their place. Call it after the device's state is reset
+     * and before it runs anything else; it returns once the host is done. Not while holding
+     * a lock the host's calls into the plugin take. Returns 0, or -ENODEV when host_device
+     * is unknown. */
+    svm_status (*report_device_reset)(void *host_ctx, uint64_t host_device);
 };
 
 /* ---------------------------------------------------------------------------------------

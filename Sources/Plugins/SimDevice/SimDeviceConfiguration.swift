@@ -13,6 +13,9 @@ struct SimDeviceConfiguration: Sendable {
     /// copy to or from device memory with `EIO` (0: never).
     var failAllocationEvery = 0
     var failCopyEvery = 0
+    /// Fault injection: the device resets once, after its Nth kernel (0: never), losing
+    /// the contents of its memory.
+    var resetAfterKernel = 0
 
     init(options: (String) -> String?) throws {
         if let text = options("devices") {
@@ -57,5 +60,6 @@ struct SimDeviceConfiguration: Sendable {
         if let batch = try integer("fault-batch", 1...65536) { timing.faultBatch = batch }
         if let every = try integer("fail-alloc-every", 0...1 << 30) { failAllocationEvery = every }
         if let every = try integer("fail-copy-every", 0...1 << 30) { failCopyEvery = every }
+        if let kernel = try integer("reset-after-kernel", 0...1 << 30) { resetAfterKernel = kernel }
     }
 }

@@ -21,6 +21,8 @@ final class SimDeviceInstance: OpenDevice {
     /// Calls so far, for fault injection (`fail-alloc-every`, `fail-copy-every`).
     private let allocations = Atomic<Int>(0)
     private let copies = Atomic<Int>(0)
+    /// Kernels run so far, for `reset-after-kernel`.
+    private let kernels = Atomic<Int>(0)
 
     /// - Throws: `PluginErrno.outOfMemory` when the host cannot reserve the device memory.
     init(index: Int, hostDevice: UInt64, configuration: SimDeviceConfiguration, host: HostServices)
@@ -120,6 +122,23 @@ final class SimDeviceInstance: OpenDevice {
         let parts = SimDeviceParts(
             memory: memory, pageTable: pageTable, tlb: tlb, bounceBuffers: bounceBuffers, timing: configuration.timing)
         var run = SimDeviceKernelRun(kernel, device: parts, host: host, hostDevice: hostDevice)
-        return try run.run()
+        let result = try run.run()
+        if kernels.add(1, ordering: .relaxed).newValue == configuration.resetAfterKernel { reset() }
+        return result
+    }
+
+    /// Injected reset (`reset-after-kernel`): the memory's contents and the page table are
+    /// lost, as after a GPU reset that loses VRAM; the host is told so that it stops
+    /// trusting every allocation it made.
+    private func reset() {
+        let lost = memory.loseContents()
+        pageTable.zap(0 ..< GPUPageTable.addressLimit)
+        tlb.invalidate(0 ..< GPUPageTable.addressLimit)
+        host.log(.warning, "reset after kernel \(configuration.resetAfterKernel) (reset-after-kernel): \(ByteCount.format(lost)) of device memory lost")
+        do {
+            try host.reportDeviceReset(hostDevice: hostDevice)
+        } catch {
+            host.log(.error, "report_device_reset: \(error); the host may still trust the lost memory")
+        }
     }
 }

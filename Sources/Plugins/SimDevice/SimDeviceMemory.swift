@@ -28,6 +28,9 @@ final class SimDeviceMemory: @unchecked Sendable {
         var allocator: BuddyAllocator
         /// The live allocations by offset: an allocation is always one buddy block.
         var blocks: [UInt64: BuddyAllocator.Block] = [:]
+        /// Live allocations whose contents a reset destroyed: reading them fails with `EIO`
+        /// until they are written whole again or freed.
+        var lost: Set<UInt64> = []
     }
 
     private let state: Mutex<State>
@@ -98,45 +101,68 @@ final class SimDeviceMemory: @unchecked Sendable {
         state.withLock { state -> Bool in
             guard let block = state.blocks[offset], block.size == size else { return false }
             state.blocks[offset] = nil
+            state.lost.remove(offset)
             // Cannot fail: the block is live and from this allocator.
             _ = try? state.allocator.free(block)
             return true
         }
     }
 
-    /// Copies `length` bytes of host memory into the allocation holding `offset`.
+    /// Copies `length` bytes of host memory into the allocation holding `offset`. Writing a
+    /// lost allocation whole makes it readable again.
     ///
     /// - Throws: `.invalidArgument` unless the bytes lie inside one allocation.
     func copy(into offset: UInt64, from source: UnsafeRawPointer, length: UInt64) throws(PluginErrno) {
-        try checkAllocated(offset: offset, length: length)
+        let block = try allocation(holding: offset, length: length)
         (base + Int(offset)).copyMemory(from: source, byteCount: Int(length))
+        if block.offset == offset && block.size == length {
+            _ = state.withLock { $0.lost.remove(offset) }
+        }
     }
 
     /// Copies `length` bytes of the allocation holding `offset` into host memory.
     ///
-    /// - Throws: `.invalidArgument` unless the bytes lie inside one allocation.
+    /// - Throws: `.invalidArgument` unless the bytes lie inside one allocation; `.ioError`
+    ///   when a reset destroyed its contents.
     func copy(from offset: UInt64, to destination: UnsafeMutableRawPointer, length: UInt64) throws(PluginErrno) {
-        try checkAllocated(offset: offset, length: length)
+        let block = try allocation(holding: offset, length: length)
+        guard !state.withLock({ $0.lost.contains(block.offset) }) else { throw .ioError }
         destination.copyMemory(from: base + Int(offset), byteCount: Int(length))
     }
 
-    /// Throws unless `[offset, offset + length)` lies inside one live allocation: the ABI's
-    /// "-EINVAL outside an allocation", which also catches a copy after free.
+    /// A reset: every live allocation's bytes are overwritten with a pattern (so that data
+    /// read from it by mistake is recognizably wrong) and reading it fails from now on.
+    /// Returns the bytes lost.
+    func loseContents() -> UInt64 {
+        state.withLock { state -> UInt64 in
+            var bytes: UInt64 = 0
+            for block in state.blocks.values {
+                (base + Int(block.offset)).initializeMemory(as: UInt8.self, repeating: 0xDE, count: Int(block.size))
+                state.lost.insert(block.offset)
+                bytes += block.size
+            }
+            return bytes
+        }
+    }
+
+    /// The live allocation that holds `[offset, offset + length)`: the ABI's "-EINVAL
+    /// outside an allocation", which also catches a copy after free.
     ///
     /// - Complexity: O(log size): one lookup per block order.
-    private func checkAllocated(offset: UInt64, length: UInt64) throws(PluginErrno) {
+    private func allocation(holding offset: UInt64, length: UInt64) throws(PluginErrno) -> (offset: UInt64, size: UInt64) {
         guard contains(offset: offset, length: length) else { throw .invalidArgument }
-        let inside = state.withLock { state -> Bool in
+        let found = state.withLock { state -> (offset: UInt64, size: UInt64)? in
             var blockSize = minPageSize
             while blockSize <= size {
                 let start = offset & ~(blockSize - 1)
                 if let block = state.blocks[start], block.size == blockSize {
-                    return length <= block.range.upperBound - offset
+                    return length <= block.range.upperBound - offset ? (start, blockSize) : nil
                 }
                 blockSize <<= 1
             }
-            return false
+            return nil
         }
-        guard inside else { throw .invalidArgument }
+        guard let found else { throw .invalidArgument }
+        return found
     }
 }

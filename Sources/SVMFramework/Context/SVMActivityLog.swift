@@ -18,11 +18,23 @@ public final class SVMActivityLog: Sendable {
         case deviceFault, cpuFault, eviction, release, addressSpaceChange
     }
 
+    /// Why data was lost.
+    public enum LossCause: String, Sendable, Hashable, Codable {
+        /// The device reset and its memory's contents with it.
+        case deviceReset
+        /// Copies back to system memory kept failing (or the device was gone).
+        case copyFailure
+    }
+
     public enum Entry: Sendable, Hashable {
         /// A device fault the context was asked to service (`batch` 0: not batched).
         case deviceFault(deviceID: UInt64, address: UInt64, access: DeviceAccess, batch: UInt64)
         /// A range's data moved between system memory and a device's memory.
         case migration(deviceID: UInt64, bytes: UInt64, direction: Direction, cause: Cause)
+        /// A device reported a reset.
+        case deviceReset(deviceID: UInt64)
+        /// A range's data, held only in a device's memory, was lost.
+        case dataLost(deviceID: UInt64, bytes: UInt64, cause: LossCause)
     }
 
     private let enabled = Atomic<Bool>(false)

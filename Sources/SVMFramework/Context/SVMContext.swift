@@ -24,6 +24,8 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     public let trace = SVMTrace()
     /// What cost simulated time, when enabled (experiments).
     public let activity = SVMActivityLog()
+    /// The CPU addresses whose data was lost (a device reset): poisoned pages.
+    public let lostMemory = LostMemory()
     public let policy: MigrationPolicy
     /// Why CPU faults and migration are off, or `nil` when the mirror runs.
     public let mirrorUnavailableReason: String?
@@ -50,7 +52,8 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         do {
             let mirror = try CPUMirror()
             self.mirror = mirror
-            migrator = Migrator(space: space, mirror: mirror, statistics: statistics, trace: trace, activity: activity)
+            migrator = Migrator(
+                space: space, mirror: mirror, statistics: statistics, trace: trace, activity: activity, lost: lostMemory)
             mirrorUnavailableReason = mirror.canMigrate ? nil : "the kernel has no UFFDIO_MOVE (Linux 6.8): CPU faults and invalidation work, nothing migrates to device memory"
         } catch {
             mirror = nil
@@ -136,6 +139,19 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         }
     }
 
+    /// The device lost its memory's contents: every range resident there loses its data
+    /// (device memory freed, mappings invalidated, CPU pages poisoned and listed in
+    /// ``lostMemory``). A migration back under way finds its copy failing and loses the data
+    /// itself.
+    public func handleDeviceReset(hostDevice: UInt64) throws {
+        guard let device = devices.withLock({ $0.byID[hostDevice] }) else { throw PluginErrno.noDevice }
+        statistics.deviceResets.count()
+        activity.record(.deviceReset(deviceID: hostDevice))
+        guard let migrator else { return }
+        let devices = allDevices
+        for range in device.residents.ranges { migrator.lose(range, devices: devices) }
+    }
+
     /// The GPU fault flow of DESIGN.md: collect garbage, find or insert the range, choose the
     /// placement, migrate, collect the pages, commit under an unchanged sequence number.
     private func serviceDeviceFault(device: SVMDevice, address: UInt64, access: DeviceAccess) throws {
@@ -156,6 +172,11 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
                 throw PluginErrno.accessDenied
             }
             let range = found.range
+            // Lost data is never served: not from device memory, not as zeros.
+            if lostMemory.overlaps(range.interval) {
+                statistics.faultsOnLostData.count()
+                throw PluginErrno.ioError
+            }
             mirrorIfNeeded(range, mapping: found.mapping)
             let sequence = found.notifier.sequence.readBegin()
             let pieces: [BindPiece]
@@ -302,11 +323,14 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
             let interval = AddressInterval(start: UInt64(start), end: UInt64(end))
             let isUnmap = if case .unmap = event { true } else { false }
             if !isUnmap { migrator?.discardCPUPages(interval) }
+            // The program gave the memory up: what it maps there next is new.
+            lostMemory.remove(interval)
             for range in space.invalidate(interval, event: isUnmap ? .unmap : .remove) {
                 settleDeviceData(range, change: .discarded(interval), devices: devices)
             }
         case .remap(let from, let to, let length):
             let old = AddressInterval(start: UInt64(from), end: UInt64(from + length))
+            lostMemory.remap(from: UInt64(from), to: UInt64(to), length: UInt64(length))
             // The ranges at the old addresses end; their data follows the pages.
             for range in space.invalidate(old, event: .unmap) {
                 settleDeviceData(range, change: .remapped(from: UInt64(from), to: UInt64(to), length: UInt64(length)), devices: devices)

@@ -24,6 +24,14 @@ public final class SVMStatistics: Sendable {
     /// Copies to or from device memory the device failed (a migration to device memory then
     /// gives up; one back to system memory tries again).
     public let failedCopies = Atomic<Int>(0)
+    /// Device resets reported (`report_device_reset`).
+    public let deviceResets = Atomic<Int>(0)
+    /// Ranges whose data was lost (a reset, or copies back that kept failing), and bytes:
+    /// their CPU pages are poisoned.
+    public let lostRanges = Atomic<Int>(0)
+    public let lostBytes = Atomic<Int>(0)
+    /// Device faults refused because the range's data was lost.
+    public let faultsOnLostData = Atomic<Int>(0)
 
     public init() {}
 
@@ -41,6 +49,10 @@ public final class SVMStatistics: Sendable {
             "evictions": evictions.load(ordering: .relaxed),
             "failedMigrations": failedMigrations.load(ordering: .relaxed),
             "failedCopies": failedCopies.load(ordering: .relaxed),
+            "deviceResets": deviceResets.load(ordering: .relaxed),
+            "lostRanges": lostRanges.load(ordering: .relaxed),
+            "lostBytes": lostBytes.load(ordering: .relaxed),
+            "faultsOnLostData": faultsOnLostData.load(ordering: .relaxed),
         ]
     }
 }

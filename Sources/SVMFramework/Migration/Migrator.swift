@@ -20,12 +20,19 @@ import SVMPluginKit
 ///
 /// Every step that can fail gives up cleanly: the data goes back into place and the range
 /// stays in system memory (the fault is then served from system memory).
+///
+/// ## Lost data
+/// Data whose only copy is in device memory is lost when the device resets, or when copying
+/// it back keeps failing. Its CPU pages are then poisoned (``UserFaultFD/poison(_:length:wake:)``)
+/// and listed in ``LostMemory``: a CPU read raises `SIGBUS`, a device fault is refused.
+/// Never a page of zeros in the data's place.
 struct Migrator: Sendable {
     let space: SVMSpace
     let mirror: CPUMirror
     let statistics: SVMStatistics
     let trace: SVMTrace
     let activity: SVMActivityLog
+    let lost: LostMemory
 
     private var faults: UserFaultFD { mirror.faults }
 
@@ -99,6 +106,8 @@ struct Migrator: Sendable {
             }
             mirror.staging.recycle(slot)
         }
+        // The device could not give the data back (or is gone): it is lost.
+        if !copied { markLost(range, bytes: allocation.size, deviceID: allocation.deviceID, cause: .copyFailure) }
         release(range, allocation, of: owner)
         trace.record("to system: ended, copied \(copied)", range.interval)
         if copied {
@@ -107,10 +116,87 @@ struct Migrator: Sendable {
             activity.record(.migration(deviceID: allocation.deviceID, bytes: allocation.size, direction: .toSystem, cause: cause))
         }
         beforeWake()
-        // Whoever waits on the range's pages sleeps until woken; a failed copy leaves holes
-        // that read as zero, which is all that can be done with a failed device.
+        // Whoever waits on the range's pages sleeps until woken (on lost data it then gets
+        // SIGBUS).
         try? faults.wake(UInt(range.interval.start), length: Int(range.interval.size))
         return true
+    }
+
+    /// Drops a device-resident range whose device memory lost its contents (a reset): the
+    /// device memory is freed and the CPU pages are poisoned. False when the range was not
+    /// in device memory (a migration back that is under way finds the copy failing and
+    /// loses the data itself).
+    @discardableResult
+    func lose(_ range: SVMRange, devices: [SVMDevice]) -> Bool {
+        guard let (allocation, _) = range.residency.beginMigrationToSystem() else { return false }
+        space.invalidate(range.interval, event: .migration)
+        markLost(range, bytes: allocation.size, deviceID: allocation.deviceID, cause: .deviceReset)
+        release(range, allocation, of: devices.first { $0.deviceID == allocation.deviceID })
+        try? faults.wake(UInt(range.interval.start), length: Int(range.interval.size))
+        return true
+    }
+
+    /// Poisons the CPU pages that should receive the first `bytes` of the range's data
+    /// (wherever address-space changes since it left put them) and lists them as lost.
+    private func markLost(_ range: SVMRange, bytes: UInt64, deviceID: UInt64, cause: SVMActivityLog.LossCause) {
+        var poisoned: UInt64 = 0
+        forEachDestination(of: range, bytes: bytes) { _, destination, length in
+            let placement = poison(at: destination, length: length)
+            poisoned += placement.bytes
+            return placement
+        }
+        trace.record("lost \(bytes) bytes (\(cause)); poisoned \(poisoned)", range.interval)
+        statistics.lostRanges.count()
+        statistics.lostBytes.count(Int(bytes))
+        activity.record(.dataLost(deviceID: deviceID, bytes: bytes, cause: cause))
+    }
+
+    /// Poisons the missing pages of `[destination, destination + length)`; a page that is
+    /// present again (new data mapped there since) or gone is skipped.
+    private func poison(at destination: UInt64, length: UInt64) -> Placement {
+        var done: UInt64 = 0
+        var skipped = false
+        while done < length {
+            let start = destination + done
+            let outcome: UserFaultFD.RangeOutcome
+            do {
+                outcome = try faults.poison(UInt(start), length: Int(length - done), wake: false)
+            } catch {
+                // A kernel without UFFDIO_POISON (before 6.6) cannot migrate either (6.8).
+                trace.record("poison failed: \(error)", AddressInterval(start: start, end: destination + length))
+                return Placement(bytes: length, mappingChanging: false, skippedPages: true)
+            }
+            switch outcome {
+            case .completed:
+                lost.insert(AddressInterval(start: start, end: destination + length))
+                done = length
+            case .partial(let bytes):
+                lost.insert(AddressInterval(start: start, end: start + UInt64(bytes)))
+                done += UInt64(bytes)
+            case .mappingChanging:
+                return Placement(bytes: done, mappingChanging: true, skippedPages: skipped)
+            case .alreadyPresent, .notRegistered, .sourceBusy:
+                // The kernel does not say how far it got: poison page by page up to the
+                // page that refused, which is skipped.
+                let page = poisonPageByPage(from: start, to: destination + length)
+                done = page.end - destination
+                skipped = true
+            }
+        }
+        return Placement(bytes: done, mappingChanging: false, skippedPages: skipped)
+    }
+
+    /// Poisons single pages from `start` until one refuses; returns the pages dealt with,
+    /// the refused one included.
+    private func poisonPageByPage(from start: UInt64, to end: UInt64) -> AddressInterval {
+        var page = start
+        while page < end {
+            let outcome = try? faults.poison(UInt(page), length: 4096, wake: false)
+            page += 4096
+            guard outcome == .completed else { break }
+            lost.insert(AddressInterval(start: page - 4096, end: page))
+        }
+        return AddressInterval(start: start, end: page)
     }
 
     /// Copies device memory out, trying again after a failed copy: a device error
@@ -199,6 +285,11 @@ struct Migrator: Sendable {
     /// later); false when a move stopped because the mapping is changing or a page is pinned
     /// for a moment (a device access through `process_vm_readv`): try again.
     private func moveOut(_ interval: AddressInterval) -> Bool {
+        // Poisoned pages hold nothing to drop (and a move of one fails with EFAULT).
+        lost.intact(interval).allSatisfy(moveOutIntact)
+    }
+
+    private func moveOutIntact(_ interval: AddressInterval) -> Bool {
         var start = interval.start
         while start < interval.end {
             let length = min(interval.end - start, StagingPool.slotSize)
@@ -233,6 +324,20 @@ struct Migrator: Sendable {
     /// Returns whether every page left the slot.
     @discardableResult
     private func putBack(_ range: SVMRange, from slot: UInt64, bytes: UInt64) -> Bool {
+        forEachDestination(of: range, bytes: bytes) { offset, destination, length in
+            place(slot + offset, at: destination, length: length)
+        }
+    }
+
+    /// Walks the first `bytes` of the range's data in runs of pages whose destinations are
+    /// contiguous, a destination being where the address-space changes since the data left
+    /// put that page; `body` deals with one run and says how far it got. Runs whose pages
+    /// are gone are skipped. Changes that arrive meanwhile are taken into account. Returns
+    /// whether every page found its place.
+    @discardableResult
+    private func forEachDestination(
+        of range: SVMRange, bytes: UInt64, _ body: (_ offset: UInt64, _ destination: UInt64, _ length: UInt64) -> Placement
+    ) -> Bool {
         guard bytes > 0, let departure = range.residency.departure else { return false }
         var vacated = true
         var offset: UInt64 = 0
@@ -251,7 +356,7 @@ struct Migrator: Sendable {
                     trace.record("put back: \(length) bytes at offset \(offset) are gone", range.interval)
                     return Placement(bytes: length, mappingChanging: false, skippedPages: true)
                 }
-                let placed = place(slot + offset, at: destination, length: length)
+                let placed = body(offset, destination, length)
                 trace.record("put back: \(placed.bytes) of \(length) bytes at offset \(offset) to \(destination)\(placed.mappingChanging ? ", changing" : "") after \(changes.count) changes", range.interval)
                 return placed
             }

@@ -57,7 +57,7 @@ final class CPUMirror: @unchecked Sendable {
     static let requiredFeatures: UserFaultFD.Features = [.eventUnmap, .eventRemove, .eventRemap]
 
     init() throws(UserFaultFDError) {
-        faults = try UserFaultFD(required: Self.requiredFeatures, optional: [.move], userModeOnly: true)
+        faults = try UserFaultFD(required: Self.requiredFeatures, optional: [.move, .poison], userModeOnly: true)
         mover = PageMover(faults: faults, pageMap: PageMap())
     }
 

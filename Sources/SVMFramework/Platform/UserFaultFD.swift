@@ -219,6 +219,22 @@ extension UserFaultFD {
     /// Whether the kernel implements `UFFDIO_MOVE`.
     public var supportsMove: Bool { availableFeatures.contains(.move) }
 
+    /// `UFFDIO_POISON`: marks the missing pages of the range as lost. A CPU access then
+    /// raises `SIGBUS` and the kernel's accesses (`process_vm_readv`) fail with `EFAULT`,
+    /// until `munmap` or `madvise(MADV_DONTNEED)` clears the marks. What the framework does
+    /// with data whose only copy was lost (a device reset): never a page of zeros in its
+    /// place. Throws ``UserFaultFDError/unsupported(_:)`` before Linux 6.6.
+    public func poison(_ start: UInt, length: Int, wake: Bool = true) throws(UserFaultFDError) -> RangeOutcome {
+        guard supportsPoison else { throw .unsupported(.poison) }
+        let mode: UInt64 = wake ? 0 : UInt64(SVM_UFFD_POISON_DONTWAKE)
+        return try fill(.poison, start) { count in
+            svm_uffd_poison(descriptor, UInt64(start), UInt64(length), mode, &count)
+        }
+    }
+
+    /// Whether the kernel implements `UFFDIO_POISON`.
+    public var supportsPoison: Bool { availableFeatures.contains(.poison) }
+
     /// `UFFDIO_WRITEPROTECT` with `WP`: writes to the present pages of the range now raise
     /// write-protect faults. Pages that are not present are unaffected (their next touch is
     /// a missing fault if the range is also registered for missing faults).

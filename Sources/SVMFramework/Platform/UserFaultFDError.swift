@@ -20,6 +20,7 @@ public enum UserFaultFDError: Error, Hashable, Sendable, CustomStringConvertible
         case zeroPage = "UFFDIO_ZEROPAGE"
         case writeProtect = "UFFDIO_WRITEPROTECT"
         case move = "UFFDIO_MOVE"
+        case poison = "UFFDIO_POISON"
         case read = "read"
         case poll = "poll"
     }

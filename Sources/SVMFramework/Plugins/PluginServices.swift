@@ -45,6 +45,10 @@ final class PluginServices: Sendable {
             }
             return services.reportDeviceFault(hostDevice: hostDevice, fault: fault.pointee)
         }
+        raw.report_device_reset = { context, hostDevice in
+            guard let services = PluginServices.from(context) else { return PluginErrno.invalidArgument.status }
+            return services.reportDeviceReset(hostDevice: hostDevice)
+        }
         raw.clock_now_ns = { context in PluginServices.from(context)?.clock.now ?? 0 }
         raw.config_get = { context, key, buffer, size in
             guard let services = PluginServices.from(context), let key else {
@@ -67,6 +71,12 @@ final class PluginServices: Sendable {
     func log(_ level: LogLevel, _ message: String) {
         if level == .error { lastError.withLock { $0 = message } }
         logHandler(PluginLogRecord(plugin: pluginName, level: level, message: message))
+    }
+
+    private func reportDeviceReset(hostDevice: UInt64) -> Int32 {
+        // No SVM space attached: no data of the host's lives in the device's memory.
+        guard let handler = faultHandler.withLock({ $0 }) else { return 0 }
+        return PluginErrno.status { try handler.handleDeviceReset(hostDevice: hostDevice) }
     }
 
     private func reportDeviceFault(hostDevice: UInt64, fault: svm_device_fault) -> Int32 {

@@ -29,6 +29,11 @@ public struct DeviceStatistics: Sendable, Hashable, Codable {
     public var executionNanoseconds: UInt64 = 0
     /// Simulated time spent servicing fault batches.
     public var faultServiceNanoseconds: UInt64 = 0
+    /// Resets the device reported, and the data lost with them or with copies back that
+    /// kept failing (ranges, bytes).
+    public var resets = 0
+    public var lostRanges = 0
+    public var lostBytes: UInt64 = 0
 
     public init(name: String) { self.name = name }
 

@@ -87,6 +87,28 @@ public final class SimulatedTimeline {
         device.statistics.busyNanoseconds += queue.now - start
         trace?.span(name, category: "kernel", lane: device.kernelLane, start: start, end: queue.now,
                     args: ["faults": "\(result.faults)", "bytes": "\(result.bytes)"])
+        countLosses(activity)
+    }
+
+    /// Counts resets and lost data, marking resets in the trace. They take no simulated
+    /// time: the data is gone, and what a reset costs the device is not modelled.
+    private func countLosses(_ activity: [SVMActivityLog.Entry]) {
+        for entry in activity {
+            switch entry {
+            case .deviceReset(let deviceID):
+                guard let device = devices[deviceID] else { continue }
+                device.statistics.resets += 1
+                trace?.instant("device reset", category: "fault", lane: device.kernelLane, at: queue.now)
+            case .dataLost(let deviceID, let bytes, let cause):
+                guard let device = devices[deviceID] else { continue }
+                device.statistics.lostRanges += 1
+                device.statistics.lostBytes += bytes
+                trace?.instant("data lost", category: "fault", lane: device.kernelLane, at: queue.now,
+                               args: ["bytes": "\(bytes)", "cause": cause.rawValue])
+            case .deviceFault, .migration:
+                break
+            }
+        }
     }
 
     /// Times a CPU phase that touched `bytes` bytes, with the migrations its faults made.
@@ -100,6 +122,7 @@ public final class SimulatedTimeline {
         }
         wait(until: queue.now + UInt64((Double(bytes) * 1e9 / parameters.cpuBytesPerSecond).rounded(.up)))
         trace?.span(name, category: "cpu", lane: Self.cpuLane, start: start, end: queue.now, args: ["bytes": "\(bytes)"])
+        countLosses(activity)
     }
 
     // MARK: Results
@@ -166,6 +189,8 @@ public final class SimulatedTimeline {
                 if batches[last].chains.isEmpty { batches[last].chains.append([]) }
                 batches[last].chains[batches[last].chains.count - 1].append(
                     Migration(deviceID: deviceID, bytes: bytes, direction: direction, cause: cause))
+            case .deviceReset, .dataLost:
+                break  // no time (see countLosses)
             }
         }
         return batches

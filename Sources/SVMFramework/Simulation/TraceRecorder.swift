@@ -2,7 +2,7 @@ import Foundation
 
 /// Collects a timeline as Chrome trace events (the JSON format Perfetto's UI and
 /// `chrome://tracing` open): one "process" per CPU, device and link, one "thread" per
-/// activity lane in it, complete events (`ph: X`) in microseconds.
+/// activity lane in it, complete events (`ph: X`) and instants (`ph: i`) in microseconds.
 public final class TraceRecorder {
     public struct Lane: Hashable, Sendable {
         public let process: Int
@@ -18,6 +18,8 @@ public final class TraceRecorder {
         let pid: Int
         let tid: Int
         let args: [String: String]?
+        /// An instant's scope (`t`: its lane).
+        var s: String? = nil
     }
 
     private var events: [Event] = []
@@ -40,6 +42,13 @@ public final class TraceRecorder {
         events.append(Event(
             name: name, cat: category, ph: "X", ts: Double(start) / 1000, dur: Double(end - start) / 1000,
             pid: lane.process, tid: lane.thread, args: args.isEmpty ? nil : args))
+    }
+
+    /// Something that happened at `time` on `lane` (a device reset).
+    public func instant(_ name: String, category: String, lane: Lane, at time: UInt64, args: [String: String] = [:]) {
+        events.append(Event(
+            name: name, cat: category, ph: "i", ts: Double(time) / 1000, dur: nil,
+            pid: lane.process, tid: lane.thread, args: args.isEmpty ? nil : args, s: "t"))
     }
 
     public var eventCount: Int { events.count }
