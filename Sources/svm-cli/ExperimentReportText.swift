@@ -23,9 +23,14 @@ struct ExperimentReportText {
             + "\(timing.copyEngines) copy engine(s), \(Self.time(timing.faultServiceNanoseconds)) per fault batch")
         lines.append("Policy       \(configuration.policy == .migrateOnDeviceFault ? "migrate to device memory on device fault" : "map system memory in place"); seed \(configuration.seed)")
         let verification = report.verification
-        lines.append(report.verified
-            ? "Result       verified: all \(verification.checked) values right, checked on the CPU"
-            : "Result       NOT verified: \(verification.wrong) of \(verification.checked) values wrong (first: \(verification.firstWrong ?? "none checked"))")
+        if report.verified {
+            lines.append("Result       verified: all \(verification.checked) values right, checked on the CPU")
+        } else if verification.lost > 0 {
+            lines.append("Result       NOT verified: \(verification.lost) values lost (not read: see Losses), \(verification.wrong) of \(verification.checked) checked values wrong"
+                + (verification.firstWrong.map { " (first: \($0))" } ?? ""))
+        } else {
+            lines.append("Result       NOT verified: \(verification.wrong) of \(verification.checked) values wrong (first: \(verification.firstWrong ?? "none checked"))")
+        }
         lines.append("")
         lines.append("Simulated time  \(Self.time(report.simulatedNanoseconds))")
         for device in report.devices {
@@ -47,6 +52,18 @@ struct ExperimentReportText {
         if failedCopies + givenUp > 0 {
             lines.append("")
             lines.append("Failures     \(failedCopies) device copy(ies) failed; \(givenUp) migration(s) to device memory given up (the data stayed in system memory); copies back to system memory are tried again")
+        }
+        if let thrashing = report.svm["thrashingAvoided"], thrashing > 0 {
+            lines.append("")
+            lines.append("Thrashing    \(thrashing) device fault(s) on ranges their kernel had evicted were mapped in system memory instead of migrated again (device memory cannot hold what one step needs)")
+        }
+        let resets = report.devices.reduce(0) { $0 + $1.resets }
+        let lostRanges = report.devices.reduce(0) { $0 + $1.lostRanges }
+        if resets + lostRanges > 0 {
+            let lostBytes = report.devices.reduce(0) { $0 + $1.lostBytes }
+            lines.append("")
+            lines.append("Losses       \(resets) device reset(s); \(lostRanges) range(s), \(ByteCount.format(lostBytes)) of data lost with device memory "
+                + "(their pages raise SIGBUS when read, never zeros); \(report.skippedKernels) kernel(s) not run because they use lost data")
         }
         for link in report.links {
             lines.append("")

@@ -25,6 +25,10 @@ struct RunCommand: ParsableCommand {
             UVMSmart's far-fault latency), 2 copy engines; the device models an Intel Arc A770
             (see SimDevice's options: execution-units, clock, memory-bandwidth, tlb-entries,
             walk-ns, fault-batch).
+
+            Fault injection, with --plugin-option SimDevice.KEY=N: fail-alloc-every,
+            fail-copy-every, reset-after-kernel. After a reset the values that only device
+            memory held are reported lost (not verified, exit status 1), never wrong.
             """)
 
     @OptionGroup var plugins: PluginOptionsGroup

@@ -40,6 +40,26 @@ struct RunCLITests {
         #expect(events.contains { $0["cat"] as? String == "migration" })
     }
 
+    @Test("An injected device reset: the report names the loss, exit status 1; the trace marks the reset")
+    func deviceReset() throws {
+        let directory = try TemporaryDirectory()
+        let result = try ProcessRunner.svmCLI([
+            "run", "--workload", "ping-pong", "--size", "4M", "--plugin-option", "SimDevice.reset-after-kernel=2",
+            "--trace", directory.path + "/trace.json",
+        ])
+        #expect(result.status == 1, "\(result.standardError)")
+        for expected in [
+            "Result       NOT verified: 1048576 values lost (not read: see Losses), 0 of 1048576 checked values wrong",
+            "Losses       1 device reset(s); 2 range(s), 4 MiB of data lost", "2 kernel(s) not run",
+        ] {
+            #expect(result.standardOutput.contains(expected), "missing '\(expected)' in:\n\(result.standardOutput)")
+        }
+        #expect(result.standardError.contains("reset after kernel 2"))
+        let trace = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory.path + "/trace.json")))
+        let events = try #require((trace as? [String: Any])?["traceEvents"] as? [[String: Any]])
+        #expect(events.contains { $0["name"] as? String == "device reset" && $0["ph"] as? String == "i" && $0["ts"] is Double })
+    }
+
     @Test("Bad options are usage errors (exit 2) naming the option; an unwritable trace is a failure (exit 1)")
     func badOptions() throws {
         for (arguments, named) in [

@@ -157,6 +157,45 @@ struct ExperimentTests {
         #expect(broken.devices[0].migrationsToDevice == 0 && broken.devices[0].remoteBytesWritten > 0)
     }
 
+    @Test("Injected device reset after the last kernel: what device memory held is reported lost, the rest checks right")
+    func resetAfterLastKernel() throws {
+        // 12 MiB (six ranges) swept twice through 8 MiB of device memory: after the second
+        // sweep four ranges are in device memory, two were evicted to system memory.
+        var configuration = configuration(.oversubscription, 12 << 20, deviceMemory: 8 << 20)
+        configuration.deviceOptions = ["reset-after-kernel": "2"]
+        let report = try run(configuration)
+        let verification = report.verification
+        #expect(!report.verified)
+        #expect(verification.wrong == 0, "\(verification)")
+        #expect(verification.lost == (8 << 20) / 4 && verification.checked == (4 << 20) / 4, "\(verification)")
+        #expect(report.skippedKernels == 0)
+        #expect(report.svm["deviceResets"] == 1 && report.svm["lostBytes"] == 8 << 20, "\(report.svm)")
+        #expect(report.devices[0].resets == 1 && report.devices[0].lostBytes == 8 << 20 && report.devices[0].lostRanges == 4)
+    }
+
+    @Test("A triad whose three arrays do not fit in device memory does not thrash: ranges evicted during the kernel are mapped in place")
+    func thrashingIsAvoided() throws {
+        // Three arrays of 4 MiB in 8 MiB of device memory: each step of the triad needs a
+        // range of each array, and batches would evict each other's ranges forever.
+        let report = try run(configuration(.stream, 12 << 20, deviceMemory: 8 << 20))
+        #expect(report.verified, "\(report.verification)")
+        #expect((report.svm["thrashingAvoided"] ?? 0) > 0, "\(report.svm)")
+        #expect(report.devices[0].remoteBytesRead + report.devices[0].remoteBytesWritten > 0)
+    }
+
+    @Test("Injected device reset mid-run: kernels that would use lost data are not run, nothing is checked wrong", arguments: [WorkloadKind.stream, .pingPong])
+    func resetMidRun(workload: WorkloadKind) throws {
+        var configuration = configuration(workload, 8 << 20)
+        configuration.deviceOptions = ["reset-after-kernel": "1"]
+        let report = try run(configuration)
+        #expect(!report.verified)
+        #expect(report.verification.wrong == 0, "\(report.verification)")
+        #expect(report.verification.lost > 0)
+        // Stream: the second triad; ping-pong: the last three rounds.
+        #expect(report.skippedKernels == (workload == .stream ? 1 : 3))
+        #expect(report.devices[0].kernels == 1 && report.devices[0].resets == 1)
+    }
+
     @Test("Bad configurations are refused with what is wrong, before anything runs")
     func badConfiguration() throws {
         var configuration = configuration(.stream, 8 << 20, deviceMemory: 3 << 20)

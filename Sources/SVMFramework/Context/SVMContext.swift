@@ -131,6 +131,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         statistics.deviceFaults.count()
         activity.record(.deviceFault(deviceID: hostDevice, address: address, access: access, batch: batch))
         guard let device = devices.withLock({ $0.byID[hostDevice] }) else { throw PluginErrno.noDevice }
+        device.thrashing.begin(kernel: device.kernelNumber, batch: batch)
         do {
             try serviceDeviceFault(device: device, address: address, access: access)
         } catch {
@@ -195,11 +196,20 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
                 continue
             case .system:
                 let atomic = access.contains(.atomic)
-                let wantsDevice = policy == .migrateOnDeviceFault || atomic
+                // A range this kernel already had evicted is mapped in place (see ThrashingGuard).
+                let thrashes = !atomic && device.thrashing.thrashes(range)
+                if thrashes { statistics.thrashingAvoided.count() }
+                let wantsDevice = (policy == .migrateOnDeviceFault && !thrashes) || atomic
                 if wantsDevice, migrationsTried < 3 || atomic, let migrator, range.flags.load().contains(.migrateDevmem) {
                     migrationsTried += 1
                     let timeslice = atomic ? atomicTimeslice : nil
-                    if migrator.migrateToDevice(range, device: device, timeslice: timeslice, devices: { self.allDevices }) { continue }
+                    // Device atomics need device memory: they may evict what their batch migrated.
+                    if migrator.migrateToDevice(
+                        range, device: device, timeslice: timeslice, sparingBatch: !atomic, devices: { self.allDevices })
+                    {
+                        device.thrashing.migrated(range)
+                        continue
+                    }
                     // Device atomics need device memory: keep trying (a racing unmap or
                     // discard makes a migration give up), backing off a little.
                     if atomic && device.hasDeviceMemory {

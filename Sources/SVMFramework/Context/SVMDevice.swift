@@ -10,6 +10,10 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
     public let device: any OpenDevice
     public let pagemap: PagemapInfo?
     let residents = DeviceMemoryLRU()
+    /// What the running kernel's faults migrated and evicted (see ``ThrashingGuard``).
+    let thrashing = ThrashingGuard()
+    /// Kernels launched through ``run(_:)``: tells one kernel's fault batches from the next's.
+    private let kernelsLaunched = Atomic<UInt64>(0)
     /// Cleared when the device answers `EOPNOTSUPP` to an allocation: nothing migrates here.
     private let devmemWorks: Atomic<Bool>
     /// Held for reading by every call the framework makes into the device from its own
@@ -41,8 +45,12 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
     /// touched (the kernel would see stale device mappings otherwise).
     public func run(_ kernel: DeviceKernel) throws -> KernelResult {
         addressSpaceSettled()
+        kernelsLaunched.add(1, ordering: .relaxed)
         return try device.runKernel(kernel)
     }
+
+    /// Kernels launched so far: the number of the running (or last) one, 0 before any.
+    var kernelNumber: UInt64 { kernelsLaunched.load(ordering: .relaxed) }
 
     /// Device memory in use now, as the plugin reports it.
     public var usedDeviceMemory: UInt64 { (try? device.pagemapInfo().usedBytes) ?? 0 }

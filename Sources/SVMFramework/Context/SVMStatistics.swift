@@ -24,6 +24,9 @@ public final class SVMStatistics: Sendable {
     /// Copies to or from device memory the device failed (a migration to device memory then
     /// gives up; one back to system memory tries again).
     public let failedCopies = Atomic<Int>(0)
+    /// Device faults on a range the running kernel had evicted (it thrashes): mapped in
+    /// place instead of migrated again (see ``ThrashingGuard``).
+    public let thrashingAvoided = Atomic<Int>(0)
     /// Device resets reported (`report_device_reset`).
     public let deviceResets = Atomic<Int>(0)
     /// Ranges whose data was lost (a reset, or copies back that kept failing), and bytes:
@@ -49,6 +52,7 @@ public final class SVMStatistics: Sendable {
             "evictions": evictions.load(ordering: .relaxed),
             "failedMigrations": failedMigrations.load(ordering: .relaxed),
             "failedCopies": failedCopies.load(ordering: .relaxed),
+            "thrashingAvoided": thrashingAvoided.load(ordering: .relaxed),
             "deviceResets": deviceResets.load(ordering: .relaxed),
             "lostRanges": lostRanges.load(ordering: .relaxed),
             "lostBytes": lostBytes.load(ordering: .relaxed),

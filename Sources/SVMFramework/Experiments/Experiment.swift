@@ -62,7 +62,7 @@ public struct Experiment {
         let faults = devices.reduce(0) { $0 + $1.faults.total }
         return ExperimentReport(
             configuration: configuration, workload: workload.summary, verification: verification,
-            verified: verification.verified, simulatedNanoseconds: timeline.now, devices: devices,
+            verified: verification.verified, skippedKernels: driver.skippedKernels, simulatedNanoseconds: timeline.now, devices: devices,
             links: timeline.linkStatistics, faultServiceLatency: timeline.faultServiceLatency,
             svm: context.statistics.snapshot,
             wallClock: .init(seconds: seconds, accessesPerSecond: Double(accesses) / seconds, faultsPerSecond: Double(faults) / seconds))

@@ -12,6 +12,10 @@ public final class ExperimentDriver {
     private let progress: (Double) -> Void
     /// The host's clock, which plugins read (`clock_now_ns`): it follows the timeline.
     private let clock: SimulationClock
+    /// What skipped kernels would have written: never computed, so not to be checked.
+    private let notComputed = LostMemory()
+    /// Kernels not run because memory they use was lost (a device reset).
+    public private(set) var skippedKernels = 0
 
     init(
         context: SVMContext, device: SVMDevice, timeline: SimulatedTimeline, clock: SimulationClock, seed: UInt64,
@@ -28,17 +32,47 @@ public final class ExperimentDriver {
     /// A new array of `count` `UInt32`s.
     public func array(count: Int) throws -> SVMArray { try SVMArray(count: count) }
 
-    /// Runs `kernel` on the device, then times it.
+    /// Runs `kernel` on the device, then times it. A kernel that would use lost memory (see
+    /// ``lostElements(of:)``) is not run: it returns `nil`, and what it would have written
+    /// counts as lost too.
+    /// - Parameter reads: arrays the kernel reads that it does not name with a size (a
+    ///   gather's table).
     /// - Throws: ``ExperimentError/kernelStopped(kernel:status:address:)`` when a fault was refused.
     @discardableResult
-    public func launch(_ name: String, _ kernel: DeviceKernel) throws -> KernelResult {
+    public func launch(_ name: String, _ kernel: DeviceKernel, reads: [SVMArray] = []) throws -> KernelResult? {
+        let footprint = KernelFootprint(kernel)
+        if (footprint.all + reads.map(\.interval)).contains(where: isLost) {
+            skip(footprint)
+            return nil
+        }
         let result = try device.run(kernel)
         timeline.kernel(name, on: device.deviceID, result: result, activity: context.activity.drain())
         clock.advance(to: timeline.now)
         if let status = result.stoppedBy {
+            // Refused for lost data the check above could not see (a reset during the kernel).
+            if status == .ioError, isLost(AddressInterval(start: result.faultAddress, end: result.faultAddress + 1)) {
+                skip(footprint)
+                return result
+            }
             throw ExperimentError.kernelStopped(kernel: name, status: status, address: result.faultAddress)
         }
         return result
+    }
+
+    private func skip(_ footprint: KernelFootprint) {
+        skippedKernels += 1
+        for interval in footprint.writes { notComputed.insert(interval) }
+    }
+
+    private func isLost(_ interval: AddressInterval) -> Bool {
+        context.lostMemory.overlaps(interval) || notComputed.overlaps(interval)
+    }
+
+    /// The elements of `array` a workload must not read: lost in a device reset (reading
+    /// them raises `SIGBUS`) or never computed by a skipped kernel. Count them in
+    /// ``Verification/lost``.
+    public func lostElements(of array: SVMArray) -> LostElements {
+        LostElements(array: array, lost: context.lostMemory.parts(of: array.interval) + notComputed.parts(of: array.interval))
     }
 
     /// Runs `body` on this thread as CPU work touching `bytes` bytes, then times it with the
@@ -62,12 +96,12 @@ extension ExperimentDriver {
     /// Launches `kernel(start, count)` over `[0, elements)` in launches of at most
     /// ``launchElements`` elements, reporting progress from `progress` up to `progress + share`.
     public func launchInChunks(
-        _ name: String, elements: Int, progress: Double = 0, share: Double = 0,
+        _ name: String, elements: Int, progress: Double = 0, share: Double = 0, reads: [SVMArray] = [],
         _ kernel: (_ start: Int, _ count: Int) -> DeviceKernel
     ) throws {
         for start in stride(from: 0, to: elements, by: Self.launchElements) {
             let count = min(Self.launchElements, elements - start)
-            try launch(name, kernel(start, count))
+            try launch(name, kernel(start, count), reads: reads)
             report(progress: progress + share * Double(start + count) / Double(elements))
         }
     }

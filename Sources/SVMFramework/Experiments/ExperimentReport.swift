@@ -5,6 +5,8 @@ public struct ExperimentReport: Sendable, Hashable, Codable {
     public var workload: String
     public var verification: Verification
     public var verified: Bool
+    /// Kernels not run because memory they use was lost (a device reset).
+    public var skippedKernels: Int
     /// Simulated time from the first phase's start to the last one's end.
     public var simulatedNanoseconds: UInt64
     public var devices: [DeviceStatistics]

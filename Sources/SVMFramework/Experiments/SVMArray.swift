@@ -17,6 +17,9 @@ public final class SVMArray: @unchecked Sendable {
 
     public var byteCount: UInt64 { UInt64(count) * 4 }
 
+    /// The addresses of its elements.
+    public var interval: AddressInterval { AddressInterval(start: address, end: address + byteCount) }
+
     /// - Throws: ``ExperimentError/outOfMemory(_:)`` when the mapping fails.
     public init(count: Int) throws(ExperimentError) {
         precondition(count > 0)

@@ -36,9 +36,11 @@ public struct StreamWorkload: Workload {
                 .triad(a: a.address(of: start), b: b.address(of: start), c: c.address(of: start), size: UInt64(count) * 4, scalar: scalar)
             }
         }
+        let lost = [a, b, c].map(driver.lostElements(of:))
         let verification = driver.cpu("check a", bytes: 3 * a.byteCount) {
             var verification = Verification()
             for index in 0..<elements {
+                if lost[0][index] || lost[1][index] || lost[2][index] { verification.lost += 1; continue }
                 verification.check(a.elements[index], b.elements[index] &+ scalar &* c.elements[index], "a[\(index)]")
             }
             return verification

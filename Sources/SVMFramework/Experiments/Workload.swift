@@ -7,18 +7,23 @@ public protocol Workload {
     func run(_ driver: ExperimentDriver) throws -> Verification
 }
 
-/// The CPU's check of a workload's results: verified only if every value was right.
+/// The CPU's check of a workload's results: verified only if every value was checked and
+/// right.
 public struct Verification: Sendable, Hashable, Codable {
     public var checked: Int
     public var wrong: Int
+    /// Values not checked because their data was lost (a device reset), or never computed
+    /// (a kernel whose inputs were lost did not run): see ``ExperimentDriver/lostElements(of:)``.
+    public var lost: Int
     /// The first wrong value, described.
     public var firstWrong: String?
 
-    public var verified: Bool { wrong == 0 && checked > 0 }
+    public var verified: Bool { wrong == 0 && lost == 0 && checked > 0 }
 
-    public init(checked: Int = 0, wrong: Int = 0, firstWrong: String? = nil) {
+    public init(checked: Int = 0, wrong: Int = 0, lost: Int = 0, firstWrong: String? = nil) {
         self.checked = checked
         self.wrong = wrong
+        self.lost = lost
         self.firstWrong = firstWrong
     }
 

@@ -38,14 +38,20 @@ struct Migrator: Sendable {
 
     /// Migrates `range` into `device`'s memory. Returns false when it stayed in (or went
     /// back to) system memory, or another party owns it.
-    func migrateToDevice(_ range: SVMRange, device: SVMDevice, timeslice: Duration? = nil, devices: () -> [SVMDevice]) -> Bool {
+    /// `sparingBatch`: do not evict what the device's current fault batch migrated (see
+    /// ``ThrashingGuard``).
+    func migrateToDevice(
+        _ range: SVMRange, device: SVMDevice, timeslice: Duration? = nil, sparingBatch: Bool = false, devices: () -> [SVMDevice]
+    ) -> Bool {
         guard range.flags.load().contains(.mirrored), range.flags.load().contains(.migrateDevmem),
             mirror.canMigrate, device.hasDeviceMemory,
             range.residency.beginMigrationToDevice(departure: { mirror.log.depart() })
         else { return false }
         let interval = range.interval
         trace.record("to device \(device.deviceID): begin at log \(range.residency.departure ?? -1)", interval)
-        guard var allocation = device.allocate(size: interval.size, evict: { evictLeastRecentlyUsed(of: device, sparing: range, devices: devices) }) else {
+        guard var allocation = device.allocate(size: interval.size, evict: {
+            evictLeastRecentlyUsed(of: device, sparing: range, sparingBatch: sparingBatch, devices: devices)
+        }) else {
             return giveUp(range)
         }
         allocation.heldUntil = timeslice.map { ContinuousClock.now.advanced(by: $0) }
@@ -227,11 +233,14 @@ struct Migrator: Sendable {
         end(range)
     }
 
-    /// Evicts the least recently used range of `device` (not `sparing`) to system memory.
-    func evictLeastRecentlyUsed(of device: SVMDevice, sparing: SVMRange, devices: () -> [SVMDevice]) -> Bool {
+    /// Evicts the least recently used range of `device` (not `sparing`, nor with
+    /// `sparingBatch` what the current fault batch migrated) to system memory.
+    func evictLeastRecentlyUsed(of device: SVMDevice, sparing: SVMRange, sparingBatch: Bool = false, devices: () -> [SVMDevice]) -> Bool {
         for candidate in device.residents.leastRecentlyUsed(sparing: sparing) {
+            if sparingBatch && device.thrashing.spares(candidate) { continue }
             if migrateToSystem(candidate, devices: devices(), cause: .eviction) {
                 statistics.evictions.count()
+                device.thrashing.evicted(candidate)
                 return true
             }
         }
