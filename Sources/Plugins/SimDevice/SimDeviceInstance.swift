@@ -23,6 +23,10 @@ final class SimDeviceInstance: OpenDevice {
     private let copies = Atomic<Int>(0)
     /// Kernels run so far, for `reset-after-kernel`.
     private let kernels = Atomic<Int>(0)
+    /// Kernels run under it shared, a reset exclusively: no kernel reads device memory
+    /// while it is wiped, or before the host has heard of the reset (it would still bind
+    /// the lost data).
+    private let runGate = WriterPreferringLock()
 
     /// - Throws: `PluginErrno.outOfMemory` when the host cannot reserve the device memory.
     init(index: Int, hostDevice: UInt64, configuration: SimDeviceConfiguration, host: HostServices)
@@ -122,14 +126,14 @@ final class SimDeviceInstance: OpenDevice {
         let parts = SimDeviceParts(
             memory: memory, pageTable: pageTable, tlb: tlb, bounceBuffers: bounceBuffers, timing: configuration.timing)
         var run = SimDeviceKernelRun(kernel, device: parts, host: host, hostDevice: hostDevice)
-        let result = try run.run()
-        if kernels.add(1, ordering: .relaxed).newValue == configuration.resetAfterKernel { reset() }
+        let result = try runGate.withReadLock { () throws(PluginErrno) in try run.run() }
+        if kernels.add(1, ordering: .relaxed).newValue == configuration.resetAfterKernel { runGate.withWriteLock(reset) }
         return result
     }
 
-    /// Injected reset (`reset-after-kernel`): the memory's contents and the page table are
-    /// lost, as after a GPU reset that loses VRAM; the host is told so that it stops
-    /// trusting every allocation it made.
+    /// Injected reset (`reset-after-kernel`), with no kernel running: the memory's contents
+    /// and the page table are lost, as after a GPU reset that loses VRAM; the host is told,
+    /// before any kernel runs again, so that it stops trusting every allocation it made.
     private func reset() {
         let lost = memory.loseContents()
         pageTable.zap(0 ..< GPUPageTable.addressLimit)

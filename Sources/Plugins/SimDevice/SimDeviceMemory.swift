@@ -14,9 +14,10 @@ import Synchronization
 /// of at least the min page size, naturally aligned, top-down.
 ///
 /// ## Locking
-/// `state` (the allocator and the live blocks) is behind its mutex. The bytes themselves are
-/// not: the host orders copies into allocations it owns, and kernels reach them only
-/// through the page table, whose lock orders them against binds and zaps.
+/// `state` (the allocator, the live blocks and the lost ones) is behind its mutex, and so
+/// are the host's copies, so that a reset never wipes a block in the middle of one. Kernels
+/// reach the bytes only through the page table, whose lock orders them against binds and
+/// zaps (a reset zaps everything after wiping).
 final class SimDeviceMemory: @unchecked Sendable {
     /// The first byte; valid from init until ``unmap()``.
     let base: UnsafeMutableRawPointer
@@ -114,9 +115,11 @@ final class SimDeviceMemory: @unchecked Sendable {
     /// - Throws: `.invalidArgument` unless the bytes lie inside one allocation.
     func copy(into offset: UInt64, from source: UnsafeRawPointer, length: UInt64) throws(PluginErrno) {
         let block = try allocation(holding: offset, length: length)
-        (base + Int(offset)).copyMemory(from: source, byteCount: Int(length))
-        if block.offset == offset && block.size == length {
-            _ = state.withLock { $0.lost.remove(offset) }
+        // Under the lock: a reset must not wipe the block halfway through the copy and
+        // then see it marked readable.
+        state.withLock { state in
+            (base + Int(offset)).copyMemory(from: source, byteCount: Int(length))
+            if block.offset == offset && block.size == length { state.lost.remove(offset) }
         }
     }
 
@@ -126,8 +129,13 @@ final class SimDeviceMemory: @unchecked Sendable {
     ///   when a reset destroyed its contents.
     func copy(from offset: UInt64, to destination: UnsafeMutableRawPointer, length: UInt64) throws(PluginErrno) {
         let block = try allocation(holding: offset, length: length)
-        guard !state.withLock({ $0.lost.contains(block.offset) }) else { throw .ioError }
-        destination.copyMemory(from: base + Int(offset), byteCount: Int(length))
+        // Under the lock: a reset must not wipe the block while it is read.
+        let lost = state.withLock { state -> Bool in
+            guard !state.lost.contains(block.offset) else { return true }
+            destination.copyMemory(from: base + Int(offset), byteCount: Int(length))
+            return false
+        }
+        if lost { throw .ioError }
     }
 
     /// A reset: every live allocation's bytes are overwritten with a pattern (so that data

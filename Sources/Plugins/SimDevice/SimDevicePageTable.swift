@@ -23,25 +23,9 @@ final class SimDevicePageTable: @unchecked Sendable {
         var target: GPUPageTable.Target
     }
 
-    // Allocated in init, destroyed in deinit; never moves, as pthread objects must not.
-    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
+    private let lock = WriterPreferringLock()
     /// Protected by `lock`: read for translations, written by bind and zap.
     private var table = GPUPageTable()
-
-    init() {
-        lock = .allocate(capacity: 1)
-        var attributes = pthread_rwlockattr_t()
-        pthread_rwlockattr_init(&attributes)
-        pthread_rwlockattr_setkind_np(&attributes, Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP))
-        let status = pthread_rwlock_init(lock, &attributes)
-        pthread_rwlockattr_destroy(&attributes)
-        precondition(status == 0, "pthread_rwlock_init failed: \(status)")
-    }
-
-    deinit {
-        pthread_rwlock_destroy(lock)
-        lock.deallocate()
-    }
 
     /// Translates `address` and runs `body` with the result while holding the lock for
     /// reading: what `body` reads or writes through the translation cannot outlive a zap.
@@ -49,28 +33,26 @@ final class SimDevicePageTable: @unchecked Sendable {
     func withTranslation<Result, Failure: Error>(
         of address: UInt64, _ body: (GPUPageTable.Translation?) throws(Failure) -> Result
     ) throws(Failure) -> Result {
-        pthread_rwlock_rdlock(lock)
-        defer { pthread_rwlock_unlock(lock) }
-        return try body(table.translate(address))
+        try lock.withReadLock { () throws(Failure) in try body(table.translate(address)) }
     }
 
     /// Maps every run, or none of them when one fails.
     ///
     /// - Throws: ``GPUPageTableError`` (`EINVAL`) for a misaligned or overlapping run.
     func map(_ runs: [LeafRun]) throws(GPUPageTableError) {
-        pthread_rwlock_wrlock(lock)
-        defer { pthread_rwlock_unlock(lock) }
-        for (index, run) in runs.enumerated() {
-            do {
-                try table.map(
-                    virtualAddress: run.virtualAddress, size: run.size, pageSize: run.pageSize,
-                    target: run.target)
-            } catch {
-                // Whole leaves mapped just now: unmapping them cannot fail.
-                for done in runs[..<index] {
-                    _ = try? table.unmap(done.virtualAddress ..< done.virtualAddress + done.size)
+        try lock.withWriteLock { () throws(GPUPageTableError) in
+            for (index, run) in runs.enumerated() {
+                do throws(GPUPageTableError) {
+                    try table.map(
+                        virtualAddress: run.virtualAddress, size: run.size, pageSize: run.pageSize,
+                        target: run.target)
+                } catch {
+                    // Whole leaves mapped just now: unmapping them cannot fail.
+                    for done in runs[..<index] {
+                        _ = try? table.unmap(done.virtualAddress ..< done.virtualAddress + done.size)
+                    }
+                    throw error
                 }
-                throw error
             }
         }
     }
@@ -80,10 +62,8 @@ final class SimDevicePageTable: @unchecked Sendable {
     func zap(_ range: Range<UInt64>) {
         let range = range.clamped(to: 0 ..< GPUPageTable.addressLimit)
         guard !range.isEmpty else { return }
-        pthread_rwlock_wrlock(lock)
-        defer { pthread_rwlock_unlock(lock) }
         // Cannot fail: the widened range is 4 KiB aligned, below 2^48 and cuts no leaf.
-        _ = try? table.unmap(table.leafAlignedRange(covering: range))
+        lock.withWriteLock { _ = try? table.unmap(table.leafAlignedRange(covering: range)) }
     }
 
     /// The leaves a bind of `pieces` at `address` needs: for each piece, the largest leaf
