@@ -183,6 +183,27 @@ struct ExperimentTests {
         #expect(report.devices[0].remoteBytesRead + report.devices[0].remoteBytesWritten > 0)
     }
 
+    @Test("The thrashing guard: a batch's migrations are spared, a range evicted in a kernel thrashes in that kernel only")
+    func thrashingGuardRules() {
+        let guardian = ThrashingGuard()
+        let (first, second) = (SVMRange(interval: AddressInterval(start: 0, end: 0x1000)), SVMRange(interval: AddressInterval(start: 0x1000, end: 0x2000)))
+        guardian.begin(kernel: 1, batch: 1)
+        guardian.migrated(first)
+        guardian.evicted(second)
+        #expect(guardian.spares(first) && !guardian.spares(second))
+        #expect(guardian.thrashes(second) && !guardian.thrashes(first))
+        guardian.begin(kernel: 1, batch: 2)
+        #expect(!guardian.spares(first), "the next batch may evict it")
+        #expect(guardian.thrashes(second), "still the same kernel")
+        guardian.begin(kernel: 2, batch: 1)
+        #expect(!guardian.thrashes(second), "a new kernel may migrate it again")
+        // Outside a kernel launch (kernel 0): no rule applies.
+        guardian.begin(kernel: 0, batch: 0)
+        guardian.migrated(first)
+        guardian.evicted(second)
+        #expect(!guardian.spares(first) && !guardian.thrashes(second))
+    }
+
     @Test("Injected device reset mid-run: kernels that would use lost data are not run, nothing is checked wrong", arguments: [WorkloadKind.stream, .pingPong])
     func resetMidRun(workload: WorkloadKind) throws {
         var configuration = configuration(workload, 8 << 20)

@@ -162,6 +162,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         // Migrations this fault started; past a few the range ping-pongs with another party
         // and the fault settles for system memory (the xe driver's fallback as well).
         var migrationsTried = 0
+        var countedThrashing = false
         while clock.now < deadline {
             mirror?.waitUntilEventsHandled()
             let found: (range: SVMRange, notifier: Notifier, mapping: CPUMapping)
@@ -198,7 +199,10 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
                 let atomic = access.contains(.atomic)
                 // A range this kernel already had evicted is mapped in place (see ThrashingGuard).
                 let thrashes = !atomic && device.thrashing.thrashes(range)
-                if thrashes { statistics.thrashingAvoided.count() }
+                if thrashes && !countedThrashing {
+                    statistics.thrashingAvoided.count()
+                    countedThrashing = true
+                }
                 let wantsDevice = (policy == .migrateOnDeviceFault && !thrashes) || atomic
                 if wantsDevice, migrationsTried < 3 || atomic, let migrator, range.flags.load().contains(.migrateDevmem) {
                     migrationsTried += 1
