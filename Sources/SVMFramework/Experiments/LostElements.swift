@@ -20,7 +20,4 @@ public struct LostElements: Sendable {
 
     /// Whether element `index` is lost.
     public subscript(index: Int) -> Bool { !pages.isEmpty && pages[index / Self.elementsPerPage] }
-
-    /// Whether no element is lost.
-    public var isEmpty: Bool { !pages.contains(true) }
 }

@@ -7,28 +7,28 @@ import Synchronization
 /// An address stops being lost when its memory is unmapped or discarded (the program gave
 /// the memory up; what it maps there next is new), and moves with an `mremap`.
 public final class LostMemory: Sendable {
-    /// Disjoint, sorted, not adjacent.
-    private let intervals = Mutex<[AddressInterval]>([])
+    /// Disjoint and never adjacent: touching intervals merge.
+    private let intervals = Mutex(IntervalTree<Void>())
 
     public init() {}
 
     /// The lost intervals, in address order.
-    public var snapshot: [AddressInterval] { intervals.withLock { $0 } }
+    public var snapshot: [AddressInterval] { intervals.withLock { $0.all.map(\.interval) } }
 
     /// Bytes lost now.
-    public var bytes: UInt64 { intervals.withLock { $0.reduce(0) { $0 + $1.size } } }
+    public var bytes: UInt64 { snapshot.reduce(0) { $0 + $1.size } }
 
-    /// Whether any byte of `interval` is lost.
+    /// Whether any byte of `interval` is lost. Asked on every device fault.
+    /// - Complexity: O(log n)
     public func overlaps(_ interval: AddressInterval) -> Bool {
-        intervals.withLock { $0.contains { $0.overlaps(interval) } }
+        intervals.withLock { $0.hasOverlap(interval) }
     }
 
     /// The lost parts of `interval`, in address order.
     public func parts(of interval: AddressInterval) -> [AddressInterval] {
-        intervals.withLock { lost in
-            lost.compactMap { piece in
-                piece.overlaps(interval)
-                    ? AddressInterval(start: max(piece.start, interval.start), end: min(piece.end, interval.end)) : nil
+        intervals.withLock { tree in
+            tree.overlapping(interval).map { piece, _ in
+                AddressInterval(start: max(piece.start, interval.start), end: min(piece.end, interval.end))
             }
         }
     }
@@ -46,29 +46,25 @@ public final class LostMemory: Sendable {
     }
 
     func insert(_ interval: AddressInterval) {
-        intervals.withLock { lost in
-            var start = interval.start, end = interval.end
-            // Absorb what overlaps or touches it, keep the rest.
-            lost.removeAll { piece in
-                guard piece.start <= end && start <= piece.end else { return false }
-                start = min(start, piece.start)
-                end = max(end, piece.end)
-                return true
+        intervals.withLock { tree in
+            // Absorb what overlaps or touches it.
+            let neighbourhood = AddressInterval(start: interval.start - min(interval.start, 1), end: interval.end + (interval.end < .max ? 1 : 0))
+            var merged = interval
+            for (piece, _) in tree.overlapping(neighbourhood) {
+                tree.remove(piece)
+                merged = AddressInterval(start: min(merged.start, piece.start), end: max(merged.end, piece.end))
             }
-            let position = lost.firstIndex { $0.start > start } ?? lost.endIndex
-            lost.insert(AddressInterval(start: start, end: end), at: position)
+            tree.insert(merged, ())
         }
     }
 
     /// Forgets `interval` (its memory was unmapped or discarded).
     func remove(_ interval: AddressInterval) {
-        intervals.withLock { lost in
-            lost = lost.flatMap { piece -> [AddressInterval] in
-                guard piece.overlaps(interval) else { return [piece] }
-                var rest: [AddressInterval] = []
-                if piece.start < interval.start { rest.append(AddressInterval(start: piece.start, end: interval.start)) }
-                if interval.end < piece.end { rest.append(AddressInterval(start: interval.end, end: piece.end)) }
-                return rest
+        intervals.withLock { tree in
+            for (piece, _) in tree.overlapping(interval) {
+                tree.remove(piece)
+                if piece.start < interval.start { tree.insert(AddressInterval(start: piece.start, end: interval.start), ()) }
+                if interval.end < piece.end { tree.insert(AddressInterval(start: interval.end, end: piece.end), ()) }
             }
         }
     }
