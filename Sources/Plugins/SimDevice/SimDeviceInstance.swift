@@ -26,7 +26,7 @@ final class SimDeviceInstance: OpenDevice {
     /// Kernels run under it shared, a reset exclusively: no kernel reads device memory
     /// while it is wiped, or before the host has heard of the reset (it would still bind
     /// the lost data).
-    private let runGate = WriterPreferringLock()
+    private let runGate = ReaderWriterLock(preferWriters: true)
 
     /// - Throws: `PluginErrno.outOfMemory` when the host cannot reserve the device memory.
     init(index: Int, hostDevice: UInt64, configuration: SimDeviceConfiguration, host: HostServices)

@@ -23,7 +23,7 @@ final class SimDevicePageTable: @unchecked Sendable {
         var target: GPUPageTable.Target
     }
 
-    private let lock = WriterPreferringLock()
+    private let lock = ReaderWriterLock(preferWriters: true)
     /// Protected by `lock`: read for translations, written by bind and zap.
     private var table = GPUPageTable()
 

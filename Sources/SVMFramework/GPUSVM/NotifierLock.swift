@@ -1,3 +1,5 @@
+import SVMPluginKit
+
 /// The notifier lock: a reader/writer lock. Invalidations take it for writing (they bump
 /// sequence numbers and zap device mappings); device page-table commits take it for reading
 /// and check the sequence number under it.

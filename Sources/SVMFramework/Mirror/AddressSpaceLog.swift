@@ -1,3 +1,4 @@
+import SVMPluginKit
 import Synchronization
 
 /// Every change of registered memory the mirror has read (unmap, discard, remap), in order,

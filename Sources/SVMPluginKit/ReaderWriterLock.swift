@@ -1,6 +1,8 @@
+#if canImport(Glibc)
 import Glibc
+#endif
 
-/// A reader/writer lock (`pthread_rwlock_t`).
+/// A reader/writer lock (`pthread_rwlock_t`), for the framework and for plugins.
 public final class ReaderWriterLock: @unchecked Sendable {
     // pthread_rwlock_t must not move: it lives in its own allocation.
     private let lock: UnsafeMutablePointer<pthread_rwlock_t>
@@ -26,13 +28,13 @@ public final class ReaderWriterLock: @unchecked Sendable {
         lock.deallocate()
     }
 
-    public func withReadLock<T>(_ body: () throws -> T) rethrows -> T {
+    public func withReadLock<T, Failure: Error>(_ body: () throws(Failure) -> T) throws(Failure) -> T {
         pthread_rwlock_rdlock(lock)
         defer { pthread_rwlock_unlock(lock) }
         return try body()
     }
 
-    public func withWriteLock<T>(_ body: () throws -> T) rethrows -> T {
+    public func withWriteLock<T, Failure: Error>(_ body: () throws(Failure) -> T) throws(Failure) -> T {
         pthread_rwlock_wrlock(lock)
         defer { pthread_rwlock_unlock(lock) }
         return try body()
