@@ -362,11 +362,11 @@ struct Migrator: Sendable {
                     length += 4096
                 }
                 guard let destination else {
-                    trace.record("put back: \(length) bytes at offset \(offset) are gone", range.interval)
+                    trace.record("destinations: \(length) bytes at offset \(offset) are gone", range.interval)
                     return Placement(bytes: length, mappingChanging: false, skippedPages: true)
                 }
                 let placed = body(offset, destination, length)
-                trace.record("put back: \(placed.bytes) of \(length) bytes at offset \(offset) to \(destination)\(placed.mappingChanging ? ", changing" : "") after \(changes.count) changes", range.interval)
+                trace.record("destinations: \(placed.bytes) of \(length) bytes at offset \(offset) to \(destination)\(placed.mappingChanging ? ", changing" : "") after \(changes.count) changes", range.interval)
                 return placed
             }
             offset += placed.bytes
