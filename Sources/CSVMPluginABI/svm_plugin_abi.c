@@ -21,3 +21,5 @@ _Static_assert(offsetof(struct svm_device_fault, batch) == 16, "device fault 1.2
 _Static_assert(offsetof(struct svm_device_ops, bind) == 40, "device ops 1.1 appended after close_device");
 _Static_assert(offsetof(struct svm_pagemap_ops, devmem_alloc) == 16, "pagemap ops 1.1 appended");
 _Static_assert(offsetof(struct svm_pagemap_info, used_bytes) == 16, "pagemap info 1.1 appended");
+_Static_assert(offsetof(struct svm_pagemap_info, host_base) == 24, "pagemap info 1.4 appended");
+_Static_assert(sizeof(struct svm_pagemap_info) == 40, "pagemap info 1.4 size");

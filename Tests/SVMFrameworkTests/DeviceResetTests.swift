@@ -30,7 +30,7 @@ import Testing
         let read = try f.deviceRead(buffer.address, 2 * Self.chunk)
         #expect(read.result.stoppedBy == nil)
         #expect(buffer.mismatches(seed: 7, Self.chunk..<2 * Self.chunk) == 0)
-        #expect(f.device.residents.ranges.count == 1)
+        #expect(f.device.pagemap.residents.ranges.count == 1)
         // Kernel 2 changes the first chunk in device memory; then the device resets.
         try f.run(.increment(destination: buffer.address, size: UInt64(Self.chunk), addend: 1))
 
@@ -38,7 +38,7 @@ import Testing
         #expect(f.count("deviceResets") == 1)
         #expect(f.count("lostRanges") == 1)
         #expect(f.count("lostBytes") == Self.chunk)
-        #expect(f.device.residents.ranges.isEmpty)
+        #expect(f.device.pagemap.residents.ranges.isEmpty)
         #expect(f.device.usedDeviceMemory == 0)
         #expect(f.context.space.range(containing: buffer.address)?.residency.current == .system)
         for page in stride(from: 0, to: Self.chunk, by: 4096) {
@@ -72,7 +72,7 @@ import Testing
         let buffer = MappedBuffer(size: Self.chunk)
         buffer.fill(seed: 3)
         try context.handleDeviceFault(hostDevice: device.deviceID, address: buffer.address, access: .read)
-        #expect(device.residents.ranges.count == 1)
+        #expect(device.pagemap.residents.ranges.count == 1)
         fake.failCopiesOut.store(true, ordering: .relaxed)
         context.release(device)
 

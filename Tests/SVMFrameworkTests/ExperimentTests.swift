@@ -141,17 +141,18 @@ struct ExperimentTests {
         #expect(report.devices[0].evictions + (report.svm["failedMigrations"] ?? 0) > 0, "\(report.svm)")
     }
 
-    @Test("Injected copy failures: a migration to the device gives up, one back is tried again; no wrong data")
+    @Test("Injected copy failures (copy path): a migration to the device gives up, one back is tried again; no wrong data")
     func copyFailures() throws {
         var configuration = configuration(.stream, 12 << 20)
-        configuration.deviceOptions = ["fail-copy-every": "3"]
+        // Copies happen on the copy path; zero-copy migrations move pages instead.
+        configuration.deviceOptions = ["fail-copy-every": "3", "zero-copy": "off"]
         let report = try run(configuration)
         #expect(report.verified, "\(report.verification)")
         #expect((report.svm["failedCopies"] ?? 0) > 0 && (report.svm["failedMigrations"] ?? 0) > 0, "\(report.svm)")
 
         // Every copy fails: nothing reaches device memory; the device uses system memory in
         // place and the results are still right.
-        configuration.deviceOptions = ["fail-copy-every": "1"]
+        configuration.deviceOptions = ["fail-copy-every": "1", "zero-copy": "off"]
         let broken = try run(configuration)
         #expect(broken.verified, "\(broken.verification)")
         #expect(broken.devices[0].migrationsToDevice == 0 && broken.devices[0].remoteBytesWritten > 0)

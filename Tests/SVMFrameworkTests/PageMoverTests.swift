@@ -37,8 +37,8 @@ import Testing
         guard let (uffd, source, destination) = try setUp(pages: 16, filled: [0, 3, 4, 5, 9, 15]) else { return }
         defer { try? uffd.unregister(UInt(destination.address), length: destination.size) }
         let mover = PageMover(faults: uffd, pageMap: pageMap)
-        let (done, stop) = mover.move(to: destination.address, from: source.address, length: 16 * page, wake: false)
-        #expect(done == 16 * page && stop == nil)
+        let outcome = mover.move(to: destination.address, from: source.address, length: 16 * page, wake: false)
+        #expect(outcome == PageMover.Outcome(done: 16 * page, stop: nil, metHoles: true))
         let moved = pageMap.populatedRuns(AddressInterval(start: destination.address, end: destination.address + 16 * page))
         #expect(moved == [0..<1, 3..<6, 9..<10, 15..<16].map {
             AddressInterval(start: destination.address + UInt64($0.lowerBound) * page, end: destination.address + UInt64($0.upperBound) * page)
@@ -56,10 +56,20 @@ import Testing
         let taken = [UInt8](repeating: 0xEE, count: Int(page))
         #expect(try uffd.copy(to: UInt(destination.address + 2 * page), from: taken, length: Int(page), wake: false) == .completed)
         let mover = PageMover(faults: uffd, pageMap: pageMap)
-        let (done, stop) = mover.move(to: destination.address, from: source.address, length: 4 * page, wake: false)
-        #expect(done == 2 * page)
-        #expect(stop == .pageRefused(.alreadyPresent))
+        let outcome = mover.move(to: destination.address, from: source.address, length: 4 * page, wake: false)
+        #expect(outcome.done == 2 * page)
+        #expect(outcome.stop == .pageRefused(.alreadyPresent))
         #expect(destination.bytes[2 * Int(page)] == 0xEE, "the page that was there stays")
         #expect(source.bytes[2 * Int(page)] == 3, "the refused page stays at the source")
+    }
+
+    @Test("Data without holes moves in one ioctl and reports no hole")
+    func wholeDataMovesAtOnce() throws {
+        guard let (uffd, source, destination) = try setUp(pages: 8, filled: Array(0..<8)) else { return }
+        defer { try? uffd.unregister(UInt(destination.address), length: destination.size) }
+        let mover = PageMover(faults: uffd, pageMap: pageMap)
+        let outcome = mover.move(to: destination.address, from: source.address, length: 8 * page, wake: false)
+        #expect(outcome == PageMover.Outcome(done: 8 * page, stop: nil, metHoles: false))
+        for index in 0..<8 { #expect(destination.bytes[index * Int(page) + 100] == UInt8(index + 1)) }
     }
 }

@@ -166,7 +166,9 @@ struct PluginHostTests {
         #expect(info.pageSizes == [4 << 10, 64 << 10, 2 << 20])
         let device = try driver.openDevice(at: 2, hostDevice: 2)
         defer { device.close() }
-        #expect(try device.pagemapInfo() == PagemapInfo(minPageSize: 64 << 10, capacityBytes: 512 << 20))
+        let pagemap = try device.pagemapInfo()
+        #expect(pagemap.minPageSize == 64 << 10 && pagemap.capacityBytes == 512 << 20 && pagemap.usedBytes == 0)
+        #expect(pagemap.hostSize == 512 << 20, "zero-copy by default: all device memory is host memory")
         #expect(throws: PluginErrno.noDevice) { try driver.openDevice(at: 3, hostDevice: 3) }
     }
 

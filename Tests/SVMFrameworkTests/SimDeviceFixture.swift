@@ -56,3 +56,28 @@ final class SimDeviceFixture: @unchecked Sendable {
         return result
     }
 }
+
+/// How migrations move data in a test: SimDevice's zero-copy path, or the copy path.
+enum MigrationPath: String, Sendable, CustomTestStringConvertible {
+    case zeroCopy = "zero-copy"
+    case copy
+
+    var testDescription: String { rawValue }
+
+    /// The SimDevice options that select it.
+    var options: [String: String] { ["zero-copy": self == .zeroCopy ? "on" : "off"] }
+
+    /// Checks that migrations went this way (and, `exclusively`, never the other: a move
+    /// may fall back to copying when a page is pinned for a moment).
+    func checkUsed(_ f: SimDeviceFixture, exclusively: Bool) {
+        let moved = f.count("bytesMoved")
+        let copied = f.count("bytesCopied")
+        switch self {
+        case .zeroCopy:
+            #expect(moved > 0, "no migration moved pages")
+            if exclusively { #expect(copied == 0, "\(copied) bytes copied on the zero-copy path") }
+        case .copy:
+            #expect(copied > 0 && moved == 0, "copy path: \(moved) bytes moved, \(copied) copied")
+        }
+    }
+}

@@ -222,7 +222,12 @@ struct SimDeviceTests {
     func deviceMemoryAllocation() throws {
         let bed = try SimDeviceTestbed(options: ["memory": "64M"])
         let device = bed.device
-        #expect(try device.pagemapInfo() == PagemapInfo(minPageSize: 4096, capacityBytes: 64 * Self.mebibyte, usedBytes: 0))
+        let info = try device.pagemapInfo()
+        #expect(info.minPageSize == 4096 && info.capacityBytes == 64 * Self.mebibyte && info.usedBytes == 0)
+        // Zero-copy by default: the device memory is declared host memory, all of it.
+        #expect(info.isHostMemory && info.hostSize == 64 * Self.mebibyte && info.hostBase % 4096 == 0)
+        let copyPath = try SimDeviceTestbed(options: ["memory": "64M", "zero-copy": "off"])
+        #expect(try copyPath.device.pagemapInfo() == PagemapInfo(minPageSize: 4096, capacityBytes: 64 * Self.mebibyte, usedBytes: 0))
         #expect((device as? any SVMCapableDevice)?.supportsDeviceMemory == true)
         #expect((device as? any SVMCapableDevice)?.supportsPageTable == true)
 

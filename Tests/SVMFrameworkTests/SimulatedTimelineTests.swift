@@ -19,9 +19,9 @@ struct SimulatedTimelineTests {
         result.activity.faultBatches = 1
         timeline.kernel("k", on: 1, result: result, activity: [
             .deviceFault(deviceID: 1, address: 0x1000_0000, access: .read, batch: 1),
-            .migration(deviceID: 1, bytes: Self.twoMiB, direction: .toDevice, cause: .deviceFault),
+            .migration(from: .system, to: .device(1), bytes: Self.twoMiB, cause: .deviceFault),
             .deviceFault(deviceID: 1, address: 0x1020_0000, access: .write, batch: 1),
-            .migration(deviceID: 1, bytes: Self.twoMiB, direction: .toDevice, cause: .deviceFault),
+            .migration(from: .system, to: .device(1), bytes: Self.twoMiB, cause: .deviceFault),
         ])
         // Each copy carries 2 MiB + 8 KiB = 2 105 344 bytes at half of 31.5 bytes/ns:
         // 133 672.6 ns, checked at the next whole nanosecond (133 673), arriving 1 µs later.
@@ -47,10 +47,10 @@ struct SimulatedTimelineTests {
         timeline.addDevice(id: 1, name: "sim0")
         timeline.kernel("k", on: 1, result: KernelResult(faults: 2), activity: [
             .deviceFault(deviceID: 1, address: 0x1000, access: .write, batch: 1),
-            .migration(deviceID: 1, bytes: 4096, direction: .toDevice, cause: .deviceFault),
+            .migration(from: .system, to: .device(1), bytes: 4096, cause: .deviceFault),
             .deviceFault(deviceID: 1, address: 0x2000, access: .atomic, batch: 2),
-            .migration(deviceID: 1, bytes: 4096, direction: .toSystem, cause: .eviction),
-            .migration(deviceID: 1, bytes: 4096, direction: .toDevice, cause: .deviceFault),
+            .migration(from: .device(1), to: .system, bytes: 4096, cause: .eviction),
+            .migration(from: .system, to: .device(1), bytes: 4096, cause: .deviceFault),
         ])
         // A 4 KiB copy alone: (4 096 + 8 192) / 31.5 = 390.1 → 391 ns, + 1 µs.
         let copy: UInt64 = 391 + 1_000
@@ -64,7 +64,7 @@ struct SimulatedTimelineTests {
         let timeline = SimulatedTimeline(parameters: TimingParameters())
         timeline.addDevice(id: 1, name: "sim0")
         timeline.cpu("check", bytes: 1 << 20, activity: [
-            .migration(deviceID: 1, bytes: Self.twoMiB, direction: .toSystem, cause: .cpuFault)
+            .migration(from: .device(1), to: .system, bytes: Self.twoMiB, cause: .cpuFault)
         ])
         // 20 µs, then (2 MiB + 8 KiB) / 31.5 = 66 836.3 → 66 837 ns + 1 µs, then
         // 1 MiB / 10 bytes/ns = 104 857.6 → 104 858 ns.

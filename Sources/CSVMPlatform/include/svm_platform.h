@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "svm_atomic.h"     /* C11 atomics on plain memory */
+#include "svm_futex.h"      /* waiting for a word to change */
 #include "svm_process_vm.h" /* process_vm_readv/writev on this process */
 #include "svm_thread.h"     /* the calling thread's kernel id */
 #include "svm_uffd.h"       /* userfaultfd shims */

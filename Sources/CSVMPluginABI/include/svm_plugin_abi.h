@@ -41,7 +41,7 @@ extern "C" {
 #endif
 
 #define SVM_PLUGIN_ABI_MAJOR 1
-#define SVM_PLUGIN_ABI_MINOR 3
+#define SVM_PLUGIN_ABI_MINOR 4
 
 /* The one symbol a plugin exports. */
 #define SVM_PLUGIN_ENTRY_SYMBOL "svm_plugin_entry"
@@ -274,6 +274,21 @@ struct svm_pagemap_info {
     uint32_t min_page_size;  /* smallest device-memory chunk, a power of two >= 4096 */
     uint64_t capacity_bytes; /* device memory this pagemap can hand out */
     uint64_t used_bytes;     /* [1.1] device memory allocated now */
+    /* [1.4] Device memory that is host memory of this process, which the host may migrate
+     * into and out of without copying (one UFFDIO_MOVE each way): byte o of device memory is
+     * the byte at host_base + o, for o < host_size (at least capacity_bytes). 0 and 0: device
+     * memory is not host memory (real VRAM); data moves through copy_to_devmem / copy_to_ram.
+     * With host_base set, the memory must be private anonymous read-write memory in a mapping
+     * of its own (MADV_DONTDUMP working memory, never merged with the program's), mapped from
+     * open_device until close_device, and the plugin must never munmap, mremap or madvise it
+     * meanwhile. The host registers it with its userfaultfd, moves pages in and out, and
+     * keeps two promises: every page of an allocation holds data (moved, copied or a zero
+     * page) before the device is told to use it, and no page is left in an allocation the
+     * host frees, so the next owner of the block never sees the old bytes. The plugin reads
+     * and writes its live allocations as plain memory and touches nothing else of it. The
+     * copy ops stay required: the host copies the pages it cannot move (pinned, shared). */
+    uint64_t host_base;
+    uint64_t host_size;
 };
 
 struct svm_pagemap_ops {

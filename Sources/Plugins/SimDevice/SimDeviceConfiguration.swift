@@ -16,6 +16,9 @@ struct SimDeviceConfiguration: Sendable {
     /// Fault injection: the device resets once, after its Nth kernel (0: never), losing
     /// the contents of its memory.
     var resetAfterKernel = 0
+    /// Whether the device memory is declared host memory (ABI 1.4), so that the host
+    /// migrates by moving pages instead of copying them. Off: the copy path, for comparing.
+    var zeroCopy = true
 
     init(options: (String) -> String?) throws {
         if let text = options("devices") {
@@ -61,5 +64,12 @@ struct SimDeviceConfiguration: Sendable {
         if let every = try integer("fail-alloc-every", 0...1 << 30) { failAllocationEvery = every }
         if let every = try integer("fail-copy-every", 0...1 << 30) { failCopyEvery = every }
         if let kernel = try integer("reset-after-kernel", 0...1 << 30) { resetAfterKernel = kernel }
+        if let text = options("zero-copy") {
+            switch text {
+            case "on": zeroCopy = true
+            case "off": zeroCopy = false
+            default: throw PluginOptionError(plugin: "SimDevice", key: "zero-copy", value: text, expected: "on or off")
+            }
+        }
     }
 }

@@ -44,7 +44,9 @@ final class SimDeviceInstance: OpenDevice {
     func pagemapInfo() throws -> PagemapInfo {
         PagemapInfo(
             minPageSize: configuration.minPageSize, capacityBytes: configuration.memoryBytes,
-            usedBytes: memory.usedBytes)
+            usedBytes: memory.usedBytes,
+            hostBase: configuration.zeroCopy ? UInt64(UInt(bitPattern: memory.base)) : 0,
+            hostSize: configuration.zeroCopy ? memory.size : 0)
     }
 
     func close() {

@@ -13,6 +13,19 @@ public final class SVMActivityLog: Sendable {
         case toDevice, toSystem
     }
 
+    /// A place data lives, by id: system memory or one device's memory.
+    public enum Location: Sendable, Hashable, CustomStringConvertible {
+        case system
+        case device(UInt64)
+
+        public var description: String {
+            switch self {
+            case .system: "system memory"
+            case .device(let id): "device \(id)"
+            }
+        }
+    }
+
     /// Why data moved.
     public enum Cause: String, Sendable, Hashable, Codable {
         case deviceFault, cpuFault, eviction, release, addressSpaceChange
@@ -29,8 +42,10 @@ public final class SVMActivityLog: Sendable {
     public enum Entry: Sendable, Hashable {
         /// A device fault the context was asked to service (`batch` 0: not batched).
         case deviceFault(deviceID: UInt64, address: UInt64, access: DeviceAccess, batch: UInt64)
-        /// A range's data moved between system memory and a device's memory.
-        case migration(deviceID: UInt64, bytes: UInt64, direction: Direction, cause: Cause)
+        /// A range's data moved from one location to another: between system memory and a
+        /// device's memory, or from one device to another (through system memory until peers
+        /// come: ``legs`` says which links it crossed).
+        case migration(from: Location, to: Location, bytes: UInt64, cause: Cause)
         /// A device reported a reset.
         case deviceReset(deviceID: UInt64)
         /// A range's data, held only in a device's memory, was lost.
@@ -55,3 +70,16 @@ public final class SVMActivityLog: Sendable {
         entries.withLock { entries in defer { entries.removeAll() }; return entries }
     }
 }
+
+extension SVMActivityLog.Entry {
+    /// The transfers a migration made, in order: one per device whose link it crossed
+    /// (device to device through system memory is two: out of the source, into the target).
+    public var legs: [(deviceID: UInt64, direction: SVMActivityLog.Direction)] {
+        guard case .migration(let from, let to, _, _) = self else { return [] }
+        var legs: [(deviceID: UInt64, direction: SVMActivityLog.Direction)] = []
+        if case .device(let source) = from { legs.append((source, .toSystem)) }
+        if case .device(let target) = to { legs.append((target, .toDevice)) }
+        return legs
+    }
+}
+

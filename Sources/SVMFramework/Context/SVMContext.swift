@@ -29,12 +29,28 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     public let policy: MigrationPolicy
     /// Why CPU faults and migration are off, or `nil` when the mirror runs.
     public let mirrorUnavailableReason: String?
-    /// How long one device fault may keep retrying before it fails with `EAGAIN`.
-    public var faultTimeout: Duration = .seconds(10)
+    /// How long one device fault may keep retrying before it fails with `EAGAIN`. Atomic:
+    /// set by any thread, read by each fault when it starts.
+    public var faultTimeout: Duration {
+        get { .nanoseconds(faultTimeoutNanoseconds.load(ordering: .relaxed)) }
+        set { faultTimeoutNanoseconds.store(Self.nanoseconds(newValue), ordering: .relaxed) }
+    }
     /// How long data a device atomic migrated stays in device memory before a CPU fault
     /// takes it back: 5 ms, as the xe driver gives atomics on discrete GPUs
-    /// (`timeslice_ms` in `xe_svm_handle_pagefault`).
-    public var atomicTimeslice: Duration = .milliseconds(5)
+    /// (`timeslice_ms` in `xe_svm_handle_pagefault`). Atomic, like ``faultTimeout``.
+    public var atomicTimeslice: Duration {
+        get { .nanoseconds(atomicTimesliceNanoseconds.load(ordering: .relaxed)) }
+        set { atomicTimesliceNanoseconds.store(Self.nanoseconds(newValue), ordering: .relaxed) }
+    }
+    /// 10 s: far above any real fault service (milliseconds at most), short enough that a
+    /// stuck fault fails a test instead of hanging it.
+    private let faultTimeoutNanoseconds = Atomic<Int64>(10_000_000_000)
+    private let atomicTimesliceNanoseconds = Atomic<Int64>(5_000_000)
+
+    private static func nanoseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
 
     let mirror: CPUMirror?
     private let migrator: Migrator?
@@ -90,10 +106,26 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     /// Uses an already open device (a plugin's device opened with `hostDevice` = `id`
     /// from ``reserveDeviceID()``).
     public func adopt(_ device: any OpenDevice, id: UInt64, name: String) -> SVMDevice {
-        let svmDevice = SVMDevice(deviceID: id, name: name, device: device) { [mirror] in mirror?.waitUntilEventsHandled() }
+        let svmDevice = SVMDevice(
+            deviceID: id, name: name, device: device, hostMemory: registerHostMemory,
+            addressSpaceSettled: { [mirror] in mirror?.waitUntilEventsHandled() })
         devices.withLock { $0.byID[id] = svmDevice }
         space.register(svmDevice)
         return svmDevice
+    }
+
+    /// Checks the host memory a pagemap declares and registers it with the mirror, for
+    /// zero-copy migration (see ``SVMPagemap``).
+    private func registerHostMemory(_ info: PagemapInfo) -> Result<AddressInterval, SVMPagemap.HostMemoryRefusal> {
+        guard let mirror, mirror.canMigrate else { return .failure(.init("nothing migrates: \(mirrorUnavailableReason ?? "no mirror")")) }
+        let checked = SVMPagemap.checkHostMemory(info, cpu: cpu)
+        guard case .success(let interval) = checked else { return checked }
+        do {
+            try mirror.register(interval)
+        } catch {
+            return .failure(.init("the mirror cannot register host memory: \(error)"))
+        }
+        return checked
     }
 
     /// A fresh device id, for ``adopt(_:id:name:)``.
@@ -105,7 +137,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     /// device releases its memory, as `dmirror`'s release does).
     public func release(_ device: SVMDevice) {
         guard let migrator else { return }
-        for range in device.residents.ranges { migrator.migrateToSystem(range, devices: allDevices) }
+        for range in device.pagemap.residents.ranges { migrator.migrateToSystem(range) }
     }
 
     /// Releases the device's memory, removes its mappings and closes it.
@@ -116,6 +148,10 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         // The fault handler may still be using the device (an unmap it is handling): wait
         // for that, and make later calls no-ops, before the plugin closes it.
         device.markClosed()
+        // The plugin unmaps its memory on close: no event for the mirror to wait on.
+        if let hostMemory = device.pagemap.hostMemory {
+            try? mirror?.faults.unregister(UInt(hostMemory.start), length: Int(hostMemory.size))
+        }
         device.device.close()
     }
 
@@ -132,8 +168,11 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         activity.record(.deviceFault(deviceID: hostDevice, address: address, access: access, batch: batch))
         guard let device = devices.withLock({ $0.byID[hostDevice] }) else { throw PluginErrno.noDevice }
         device.thrashing.begin(kernel: device.kernelNumber, batch: batch)
+        let path = DeviceFaultPath(
+            space: space, mirror: mirror, migrator: migrator, cpu: cpu, statistics: statistics, trace: trace,
+            lostMemory: lostMemory, policy: policy, timeout: faultTimeout, atomicTimeslice: atomicTimeslice)
         do {
-            try serviceDeviceFault(device: device, address: address, access: access)
+            try path.service(device: device, address: address, access: access)
         } catch {
             statistics.failedDeviceFaults.count()
             throw error
@@ -149,134 +188,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         statistics.deviceResets.count()
         activity.record(.deviceReset(deviceID: hostDevice))
         guard let migrator else { return }
-        let devices = allDevices
-        for range in device.residents.ranges { migrator.lose(range, devices: devices) }
-    }
-
-    /// The GPU fault flow of DESIGN.md: collect garbage, find or insert the range, choose the
-    /// placement, migrate, collect the pages, commit under an unchanged sequence number.
-    private func serviceDeviceFault(device: SVMDevice, address: UInt64, access: DeviceAccess) throws {
-        let writes = access.contains(.write) || access.contains(.atomic)
-        let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: faultTimeout)
-        // Migrations this fault started; past a few the range ping-pongs with another party
-        // and the fault settles for system memory (the xe driver's fallback as well).
-        var migrationsTried = 0
-        var countedThrashing = false
-        while clock.now < deadline {
-            mirror?.waitUntilEventsHandled()
-            let found: (range: SVMRange, notifier: Notifier, mapping: CPUMapping)
-            do {
-                found = try space.lookUp(faultAddress: address, write: writes)
-            } catch .notMapped {
-                throw PluginErrno.badAddress
-            } catch .accessDenied {
-                throw PluginErrno.accessDenied
-            }
-            let range = found.range
-            // Lost data is never served: not from device memory, not as zeros.
-            if lostMemory.overlaps(range.interval) {
-                statistics.faultsOnLostData.count()
-                throw PluginErrno.ioError
-            }
-            mirrorIfNeeded(range, mapping: found.mapping)
-            let sequence = found.notifier.sequence.readBegin()
-            let pieces: [BindPiece]
-            var bindAccess: BindAccess = found.mapping.writable ? [.writable] : []
-            switch range.residency.current {
-            case .migrating:
-                usleep(20)  // another party owns the data; it is quick
-                continue
-            case .device(let allocation) where allocation.deviceID == device.deviceID:
-                pieces = Self.pieces(at: allocation.offset, size: allocation.size, protocol: .localVRAM)
-                bindAccess.insert(.atomic)
-                device.residents.touch(range)
-            case .device:
-                // In another device's memory, with no peer path yet: bring it home first.
-                migrator?.migrateToSystem(range, devices: allDevices, cause: .deviceFault)
-                continue
-            case .system:
-                let atomic = access.contains(.atomic)
-                // A range this kernel already had evicted is mapped in place (see ThrashingGuard).
-                let thrashes = !atomic && device.thrashing.thrashes(range)
-                if thrashes && !countedThrashing {
-                    statistics.thrashingAvoided.count()
-                    countedThrashing = true
-                }
-                let wantsDevice = (policy == .migrateOnDeviceFault && !thrashes) || atomic
-                if wantsDevice, migrationsTried < 3 || atomic, let migrator, range.flags.load().contains(.migrateDevmem) {
-                    migrationsTried += 1
-                    let timeslice = atomic ? atomicTimeslice : nil
-                    // Device atomics need device memory: they may evict what their batch migrated.
-                    if migrator.migrateToDevice(
-                        range, device: device, timeslice: timeslice, sparingBatch: !atomic, devices: { self.allDevices })
-                    {
-                        device.thrashing.migrated(range)
-                        continue
-                    }
-                    // Device atomics need device memory: keep trying (a racing unmap or
-                    // discard makes a migration give up), backing off a little.
-                    if atomic && device.hasDeviceMemory {
-                        if migrationsTried > 3 { usleep(50) }
-                        continue
-                    }
-                }
-                // Device atomics need device memory (as on Xe without system atomics).
-                if atomic { throw PluginErrno.accessDenied }
-                populate(range)
-                pieces = Self.pieces(at: range.interval.start, size: range.interval.size, protocol: .system)
-            }
-            let committed = try space.notifierLock.withReadLock { () throws -> Bool in
-                guard !found.notifier.sequence.needsRetry(sequence) else { return false }
-                let pages = range.pages(for: device.deviceID)
-                try pages.withCommit {
-                    if pages.isMapped { device.zap(range.interval) }
-                    try device.device.bind(address: range.interval.start, size: range.interval.size, pieces: pieces, access: bindAccess)
-                    trace.record("bound on device \(device.deviceID) to \(pieces[0].linkProtocol) \(pieces[0].address) at seq \(sequence)", range.interval)
-                    let addresses = pieces.map { PagemapAddress(address: $0.address, linkProtocol: $0.linkProtocol, order: $0.order) }
-                    pages.publish(addresses, sequence: sequence, hasDevmem: pieces.first?.linkProtocol == .localVRAM)
-                }
-                return true
-            }
-            if committed { return }
-        }
-        throw PluginErrno.tryAgain
-    }
-
-    /// Registers a migratable range with the mirror once; a range the mirror cannot watch
-    /// stays in system memory.
-    private func mirrorIfNeeded(_ range: SVMRange, mapping: CPUMapping) {
-        guard let mirror, mapping.anonymous, !mapping.shared, !range.flags.load().contains(.mirrored) else { return }
-        do {
-            try mirror.register(range.interval)
-            range.flags.insert(.mirrored)
-        } catch {
-            range.flags.remove(.migrateDevmem)
-        }
-    }
-
-    /// Makes the CPU pages of a mirrored range present before a device maps them, as
-    /// `hmm_range_fault` does: missing pages get the zero page (a device write then makes
-    /// its own copy). Never by touching them: the memory may be unmapped at any moment, and
-    /// a device must get a fault error then, not crash the process. Memory the mirror does
-    /// not watch needs nothing: the kernel faults it in for the device's accesses.
-    private func populate(_ range: SVMRange) {
-        guard let mirror, range.flags.load().contains(.mirrored) else { return }
-        // Under the range's state: a migration must not move data out of a page between the
-        // check that it is missing and the zero fill. A changing mapping (EAGAIN) is left to
-        // the device's refault.
-        _ = range.residency.whileInSystemMemory {
-            for run in cpu.missingRuns(range.interval) {
-                let outcome = try? mirror.faults.zeroPage(UInt(run.start), length: Int(run.size))
-                trace.record("populate: zero pages \(String(describing: outcome))", run)
-            }
-        }
-    }
-
-    /// Pieces of `size` bytes at `address`: one piece when `size` is a page-table size.
-    static func pieces(at address: UInt64, size: UInt64, protocol linkProtocol: LinkProtocol) -> [BindPiece] {
-        let order = UInt8((size / 4096).trailingZeroBitCount)
-        return [BindPiece(address: address, linkProtocol: linkProtocol, order: order)]
+        for range in device.pagemap.residents.ranges { migrator.lose(range) }
     }
 
     // MARK: CPU mirror client (handler thread)
@@ -304,7 +216,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
             case .done: return .resolved
             case .deferred: return .deferred
             case .migrateBack(let range):
-                let migrated = migrator?.migrateToSystem(range, devices: allDevices, cause: .cpuFault) { statistics.cpuFaultMigrations.count() }
+                let migrated = migrator?.migrateToSystem(range, cause: .cpuFault) { statistics.cpuFaultMigrations.count() }
                 return migrated == true ? .resolved : .deferred
             case .retry:
                 mirror.letMappingChangeProceed()
@@ -331,7 +243,6 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
 
     func addressSpaceChanged(_ event: UserFaultFDEvent) {
         trace.record("event \(event)", AddressInterval(start: 0, end: .max))
-        let devices = allDevices
         switch event {
         case .unmap(let start, let end), .remove(let start, let end):
             let interval = AddressInterval(start: UInt64(start), end: UInt64(end))
@@ -340,14 +251,14 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
             // The program gave the memory up: what it maps there next is new.
             lostMemory.remove(interval)
             for range in space.invalidate(interval, event: isUnmap ? .unmap : .remove) {
-                settleDeviceData(range, change: .discarded(interval), devices: devices)
+                settleDeviceData(range, change: .discarded(interval))
             }
         case .remap(let from, let to, let length):
             let old = AddressInterval(start: UInt64(from), end: UInt64(from + length))
             lostMemory.remap(from: UInt64(from), to: UInt64(to), length: UInt64(length))
             // The ranges at the old addresses end; their data follows the pages.
             for range in space.invalidate(old, event: .unmap) {
-                settleDeviceData(range, change: .remapped(from: UInt64(from), to: UInt64(to), length: UInt64(length)), devices: devices)
+                settleDeviceData(range, change: .remapped(from: UInt64(from), to: UInt64(to), length: UInt64(length)))
             }
         case .pagefault, .fork:
             break
@@ -358,12 +269,12 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     /// data whose pages are all gone is dropped; otherwise the data goes back to the CPU
     /// pages that still hold it (a partial unmap destroys the whole range, and what is still
     /// mapped refaults). A migration in flight applies the change itself, from the log.
-    private func settleDeviceData(_ range: SVMRange, change: AddressSpaceChange, devices: [SVMDevice]) {
+    private func settleDeviceData(_ range: SVMRange, change: AddressSpaceChange) {
         guard let migrator, case .device = range.residency.current else { return }
         if case .discarded(let interval) = change, interval.contains(range.interval) {
-            migrator.discard(range, devices: devices)
+            migrator.discard(range)
         } else {
-            migrator.migrateToSystem(range, devices: devices, cause: .addressSpaceChange)
+            migrator.migrateToSystem(range, cause: .addressSpaceChange)
         }
     }
 }

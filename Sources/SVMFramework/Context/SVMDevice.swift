@@ -1,42 +1,53 @@
 import SVMPluginKit
 import Synchronization
 
-/// A device opened into an SVM context: the plugin's open device, its id in the SVM space,
-/// its pagemap (device memory) and the ranges resident there.
+/// A device opened into an SVM context: the plugin's open device (its page table and
+/// kernels), its id in the SVM space, and its pagemap (device memory, see ``SVMPagemap``).
 public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
     public let deviceID: UInt64
     public let name: String
     /// The plugin's device; every call goes through the ABI.
     public let device: any OpenDevice
-    public let pagemap: PagemapInfo?
-    let residents = DeviceMemoryLRU()
+    /// The device's memory and the ranges resident there.
+    public let pagemap: SVMPagemap
     /// What the running kernel's faults migrated and evicted (see ``ThrashingGuard``).
     let thrashing = ThrashingGuard()
     /// Kernels launched through ``run(_:)``: tells one kernel's fault batches from the next's.
     private let kernelsLaunched = Atomic<UInt64>(0)
-    /// Cleared when the device answers `EOPNOTSUPP` to an allocation: nothing migrates here.
-    private let devmemWorks: Atomic<Bool>
-    /// Held for reading by every call the framework makes into the device from its own
-    /// threads (the fault handler among them), for writing by ``markClosed()``: a device is
-    /// never called after it was closed. `closed` is protected by it.
-    private let lifetime = ReaderWriterLock()
-    private var closed = false
+    /// Held by every call into the device from the framework's threads; see ``DeviceLifetime``.
+    private let lifetime: DeviceLifetime
     /// Waits until the address-space changes the program has made are handled (see
     /// ``CPUMirror/waitUntilEventsHandled()``).
     private let addressSpaceSettled: @Sendable () -> Void
 
-    init(deviceID: UInt64, name: String, device: any OpenDevice, addressSpaceSettled: @escaping @Sendable () -> Void = {}) {
+    /// - Parameter hostMemory: given the pagemap the plugin reported, checks and registers
+    ///   its host memory for zero-copy migration; `nil` when the plugin declares none.
+    init(deviceID: UInt64, name: String, device: any OpenDevice,
+         hostMemory: (PagemapInfo) -> Result<AddressInterval, SVMPagemap.HostMemoryRefusal>? = { _ in nil },
+         addressSpaceSettled: @escaping @Sendable () -> Void = {}) {
         self.deviceID = deviceID
         self.name = name
         self.device = device
         self.addressSpaceSettled = addressSpaceSettled
-        let pagemap = try? device.pagemapInfo()
-        self.pagemap = pagemap
-        devmemWorks = Atomic((pagemap?.capacityBytes ?? 0) > 0)
+        let lifetime = DeviceLifetime()
+        self.lifetime = lifetime
+        let info = try? device.pagemapInfo()
+        var zeroCopy: AddressInterval?
+        var refusal: String?
+        if let info, info.isHostMemory {
+            switch hostMemory(info) {
+            case .success(let interval): zeroCopy = interval
+            case .failure(let reason): refusal = reason.description
+            case nil: break
+            }
+        }
+        pagemap = SVMPagemap(
+            deviceID: deviceID, device: device, lifetime: lifetime, info: info, hostMemory: zeroCopy,
+            zeroCopyUnavailableReason: refusal)
     }
 
     /// Whether ranges can migrate into this device's memory.
-    public var hasDeviceMemory: Bool { devmemWorks.load(ordering: .relaxed) }
+    public var hasDeviceMemory: Bool { pagemap.hasDeviceMemory }
 
     /// Runs a kernel on the device; its faults come back to the context on this thread.
     ///
@@ -53,16 +64,16 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
     var kernelNumber: UInt64 { kernelsLaunched.load(ordering: .relaxed) }
 
     /// Device memory in use now, as the plugin reports it.
-    public var usedDeviceMemory: UInt64 { (try? device.pagemapInfo().usedBytes) ?? 0 }
+    public var usedDeviceMemory: UInt64 { pagemap.usedBytes }
 
     /// Runs `body` with the device if it is still open; `nil` after ``markClosed()``.
     func ifOpen<T>(_ body: (any OpenDevice) throws -> T) rethrows -> T? {
-        try lifetime.withReadLock { closed ? nil : try body(device) }
+        try lifetime.ifOpen { try body(device) }
     }
 
     /// Waits for calls in flight, then makes every later ``ifOpen(_:)`` a no-op.
     func markClosed() {
-        lifetime.withWriteLock { closed = true }
+        lifetime.markClosed()
     }
 
     // MARK: SVMDeviceMapper
@@ -70,40 +81,5 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
     public func zap(_ interval: AddressInterval) {
         // A device that cannot zap cannot have bound anything either.
         _ = ifOpen { try? $0.zap(address: interval.start, size: interval.size) }
-    }
-
-    // MARK: device memory
-
-    /// Allocates `size` bytes, calling `evict` to make room while the device is full;
-    /// `nil` when nothing more can be evicted or the device has no memory for SVM.
-    func allocate(size: UInt64, evict: () -> Bool) -> DeviceAllocation? {
-        guard hasDeviceMemory else { return nil }
-        while true {
-            do {
-                guard let offset = try ifOpen({ try $0.allocateDeviceMemory(size: size) }) else { return nil }
-                return DeviceAllocation(deviceID: deviceID, offset: offset, size: size)
-            } catch let error as PluginErrno where error == .outOfMemory {
-                guard evict() else { return nil }
-            } catch let error as PluginErrno where error == .notSupported {
-                devmemWorks.store(false, ordering: .relaxed)
-                return nil
-            } catch {
-                return nil
-            }
-        }
-    }
-
-    func free(_ allocation: DeviceAllocation) {
-        _ = ifOpen { $0.freeDeviceMemory(offset: allocation.offset, size: allocation.size) }
-    }
-
-    /// Copies host memory into device memory; false if that failed or the device is closed.
-    func copyIn(_ allocation: DeviceAllocation, from source: UInt64) -> Bool {
-        (try? ifOpen { try $0.copyToDeviceMemory(offset: allocation.offset, from: pointer(source)!, size: allocation.size) }) != nil
-    }
-
-    /// Copies device memory into host memory; false if that failed or the device is closed.
-    func copyOut(_ allocation: DeviceAllocation, to destination: UInt64) -> Bool {
-        (try? ifOpen { try $0.copyFromDeviceMemory(offset: allocation.offset, to: pointer(destination)!, size: allocation.size) }) != nil
     }
 }

@@ -16,6 +16,18 @@ public final class SVMStatistics: Sendable {
     /// Ranges migrated back to system memory (CPU faults, evictions, releases), and bytes.
     public let migrationsToSystem = Atomic<Int>(0)
     public let bytesToSystem = Atomic<Int>(0)
+    /// Ranges migrated from one device's memory to another's (through system memory), and
+    /// the bytes they held; not counted as migrations to device or to system memory.
+    public let migrationsBetweenDevices = Atomic<Int>(0)
+    public let bytesBetweenDevices = Atomic<Int>(0)
+    /// Bytes of migrations that moved pages (zero-copy: one `UFFDIO_MOVE`) and that copied
+    /// them (through staging memory and the plugin's copy ops), in either direction: a
+    /// device-to-device migration counts both of its legs.
+    public let bytesMoved = Atomic<Int>(0)
+    public let bytesCopied = Atomic<Int>(0)
+    /// Zero-copy migrations whose pages would not move (pinned, shared with a child, a
+    /// protection changed): they took the copy path.
+    public let zeroCopyFallbacks = Atomic<Int>(0)
     /// Ranges evicted because a device ran out of memory.
     public let evictions = Atomic<Int>(0)
     /// Migrations to device memory that were given up (no memory, pages busy, a racing
@@ -49,6 +61,11 @@ public final class SVMStatistics: Sendable {
             "bytesToDevice": bytesToDevice.load(ordering: .relaxed),
             "migrationsToSystem": migrationsToSystem.load(ordering: .relaxed),
             "bytesToSystem": bytesToSystem.load(ordering: .relaxed),
+            "migrationsBetweenDevices": migrationsBetweenDevices.load(ordering: .relaxed),
+            "bytesBetweenDevices": bytesBetweenDevices.load(ordering: .relaxed),
+            "bytesMoved": bytesMoved.load(ordering: .relaxed),
+            "bytesCopied": bytesCopied.load(ordering: .relaxed),
+            "zeroCopyFallbacks": zeroCopyFallbacks.load(ordering: .relaxed),
             "evictions": evictions.load(ordering: .relaxed),
             "failedMigrations": failedMigrations.load(ordering: .relaxed),
             "failedCopies": failedCopies.load(ordering: .relaxed),

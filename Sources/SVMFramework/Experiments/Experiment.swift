@@ -43,9 +43,9 @@ public struct Experiment {
             throw ExperimentError.device("cannot open \(configuration.devicePlugin) device 0: \(error)")
         }
         defer { context.close(device) }
-        guard device.pagemap?.capacityBytes == configuration.deviceMemoryBytes else {
+        guard device.pagemap.info?.capacityBytes == configuration.deviceMemoryBytes else {
             throw ExperimentError.device(
-                "\(device.name) has \(device.pagemap?.capacityBytes ?? 0) bytes of device memory, the configuration \(configuration.deviceMemoryBytes): load the plugin with the configuration's plugin options")
+                "\(device.name) has \(device.pagemap.info?.capacityBytes ?? 0) bytes of device memory, the configuration \(configuration.deviceMemoryBytes): load the plugin with the configuration's plugin options")
         }
         let timeline = SimulatedTimeline(parameters: configuration.timing, trace: trace)
         timeline.addDevice(id: device.deviceID, name: device.name)

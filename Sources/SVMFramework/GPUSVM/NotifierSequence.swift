@@ -30,12 +30,23 @@ public func withSequenceRetry<Result>(
     _ sequence: NotifierSequence, timeout: Duration,
     _ attempt: (UInt64) throws -> Result?
 ) throws -> Result {
+    try withSequenceRetry(timeout: timeout) { try attempt(sequence.readBegin()) }
+}
+
+/// The seq/retry loop for an attempt that finds its notifier itself (a fault looks the range
+/// up first): runs `attempt` until it returns a result, or `timeout` runs out. `attempt`
+/// reads the sequence number of the notifier it found (``NotifierSequence/readBegin()``)
+/// and returns `nil` when, at its commit point, the number changed, or when what it
+/// depends on is not ready yet.
+///
+/// - Throws: what `attempt` throws, or ``SequenceRetryTimeout``.
+public func withSequenceRetry<Result>(timeout: Duration, _ attempt: () throws -> Result?) throws -> Result {
     let clock = ContinuousClock()
     let deadline = clock.now.advanced(by: timeout)
     var attempts = 0
     while true {
         attempts += 1
-        if let result = try attempt(sequence.readBegin()) { return result }
+        if let result = try attempt() { return result }
         if clock.now >= deadline { throw SequenceRetryTimeout(attempts: attempts, timeout: timeout) }
     }
 }

@@ -4,8 +4,9 @@ import Synchronization
 /// `drm_gpusvm` keeps in the CPU page tables as device-private entries and migration
 /// entries).
 ///
-/// Transitions only through ``RangeResidency``: `system → migrating → device` (migration to
-/// device memory), `device → migrating → system` (eviction, CPU fault), and
+/// Transitions only through ``RangeResidency``: `system → migrating(system → device) →
+/// device` (to device memory), `device → migrating(device → system) → system` (eviction,
+/// CPU fault), `device(A) → migrating(A → B) → device(B)` (device to device), and
 /// `migrating → system` (a migration given up). Whoever moves a range to `migrating` owns
 /// the data until it leaves that state; every other party waits or defers.
 public enum Residency: Sendable, Equatable {
@@ -13,53 +14,16 @@ public enum Residency: Sendable, Equatable {
     case system
     /// The data is in device memory; the CPU pages are holes that fault.
     case device(DeviceAllocation)
-    /// A migration owns the data; `toDevice` says which way it goes.
-    case migrating(toDevice: Bool)
-}
+    /// A migration owns the data, taking it from one location to another.
+    case migrating(from: MemoryLocation, to: MemoryLocation)
 
-/// Device memory backing one range (`drm_pagemap_devmem`).
-public struct DeviceAllocation: Sendable, Hashable {
-    public let deviceID: UInt64
-    public let offset: UInt64
-    public let size: UInt64
-    /// Until when (monotonic clock) CPU faults leave the data in device memory: the
-    /// timeslice the xe driver grants device atomics (5 ms), so that a device makes progress
-    /// before the CPU takes the range back. `nil`: no timeslice.
-    public var heldUntil: ContinuousClock.Instant?
-
-    public init(deviceID: UInt64, offset: UInt64, size: UInt64, heldUntil: ContinuousClock.Instant? = nil) {
-        self.deviceID = deviceID
-        self.offset = offset
-        self.size = size
-        self.heldUntil = heldUntil
-    }
-
-    /// Whether the timeslice still runs.
-    public var isHeld: Bool { heldUntil.map { ContinuousClock.now < $0 } ?? false }
-}
-
-/// A change of the CPU address space that happened to a range while a migration owned its
-/// data: the migration applies it when it puts data back into CPU pages.
-public enum AddressSpaceChange: Sendable, Hashable {
-    /// The pages of the interval were unmapped or discarded: their data is gone.
-    case discarded(AddressInterval)
-    /// `mremap` moved `[from, from + length)` to `to`.
-    case remapped(from: UInt64, to: UInt64, length: UInt64)
-
-    /// Where the byte at `address` lives after the change, or `nil` when it is gone.
-    func destination(of address: UInt64) -> UInt64? {
+    /// Where the data is at rest; `nil` while a migration owns it.
+    public var location: MemoryLocation? {
         switch self {
-        case .discarded(let interval): interval.contains(address) ? nil : address
-        case .remapped(let from, let to, let length):
-            (from..<from + length).contains(address) ? to + (address - from) : address
+        case .system: .system
+        case .device(let allocation): .device(allocation.pagemap)
+        case .migrating: nil
         }
-    }
-}
-
-extension [AddressSpaceChange] {
-    /// Where the byte at `address` lives after all the changes, in order; `nil` when gone.
-    func destination(of address: UInt64) -> UInt64? {
-        reduce(Optional(address)) { current, change in current.flatMap { change.destination(of: $0) } }
     }
 }
 
@@ -73,9 +37,21 @@ public final class RangeResidency: Sendable {
         var departure: Int?
     }
 
+    /// Protects the residency and the departure: every read and transition is one critical
+    /// section.
     private let state = Mutex(State())
+    /// Signalled when a migration ends (committed or given up), for parties waiting on it.
+    private let settled = ChangeSignal()
 
     public init() {}
+
+    /// Waits until no migration owns the data, at most `timeout` (the caller looks again:
+    /// the next migration may have started meanwhile).
+    func waitWhileMigrating(timeout: Duration) {
+        let generation = settled.generation
+        guard case .migrating = current else { return }
+        settled.wait(whileAt: generation, timeout: timeout)
+    }
 
     public var current: Residency { state.withLock { $0.residency } }
 
@@ -94,24 +70,33 @@ public final class RangeResidency: Sendable {
     /// The log position the data left its CPU pages at, while it is away.
     var departure: Int? { state.withLock { $0.departure } }
 
-    /// `system → migrating(toDevice: true)`, taking the data away at log position
-    /// `departure()` (called under the lock, so that no change slips in between); false if
-    /// the range is not in system memory.
-    func beginMigrationToDevice(departure: () -> Int) -> Bool {
+    /// Claims the data for a migration to `destination` (a device): from system memory,
+    /// taking it away at log position `departure()` (called under the lock, so that no
+    /// change slips in between), or from another device's memory, which keeps the position
+    /// its data left the CPU pages at. Returns where the data was: `.system`, or the
+    /// allocation it occupies; `nil` when another party owns it or it is there already.
+    func beginMigration(to destination: SVMPagemap, departure: () -> Int) -> Residency? {
         state.withLock { state in
-            guard state.residency == .system else { return false }
-            state.residency = .migrating(toDevice: true)
-            state.departure = departure()
-            return true
+            switch state.residency {
+            case .system:
+                state.residency = .migrating(from: .system, to: .device(destination))
+                state.departure = departure()
+                return .system
+            case .device(let allocation) where allocation.pagemap !== destination:
+                state.residency = .migrating(from: .device(allocation.pagemap), to: .device(destination))
+                return .device(allocation)
+            case .device, .migrating:
+                return nil
+            }
         }
     }
 
-    /// `device → migrating(toDevice: false)`, returning the allocation and the departure
+    /// `device → migrating(device → system)`, returning the allocation and the departure
     /// position; `nil` otherwise.
     func beginMigrationToSystem() -> (allocation: DeviceAllocation, departure: Int)? {
         state.withLock { state in
             guard case .device(let allocation) = state.residency, let departure = state.departure else { return nil }
-            state.residency = .migrating(toDevice: false)
+            state.residency = .migrating(from: .device(allocation.pagemap), to: .system)
             return (allocation, departure)
         }
     }
@@ -120,16 +105,19 @@ public final class RangeResidency: Sendable {
     /// an address-space change touched the range meanwhile; then it stays `migrating` and the
     /// migration must put the data back.
     func commitMigrationToDevice(_ allocation: DeviceAllocation, intervened: (Int) -> Bool) -> Bool {
-        state.withLock { state in
+        let committed = state.withLock { state in
             guard let departure = state.departure, !intervened(departure) else { return false }
             state.residency = .device(allocation)
             return true
         }
+        if committed { settled.signal() }
+        return committed
     }
 
     /// Ends a migration in system memory; returns the departure position to give back.
     func endMigrationInSystemMemory() -> Int? {
-        state.withLock { state in
+        defer { settled.signal() }
+        return state.withLock { state in
             defer { state.residency = .system; state.departure = nil }
             return state.departure
         }

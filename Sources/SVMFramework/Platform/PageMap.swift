@@ -42,4 +42,18 @@ final class PageMap: Sendable {
             return runs
         }
     }
+
+    /// The runs of pages of `interval` that hold no data (holes), in order; `nil` when the
+    /// pagemap cannot be read.
+    func holes(_ interval: AddressInterval) -> [AddressInterval]? {
+        guard let populated = populatedRuns(interval) else { return nil }
+        var holes: [AddressInterval] = []
+        var cursor = interval.start
+        for run in populated {
+            if cursor < run.start { holes.append(AddressInterval(start: cursor, end: run.start)) }
+            cursor = run.end
+        }
+        if cursor < interval.end { holes.append(AddressInterval(start: cursor, end: interval.end)) }
+        return holes
+    }
 }

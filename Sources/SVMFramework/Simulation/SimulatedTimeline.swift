@@ -115,10 +115,12 @@ public final class SimulatedTimeline {
     public func cpu(_ name: String, bytes: UInt64, activity: [SVMActivityLog.Entry]) {
         let start = queue.now
         for entry in activity {
-            guard case .migration(let deviceID, let bytes, let direction, let cause) = entry, let device = devices[deviceID]
-            else { continue }
+            guard case .migration(_, _, let bytes, let cause) = entry else { continue }
             if cause == .cpuFault { wait(until: queue.now + parameters.cpuFaultNanoseconds) }
-            runAtOnce([{ done in device.migrate(bytes: bytes, direction: direction, cause: cause, done: done) }])
+            for leg in entry.legs {
+                guard let device = devices[leg.deviceID] else { continue }
+                runAtOnce([{ done in device.migrate(bytes: bytes, direction: leg.direction, cause: cause, done: done) }])
+            }
         }
         wait(until: queue.now + UInt64((Double(bytes) * 1e9 / parameters.cpuBytesPerSecond).rounded(.up)))
         trace?.span(name, category: "cpu", lane: Self.cpuLane, start: start, end: queue.now, args: ["bytes": "\(bytes)"])
@@ -183,12 +185,14 @@ public final class SimulatedTimeline {
                 batches[batches.count - 1].faults.append(
                     access.contains(.atomic) ? .atomic : access.contains(.write) ? .write : .read)
                 batches[batches.count - 1].chains.append([])
-            case .migration(let deviceID, let bytes, let direction, let cause):
+            case .migration(_, _, let bytes, let cause):
                 if batches.isEmpty { batches.append(Batch(faults: [], chains: [[]])) }
                 let last = batches.count - 1
                 if batches[last].chains.isEmpty { batches[last].chains.append([]) }
-                batches[last].chains[batches[last].chains.count - 1].append(
-                    Migration(deviceID: deviceID, bytes: bytes, direction: direction, cause: cause))
+                for leg in entry.legs {
+                    batches[last].chains[batches[last].chains.count - 1].append(
+                        Migration(deviceID: leg.deviceID, bytes: bytes, direction: leg.direction, cause: cause))
+                }
             case .deviceReset, .dataLost:
                 break  // no time (see countLosses)
             }

@@ -1,0 +1,244 @@
+import Glibc
+import SVMPluginKit
+
+/// The device fault path, one named step after another (the analog of the xe driver's
+/// `xe_svm_handle_pagefault`):
+///
+/// 1. wait for the address-space changes already made to be handled;
+/// 2. find or insert the range (collecting garbage first);
+/// 3. refuse lost data; register the range with the mirror;
+/// 4. choose the placement (``Placement``, the policy);
+/// 5. migrate, which returns the allocation to bind, or populate system memory in place;
+/// 6. read the notifier sequence, check the data is still where step 5 left it, and commit
+///    the binding under the notifier lock if the sequence is unchanged;
+///
+/// all inside the one sequence-retry loop (``withSequenceRetry(timeout:_:)``): a step that
+/// finds the range busy or invalidated returns `nil`, and the loop starts again, until the
+/// fault timeout.
+struct DeviceFaultPath {
+    let space: SVMSpace
+    let mirror: CPUMirror?
+    let migrator: Migrator?
+    let cpu: ProcessAddressSpace
+    let statistics: SVMStatistics
+    let trace: SVMTrace
+    let lostMemory: LostMemory
+    let policy: MigrationPolicy
+    let timeout: Duration
+    let atomicTimeslice: Duration
+
+    /// Migrations one fault may start before it settles for system memory: past a few, the
+    /// range ping-pongs with another party (the xe driver's fallback as well).
+    static let migrationAttempts = 3
+    /// How long a fault waits at a time for a migration another party owns.
+    static let migrationWait: Duration = .milliseconds(1)
+
+    /// What the fault does with the range, given where its data is.
+    enum Placement {
+        /// Another party's migration owns the data: wait for it.
+        case wait
+        /// In this device's memory: bind it.
+        case bindDevice(DeviceAllocation)
+        /// Migrate it to this device's memory (from system memory or another device's).
+        case migrate
+        /// In another device's memory, but this fault maps system memory: bring it home.
+        case bringHome
+        /// Map the CPU pages in place.
+        case bindSystem
+    }
+
+    /// What one fault has tried so far.
+    private struct Progress {
+        var migrationsTried = 0
+        var countedThrashing = false
+        var brokeSharing = false
+    }
+
+    /// Services one device fault: on return the device may replay the access.
+    /// - Throws: `PluginErrno` for the device: `.badAddress` (nothing mapped), `.accessDenied`
+    ///   (protection, or an atomic without device memory), `.ioError` (lost data),
+    ///   `.tryAgain` (the fault timeout passed).
+    func service(device: SVMDevice, address: UInt64, access: DeviceAccess) throws {
+        var progress = Progress()
+        do {
+            try withSequenceRetry(timeout: timeout) { () throws -> Void? in
+                try attempt(device: device, address: address, access: access, progress: &progress)
+            }
+        } catch is SequenceRetryTimeout {
+            throw PluginErrno.tryAgain
+        }
+    }
+
+    /// One pass of the flow; `nil` to start again.
+    private func attempt(device: SVMDevice, address: UInt64, access: DeviceAccess, progress: inout Progress) throws -> Void? {
+        mirror?.waitUntilEventsHandled()
+        let writes = access.contains(.write) || access.contains(.atomic)
+        let found: (range: SVMRange, notifier: Notifier, mapping: CPUMapping)
+        do {
+            found = try space.lookUp(faultAddress: address, write: writes)
+        } catch .notMapped {
+            throw PluginErrno.badAddress
+        } catch .accessDenied {
+            throw PluginErrno.accessDenied
+        }
+        let range = found.range
+        // Lost data is never served: not from device memory, not as zeros.
+        if lostMemory.overlaps(range.interval) {
+            statistics.faultsOnLostData.count()
+            throw PluginErrno.ioError
+        }
+        mirrorIfNeeded(range, mapping: found.mapping)
+        let atomic = access.contains(.atomic)
+        let target: Residency
+        switch placement(of: range, for: device, atomic: atomic, progress: &progress) {
+        case .wait:
+            range.residency.waitWhileMigrating(timeout: Self.migrationWait)
+            return nil
+        case .bindDevice(let allocation):
+            target = .device(allocation)
+        case .bringHome:
+            migrator?.migrateToSystem(range, cause: .deviceFault)
+            return nil
+        case .migrate:
+            progress.migrationsTried += 1
+            let timeslice = atomic ? atomicTimeslice : nil
+            // Device atomics need device memory: they may evict what their batch migrated.
+            let migrated = migrator?.migrate(range, to: device.pagemap, timeslice: timeslice, thrashing: atomic ? nil : device.thrashing)
+            if case .success(let allocation) = migrated {
+                device.thrashing.migrated(range)
+                target = .device(allocation)
+            } else if atomic {
+                // Device atomics need device memory (as on Xe without system atomics): keep
+                // trying while there is some (a racing unmap or discard makes a migration
+                // give up), waiting for whoever holds the range.
+                guard device.hasDeviceMemory else { throw PluginErrno.accessDenied }
+                switch migrated {
+                case .failure(.pagesShared) where !progress.brokeSharing:
+                    // Pages a forked child shares: a write fault gives this process its own
+                    // copies, which move. Before any migration owns the range, so the
+                    // handler can serve the missing pages it faults in.
+                    progress.brokeSharing = true
+                    breakSharing(range)
+                case .failure(.pagesLocked):
+                    // mlock'ed memory never moves, and atomics need device memory.
+                    throw PluginErrno.accessDenied
+                default:
+                    if progress.migrationsTried > Self.migrationAttempts { range.residency.waitWhileMigrating(timeout: Self.migrationWait) }
+                }
+                return nil
+            } else if range.residency.current == .system {
+                populate(range)
+                target = .system
+            } else {
+                return nil  // someone else moved it meanwhile
+            }
+        case .bindSystem:
+            if atomic { throw PluginErrno.accessDenied }
+            populate(range)
+            target = .system
+        }
+        return try commit(range, notifier: found.notifier, target: target, writable: found.mapping.writable, device: device) ? () : nil
+    }
+
+    /// The policy: where this fault wants the data, given where it is.
+    private func placement(of range: SVMRange, for device: SVMDevice, atomic: Bool, progress: inout Progress) -> Placement {
+        let migratable = migrator != nil && range.flags.load().contains(.migrateDevmem)
+        switch range.residency.current {
+        case .migrating:
+            return .wait
+        case .device(let allocation) where allocation.pagemap === device.pagemap:
+            device.pagemap.residents.touch(range)
+            return .bindDevice(allocation)
+        case .device:
+            // In another device's memory, with no peer path yet: through system memory.
+            let wantsDevice = policy == .migrateOnDeviceFault || atomic
+            return wantsDevice && (progress.migrationsTried < Self.migrationAttempts || atomic) ? .migrate : .bringHome
+        case .system:
+            // A range this kernel already had evicted is mapped in place (see ThrashingGuard).
+            let thrashes = !atomic && device.thrashing.thrashes(range)
+            if thrashes && !progress.countedThrashing {
+                statistics.thrashingAvoided.count()
+                progress.countedThrashing = true
+            }
+            let wantsDevice = (policy == .migrateOnDeviceFault && !thrashes) || atomic
+            return wantsDevice && migratable && (progress.migrationsTried < Self.migrationAttempts || atomic) ? .migrate : .bindSystem
+        }
+    }
+
+    /// Binds the range on the device if the data is still at `target` and no invalidation
+    /// came since the sequence number was read (the page-table commit of `drm_gpusvm`).
+    private func commit(_ range: SVMRange, notifier: Notifier, target: Residency, writable: Bool, device: SVMDevice) throws -> Bool {
+        let sequence = notifier.sequence.readBegin()
+        // A migration away after this check bumps the sequence: the commit below fails.
+        guard range.residency.current == target else { return false }
+        var access: BindAccess = writable ? [.writable] : []
+        let piece: BindPiece
+        if case .device(let allocation) = target {
+            piece = Self.piece(at: allocation.offset, size: allocation.size, protocol: .localVRAM)
+            access.insert(.atomic)
+        } else {
+            piece = Self.piece(at: range.interval.start, size: range.interval.size, protocol: .system)
+        }
+        return try space.notifierLock.withReadLock { () throws -> Bool in
+            guard !notifier.sequence.needsRetry(sequence) else { return false }
+            let pages = range.pages(for: device.deviceID)
+            try pages.withCommit {
+                if pages.isMapped { device.zap(range.interval) }
+                try device.device.bind(address: range.interval.start, size: range.interval.size, pieces: [piece], access: access)
+                trace.record("bound on device \(device.deviceID) to \(piece.linkProtocol) \(piece.address) at seq \(sequence)", range.interval)
+                pages.publish(
+                    [PagemapAddress(address: piece.address, linkProtocol: piece.linkProtocol, order: piece.order)],
+                    sequence: sequence, hasDevmem: piece.linkProtocol == .localVRAM)
+            }
+            return true
+        }
+    }
+
+    /// Registers a migratable range with the mirror once; a range the mirror cannot watch
+    /// stays in system memory.
+    private func mirrorIfNeeded(_ range: SVMRange, mapping: CPUMapping) {
+        guard let mirror, mapping.anonymous, !mapping.shared, !range.flags.load().contains(.mirrored) else { return }
+        do {
+            try mirror.register(range.interval)
+            range.flags.insert(.mirrored)
+        } catch {
+            range.flags.remove(.migrateDevmem)
+        }
+    }
+
+    /// Makes the CPU pages of a mirrored range present before a device maps them, as
+    /// `hmm_range_fault` does: missing pages get the zero page (a device write then makes
+    /// its own copy). Never by touching them: the memory may be unmapped at any moment, and
+    /// a device must get a fault error then, not crash the process. Memory the mirror does
+    /// not watch needs nothing: the kernel faults it in for the device's accesses.
+    private func populate(_ range: SVMRange) {
+        guard let mirror, range.flags.load().contains(.mirrored) else { return }
+        // Under the range's state: a migration must not move data out of a page between the
+        // check that it is missing and the zero fill. A changing mapping (EAGAIN) is left to
+        // the device's refault.
+        _ = range.residency.whileInSystemMemory {
+            for run in cpu.missingRuns(range.interval) {
+                let outcome = try? mirror.faults.zeroPage(UInt(run.start), length: Int(run.size))
+                trace.record("populate: zero pages \(String(describing: outcome))", run)
+            }
+        }
+    }
+
+    /// Gives this process its own copy of the range's pages that it shares with a child
+    /// (forked since they were written), with write faults that change no byte
+    /// (`MADV_POPULATE_WRITE`), on the pages present only: a kernel fault on a missing page
+    /// of a user-mode-only userfaultfd fails instead of reaching the handler. Only while no
+    /// migration owns the range; a page that went missing meanwhile just fails the call.
+    private func breakSharing(_ range: SVMRange) {
+        guard let mirror, case .system = range.residency.current else { return }
+        trace.record("breaking page sharing before a migration", range.interval)
+        for run in mirror.mover.pageMap.populatedRuns(range.interval) ?? [] {
+            _ = madvise(pointer(run.start), Int(run.size), MADV_POPULATE_WRITE)
+        }
+    }
+
+    /// One piece of `size` bytes at `address` (a page-table size).
+    static func piece(at address: UInt64, size: UInt64, protocol linkProtocol: LinkProtocol) -> BindPiece {
+        BindPiece(address: address, linkProtocol: linkProtocol, order: UInt8((size / 4096).trailingZeroBitCount))
+    }
+}

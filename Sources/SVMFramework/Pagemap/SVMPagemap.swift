@@ -1,0 +1,114 @@
+import SVMPluginKit
+import Synchronization
+
+/// One device's memory provider (the kernel's `drm_pagemap`): the allocator view of the
+/// plugin's device memory, the ranges resident in it (least recently used first, for
+/// eviction), and how data gets in and out — by moving pages, when the device memory is host
+/// memory of this process registered with the mirror (zero-copy), else by copying through
+/// the plugin's copy ops.
+///
+/// Owned by its ``SVMDevice``; every ``DeviceAllocation`` points back at it, so the owner of a
+/// block is never searched for.
+///
+/// ## Zero-copy
+/// A plugin declares its device memory host memory (ABI 1.4 `host_base`/`host_size`). The
+/// context checks the claim (one private anonymous read-write mapping of this process, page
+/// aligned, as large as the capacity) and registers it with the mirror's userfaultfd once;
+/// from then on ``hostMemory`` is set and migrations move pages with `UFFDIO_MOVE` into and
+/// out of it. The pagemap keeps the ABI's promises with the migrator: a live allocation holds
+/// a page at every address (holes are filled with zero pages when data arrives), and a freed
+/// one holds none. Where the claim fails or registration does not work, the copy path is
+/// used and ``zeroCopyUnavailableReason`` says why.
+public final class SVMPagemap: Sendable {
+    /// The device whose memory this is.
+    public let deviceID: UInt64
+    /// What the plugin reported at open (`nil`: it could not say; nothing migrates here).
+    public let info: PagemapInfo?
+    /// The device memory as host memory registered with the mirror: set once at init, for
+    /// zero-copy migration; `nil` on the copy path.
+    let hostMemory: AddressInterval?
+    /// Why a plugin's host memory is not used, when it declared some.
+    public let zeroCopyUnavailableReason: String?
+    /// The ranges resident here, for eviction.
+    let residents = DeviceMemoryLRU()
+    /// The plugin's device; memory calls go through ``lifetime``.
+    private let device: any OpenDevice
+    private let lifetime: DeviceLifetime
+    /// Cleared when the device answers `EOPNOTSUPP` to an allocation: nothing migrates here.
+    private let devmemWorks: Atomic<Bool>
+
+    init(deviceID: UInt64, device: any OpenDevice, lifetime: DeviceLifetime, info: PagemapInfo?,
+         hostMemory: AddressInterval?, zeroCopyUnavailableReason: String?) {
+        self.deviceID = deviceID
+        self.device = device
+        self.lifetime = lifetime
+        self.info = info
+        self.hostMemory = hostMemory
+        self.zeroCopyUnavailableReason = zeroCopyUnavailableReason
+        devmemWorks = Atomic((info?.capacityBytes ?? 0) > 0)
+    }
+
+    /// Whether ranges can migrate into this memory.
+    public var hasDeviceMemory: Bool { devmemWorks.load(ordering: .relaxed) }
+
+    /// Whether migrations move pages instead of copying them.
+    public var isZeroCopy: Bool { hostMemory != nil }
+
+    /// Device memory in use now, as the plugin reports it.
+    public var usedBytes: UInt64 { (try? lifetime.ifOpen { try device.pagemapInfo().usedBytes }) ?? 0 }
+
+    /// Allocates `size` bytes, calling `evict` to make room while the memory is full;
+    /// `nil` when nothing more can be evicted or the device has no memory for SVM.
+    func allocate(size: UInt64, evict: () -> Bool) -> DeviceAllocation? {
+        guard hasDeviceMemory else { return nil }
+        while true {
+            do {
+                guard let offset = try lifetime.ifOpen({ try device.allocateDeviceMemory(size: size) }) else { return nil }
+                return DeviceAllocation(pagemap: self, offset: offset, size: size)
+            } catch let error as PluginErrno where error == .outOfMemory {
+                guard evict() else { return nil }
+            } catch let error as PluginErrno where error == .notSupported {
+                devmemWorks.store(false, ordering: .relaxed)
+                return nil
+            } catch {
+                return nil
+            }
+        }
+    }
+
+    /// Gives the block back to the plugin. With zero-copy, the caller has emptied it first.
+    func free(_ allocation: DeviceAllocation) {
+        _ = lifetime.ifOpen { device.freeDeviceMemory(offset: allocation.offset, size: allocation.size) }
+    }
+
+    /// Copies host memory into device memory; false if that failed or the device is closed.
+    func copyIn(_ allocation: DeviceAllocation, from source: UInt64) -> Bool {
+        (try? lifetime.ifOpen { try device.copyToDeviceMemory(offset: allocation.offset, from: pointer(source)!, size: allocation.size) }) != nil
+    }
+
+    /// Copies device memory into host memory; false if that failed or the device is closed.
+    func copyOut(_ allocation: DeviceAllocation, to destination: UInt64) -> Bool {
+        (try? lifetime.ifOpen { try device.copyFromDeviceMemory(offset: allocation.offset, to: pointer(destination)!, size: allocation.size) }) != nil
+    }
+
+    /// The host memory a plugin declared, if the claim holds: page-aligned, at least the
+    /// capacity, and one private anonymous read-write mapping of this process. Otherwise
+    /// the reason it is not used.
+    static func checkHostMemory(_ info: PagemapInfo, cpu: ProcessAddressSpace) -> Result<AddressInterval, HostMemoryRefusal> {
+        let (base, size) = (info.hostBase, info.hostSize)
+        guard base % 4096 == 0, size % 4096 == 0, size <= UInt64.max - base else { return .failure(.init("host memory 0x\(String(base, radix: 16)) + \(size) is not page-aligned")) }
+        guard size >= info.capacityBytes else { return .failure(.init("host memory of \(size) bytes is smaller than the capacity, \(info.capacityBytes)")) }
+        guard let area = cpu.area(containing: base) else { return .failure(.init("nothing is mapped at host memory 0x\(String(base, radix: 16))")) }
+        let mapping = CPUMapping(area)
+        let interval = AddressInterval(start: base, end: base + size)
+        guard mapping.interval.contains(interval) else { return .failure(.init("host memory 0x\(String(base, radix: 16)) + \(size) is not one mapping")) }
+        guard mapping.canMigrate else { return .failure(.init("host memory 0x\(String(base, radix: 16)) is not private anonymous read-write memory")) }
+        return .success(interval)
+    }
+
+    /// Why declared host memory is not used.
+    struct HostMemoryRefusal: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+}
