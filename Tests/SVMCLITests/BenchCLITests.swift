@@ -17,6 +17,9 @@ struct BenchCLITests {
             let cpuFaultNs: Int
             let memcpyFreshNs: Int
             let cpuFaultToFreshMemcpy: Double
+            let moveFloorNs: Int
+            let deviceFaultToMoveFloor: Double
+            let cpuFaultToMoveFloor: Double
         }
         let device: String
         let iterations: Int
@@ -35,6 +38,11 @@ struct BenchCLITests {
         for chunk in report.chunks {
             #expect(chunk.deviceFaultNs > 0 && chunk.memcpyNs > 0 && chunk.cpuFaultNs > 0 && chunk.memcpyFreshNs > 0)
             #expect(chunk.memcpyColdNs > 0 && chunk.deviceFaultOverheadColdNs == chunk.deviceFaultNs - chunk.memcpyColdNs)
+            // The floor was measured in this run, and the ratios are taken against it.
+            #expect(chunk.moveFloorNs > 0)
+            #expect(chunk.deviceFaultToMoveFloor > 0 && chunk.cpuFaultToMoveFloor > 0)
+            #expect(abs(chunk.deviceFaultToMoveFloor - Double(chunk.deviceFaultNs) / Double(chunk.moveFloorNs)) < 1e-9)
+            #expect(abs(chunk.cpuFaultToMoveFloor - Double(chunk.cpuFaultNs) / Double(chunk.moveFloorNs)) < 1e-9)
         }
         #expect(report.oneTwoMiBFaultNs > 0 && report.fiveHundredTwelve4KiBFaultsNs > 0)
         // Every fault migrated, and every migration came back (a warm-up round, then the
@@ -54,6 +62,8 @@ struct BenchCLITests {
         let text = try ProcessRunner.svmCLI(["bench", "fault", "--iterations", "2", "--chunk", "4K", "--comparisons", "0"])
         #expect(text.status == 0)
         #expect(text.standardOutput.contains("4K "))
+        #expect(text.standardOutput.contains("MOVE-FLOOR"))
+        #expect(text.standardOutput.contains("device fault 4K: ") && text.standardOutput.contains("x move floor"))
         #expect(!text.standardOutput.contains("2 MiB as one fault"))
     }
 
