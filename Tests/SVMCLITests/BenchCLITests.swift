@@ -90,6 +90,8 @@ struct BenchCLITests {
             let simulatedNanoseconds: UInt64
             let accesses: UInt64
             let faults: Int
+            let cpuFloorSeconds: Double
+            let wallToCPUFloor: Double
             let verified: Bool
         }
         let result = try ProcessRunner.svmCLI(["bench", "sim", "--sizes", "2M,6M", "--repetitions", "3", "--json"])
@@ -99,8 +101,15 @@ struct BenchCLITests {
         for row in rows {
             #expect(row.verified && row.accesses > 0 && row.faults > 0 && row.simulatedNanoseconds > 0)
             #expect(row.fastestWallSeconds <= row.wallSeconds && row.wallSeconds <= row.slowestWallSeconds)
+            // The CPU floor was measured in this run, and the ratio is taken against it.
+            #expect(row.cpuFloorSeconds > 0 && row.wallToCPUFloor > 0)
+            #expect(abs(row.wallToCPUFloor - row.wallSeconds / row.cpuFloorSeconds) < 1e-9 * row.wallToCPUFloor)
         }
         #expect(rows[1].simulatedNanoseconds > rows[0].simulatedNanoseconds)
+        let text = try ProcessRunner.svmCLI(["bench", "sim", "--sizes", "2M", "--repetitions", "1"])
+        #expect(text.status == 0, "\(text.standardError)")
+        #expect(text.standardOutput.contains("CPU floor "))
+        #expect(text.standardOutput.contains("wall/floor "))
         let bad = try ProcessRunner.svmCLI(["bench", "sim", "--sizes", "2M,huge"])
         #expect(bad.status == 2 && bad.standardError.contains("'huge'"))
     }
