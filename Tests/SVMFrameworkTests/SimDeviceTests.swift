@@ -438,6 +438,14 @@ struct SimDeviceTests {
         #expect(result.outcome == KernelResult(bytes: UInt64(count) * 4))
         #expect(try deviceWords() == memory)
 
+        // c not mapped: every item looks b up (as staging it would), then faults on c, and
+        // the host refuses; nothing is written.
+        let unmapped: UInt64 = 0x6000_0000_0000
+        result = try device.runKernel(.triad(a: va(a), b: va(b), c: unmapped, size: UInt64(count) * 4, scalar: 9))
+        #expect(result.outcome == KernelResult(stoppedBy: .badAddress, faultAddress: unmapped, faults: 1, bytes: 0))
+        #expect(result.activity.accesses == accessesPerArray && result.activity.localBytes == UInt64(count) * 4)
+        #expect(try deviceWords() == memory)
+
         // COPY onto itself shifted by 100 bytes, both ways: memmove within each item.
         for (destination, source) in [(100, 0), (0, 100)] {
             let bytes = 200_000

@@ -42,13 +42,15 @@ import Glibc
 /// When every operand of a `FILL`, `COPY` or `TRIAD` step is local VRAM (and the
 /// destination writable), the step works in device memory directly, under one hold of the
 /// lock, without the bounce buffer: staging bytes that are already device memory is a copy
-/// a GPU never makes, and it was most of a kernel's host time. Only where the result is the
-/// one the bounce buffer gives: a `COPY` moves with `memmove`; a `TRIAD` whose destination
-/// overlaps a source other than element for element is staged. Any other step (system
-/// memory, a fault) goes the bounce way, as if the local attempt had not been made: it
-/// touched nothing and counted nothing. A `GATHER` translates its elements under one hold
-/// of the lock. Either way the TLB sees the same lookups in the same order and the counters
-/// the same bytes, so simulated time does not depend on the path.
+/// a GPU never makes, and it was most of a kernel's host time. A step that faults on an
+/// operand after local ones does so without staging them (a replayed item used to copy its
+/// sources again on every pass until the last one was mapped). Only where the result is
+/// the one the bounce buffer gives: a `COPY` moves with `memmove`; a `TRIAD` whose
+/// destination overlaps a source other than element for element is staged. A step that
+/// reaches system or peer memory goes the bounce way, as if the local attempt had not been
+/// made: it touched nothing and counted nothing. A `GATHER` translates its elements under
+/// one hold of the lock. Either way the TLB sees the same lookups in the same order and
+/// the counters the same bytes, so simulated time does not depend on the path.
 ///
 /// ## Time
 /// The run counts accesses (one per ``SimDeviceTiming/accessBytes`` of a step, one per
@@ -278,56 +280,113 @@ struct SimDeviceKernelRun {
 
     // MARK: Local steps: device memory only, no bounce buffer.
 
-    /// `FILL` of local VRAM in place; `nil`, having touched nothing, unless the destination
-    /// is writable local VRAM.
-    private mutating func localFill(_ destination: UInt64, length: UInt64, _ byte: UInt8) -> Step? {
-        let touch = device.pageTable.withTranslation(of: destination) { translation -> Touch? in
-            guard let translation, translation.writable, translation.linkProtocol == .localVRAM else { return nil }
-            let count = min(length, translation.leafRange.upperBound - destination)
-            memset(vram(translation.address, count), Int32(byte), Int(count))
-            return lookUp(translation, bytes: count, write: true)
-        }
-        guard let touch else { return nil }
-        count(touch)
-        return .moved(touch.bytes)
+    /// How one operand of a local step translated; decided for every operand before the
+    /// step touches anything, so that a step the bounce path must take has touched nothing.
+    private enum Operand {
+        /// Local VRAM the step may use (writable, for a destination).
+        case local(GPUPageTable.Translation)
+        /// The access faults: no translation, or a read-only destination. The bounce path
+        /// would fault here too, after the lookups of the operands before this one.
+        case fault(Fault)
+        /// System or peer memory: the bounce path's.
+        case elsewhere
     }
 
-    /// `COPY` from local VRAM to local VRAM in place; `nil`, having touched nothing, unless
-    /// the source is local VRAM and the destination writable local VRAM. The source is
-    /// looked up for the bytes its leaf holds and the destination for those its leaf takes,
-    /// as the bounce path's read and write do.
+    /// A source operand: what ``readLocked(_:at:into:length:)`` would do with it.
+    private static func source(_ translation: GPUPageTable.Translation?, at address: UInt64) -> Operand {
+        guard let translation else { return .fault(Fault(address: address, access: .read, hadTranslation: false)) }
+        return translation.linkProtocol == .localVRAM ? .local(translation) : .elsewhere
+    }
+
+    /// A destination operand: what ``write(_:from:length:)`` would do with it.
+    private static func destination(_ translation: GPUPageTable.Translation?, at address: UInt64) -> Operand {
+        guard let translation, translation.writable else {
+            return .fault(Fault(address: address, access: .write, hadTranslation: translation != nil))
+        }
+        return translation.linkProtocol == .localVRAM ? .local(translation) : .elsewhere
+    }
+
+    /// `FILL` of local VRAM in place, or its fault; `nil`, having touched nothing, when the
+    /// destination is not local VRAM.
+    private mutating func localFill(_ destination: UInt64, length: UInt64, _ byte: UInt8) -> Step? {
+        device.pageTable.withTranslation(of: destination) { translation -> Step? in
+            switch Self.destination(translation, at: destination) {
+            case .elsewhere: return nil
+            case .fault(let fault): return .fault(fault)
+            case .local(let translation):
+                let count = min(length, translation.leafRange.upperBound - destination)
+                memset(vram(translation.address, count), Int32(byte), Int(count))
+                self.count(lookUp(translation, bytes: count, write: true))
+                return .moved(count)
+            }
+        }
+    }
+
+    /// `COPY` from local VRAM to local VRAM in place, or its fault; `nil`, having touched
+    /// nothing, when an operand the bounce path would reach is not local VRAM. The source
+    /// is looked up for the bytes its leaf holds and the destination for those its leaf
+    /// takes, as the bounce path's read and write do.
     private mutating func localCopy(_ destination: UInt64, _ source: UInt64, length: UInt64) -> Step? {
-        let touches = device.pageTable.withTranslations { translate -> (read: Touch, written: Touch)? in
-            guard let from = translate(source), from.linkProtocol == .localVRAM,
-                let to = translate(destination), to.writable, to.linkProtocol == .localVRAM
-            else { return nil }
+        device.pageTable.withTranslations { translate -> Step? in
+            let from: GPUPageTable.Translation
+            switch Self.source(translate(source), at: source) {
+            case .elsewhere: return nil
+            case .fault(let fault): return .fault(fault)
+            case .local(let translation): from = translation
+            }
             let read = min(length, from.leafRange.upperBound - source)
+            let to: GPUPageTable.Translation
+            switch Self.destination(translate(destination), at: destination) {
+            case .elsewhere: return nil
+            case .fault(let fault):
+                count(lookUp(from, bytes: read, write: false))
+                return .fault(fault)
+            case .local(let translation): to = translation
+            }
             let written = min(read, to.leafRange.upperBound - destination)
             // memmove, so overlapping ranges end as staging the source first leaves them.
             vram(to.address, written).copyMemory(from: vram(from.address, read), byteCount: Int(written))
-            return (lookUp(from, bytes: read, write: false), lookUp(to, bytes: written, write: true))
+            count(lookUp(from, bytes: read, write: false))
+            count(lookUp(to, bytes: written, write: true))
+            return .moved(written)
         }
-        guard let touches else { return nil }
-        count(touches.read)
-        count(touches.written)
-        return .moved(touches.written.bytes)
     }
 
-    /// `TRIAD` over local VRAM in place; `nil`, having touched nothing, unless `b` and `c`
-    /// are local VRAM, `a` is writable local VRAM, and `a` is either the same bytes as each
-    /// source or apart from it (an element-wise loop then gives what staging the sources
-    /// gives). Lookups as the bounce path's: `b` for its leaf, `c` for as much of that as its
-    /// leaf holds, `a` for as much of that as its leaf takes.
+    /// `TRIAD` over local VRAM in place, or its fault; `nil`, having touched nothing, when
+    /// an operand the bounce path would reach is not local VRAM, or when `a` overlaps a
+    /// source other than element for element (an element-wise loop would then read what
+    /// it wrote; staging the sources does not). Lookups as the bounce path's, in its order:
+    /// `b` for its leaf, `c` for as much of that as its leaf holds, `a` for as much of that
+    /// as its leaf takes.
     private mutating func localTriad(
         _ a: UInt64, _ b: UInt64, _ c: UInt64, length: UInt64, _ scalar: UInt32
     ) -> Step? {
-        let touches = device.pageTable.withTranslations { translate -> (b: Touch, c: Touch, a: Touch)? in
-            guard let fromB = translate(b), fromB.linkProtocol == .localVRAM,
-                let fromC = translate(c), fromC.linkProtocol == .localVRAM,
-                let toA = translate(a), toA.writable, toA.linkProtocol == .localVRAM
-            else { return nil }
+        device.pageTable.withTranslations { translate -> Step? in
+            let fromB: GPUPageTable.Translation
+            switch Self.source(translate(b), at: b) {
+            case .elsewhere: return nil
+            case .fault(let fault): return .fault(fault)
+            case .local(let translation): fromB = translation
+            }
             let bBytes = min(length, fromB.leafRange.upperBound - b)
+            let fromC: GPUPageTable.Translation
+            switch Self.source(translate(c), at: c) {
+            case .elsewhere: return nil
+            case .fault(let fault):
+                count(lookUp(fromB, bytes: bBytes, write: false))
+                return .fault(fault)
+            case .local(let translation): fromC = translation
+            }
             let cBytes = min(bBytes, fromC.leafRange.upperBound - c)
+            let toA: GPUPageTable.Translation
+            switch Self.destination(translate(a), at: a) {
+            case .elsewhere: return nil
+            case .fault(let fault):
+                count(lookUp(fromB, bytes: bBytes, write: false))
+                count(lookUp(fromC, bytes: cBytes, write: false))
+                return .fault(fault)
+            case .local(let translation): toA = translation
+            }
             let aBytes = min(cBytes, toA.leafRange.upperBound - a)
             guard Self.elementwiseSafe(toA.address, fromB.address, aBytes),
                 Self.elementwiseSafe(toA.address, fromC.address, aBytes)
@@ -336,14 +395,11 @@ struct SimDeviceKernelRun {
             let bs = vram(fromB.address, bBytes).assumingMemoryBound(to: UInt32.self)
             let cs = vram(fromC.address, cBytes).assumingMemoryBound(to: UInt32.self)
             for index in 0..<Int(aBytes / 4) { results[index] = bs[index] &+ scalar &* cs[index] }
-            return (lookUp(fromB, bytes: bBytes, write: false), lookUp(fromC, bytes: cBytes, write: false),
-                    lookUp(toA, bytes: aBytes, write: true))
+            count(lookUp(fromB, bytes: bBytes, write: false))
+            count(lookUp(fromC, bytes: cBytes, write: false))
+            count(lookUp(toA, bytes: aBytes, write: true))
+            return .moved(aBytes)
         }
-        guard let touches else { return nil }
-        count(touches.b)
-        count(touches.c)
-        count(touches.a)
-        return .moved(touches.a.bytes)
     }
 
     /// Whether `count` bytes at VRAM offsets `destination` and `source` are the same bytes
