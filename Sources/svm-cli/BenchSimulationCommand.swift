@@ -17,6 +17,12 @@ extension BenchCommand {
                 second, and the wall time per GiB relative to the smallest size (1.0 = grows
                 linearly; below 1 = better than linear). Build with -c release for real numbers;
                 a 4G run needs about 9 GiB of RAM.
+                CPU FLOOR is what the CPU alone takes for the same bytes, measured in the same
+                run, once after each simulation run: mmap the three arrays as the experiment
+                does, initialize b and c as it does (their first touch), compute a = b + s*c
+                once (a's first touch), munmap; no device, no check pass. The median of the
+                --repetitions runs is printed, and the simulation's median wall time as a
+                multiple of it (wall/floor).
                 """)
 
         @OptionGroup var plugins: PluginOptionsGroup
@@ -43,6 +49,10 @@ extension BenchCommand {
             var faultsPerSecond: Double
             /// Wall time per byte against the first size's.
             var wallPerByteVsFirst: Double
+            /// The median of the CPU floor's runs (``CPUTriadFloor``).
+            var cpuFloorSeconds: Double
+            /// `wallSeconds / cpuFloorSeconds`.
+            var wallToCPUFloor: Double
             var verified: Bool
         }
 
@@ -74,13 +84,17 @@ extension BenchCommand {
                 configuration.deviceMemoryBytes = (arrays + arrays / 10 + window - 1) / window * window
                 let host = try plugins.makeHost(defaults: configuration.pluginOptions)
                 var reports: [ExperimentReport] = []
+                var floors: [Double] = []
+                let floor = CPUTriadFloor(workingSetBytes: bytes)
                 for _ in 0..<repetitions {
                     do {
                         reports.append(try Experiment(configuration: configuration, host: host).run())
+                        floors.append(try floor.seconds())
                     } catch {
                         throw CLIFailure("stream at \(ByteCount.format(bytes)): \(error)")
                     }
                 }
+                let cpuFloor = floors.sorted()[floors.count / 2]
                 reports.sort { $0.wallClock.seconds < $1.wallClock.seconds }
                 let walls = reports.map(\.wallClock.seconds)
                 let report = reports[reports.count / 2]
@@ -92,7 +106,8 @@ extension BenchCommand {
                     workingSetBytes: bytes, wallSeconds: wall, fastestWallSeconds: walls.first!, slowestWallSeconds: walls.last!,
                     simulatedNanoseconds: report.simulatedNanoseconds, accesses: device.accesses, faults: device.faults.total,
                     accessesPerSecond: report.wallClock.accessesPerSecond, faultsPerSecond: report.wallClock.faultsPerSecond,
-                    wallPerByteVsFirst: perByte / first, verified: reports.allSatisfy(\.verified)))
+                    wallPerByteVsFirst: perByte / first, cpuFloorSeconds: cpuFloor, wallToCPUFloor: wall / cpuFloor,
+                    verified: reports.allSatisfy(\.verified)))
                 if !json { print(Self.text(rows.last!)) }
             }
             if json { print(try JSONOutput.encode(rows)) }
@@ -105,7 +120,9 @@ extension BenchCommand {
                 + "(\(String(format: "%.2f", row.fastestWallSeconds))–\(String(format: "%.2f", row.slowestWallSeconds)))  "
                 + "simulated \(String(format: "%9.3f", Double(row.simulatedNanoseconds) / 1e6)) ms  "
                 + "\(String(format: "%6.1f", row.accessesPerSecond / 1e6))M accesses/s  \(String(format: "%7.1f", row.faultsPerSecond)) faults/s  "
-                + "wall per GiB vs first \(String(format: "%.2f", row.wallPerByteVsFirst))\(row.verified ? "" : "  NOT VERIFIED")"
+                + "wall per GiB vs first \(String(format: "%.2f", row.wallPerByteVsFirst))  "
+                + "CPU floor \(String(format: "%.3f", row.cpuFloorSeconds)) s, wall/floor \(String(format: "%.1f", row.wallToCPUFloor))x"
+                + (row.verified ? "" : "  NOT VERIFIED")
         }
     }
 }

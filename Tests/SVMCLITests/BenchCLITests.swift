@@ -17,6 +17,9 @@ struct BenchCLITests {
             let cpuFaultNs: Int
             let memcpyFreshNs: Int
             let cpuFaultToFreshMemcpy: Double
+            let moveFloorNs: Int
+            let deviceFaultToMoveFloor: Double
+            let cpuFaultToMoveFloor: Double
         }
         let device: String
         let iterations: Int
@@ -35,6 +38,11 @@ struct BenchCLITests {
         for chunk in report.chunks {
             #expect(chunk.deviceFaultNs > 0 && chunk.memcpyNs > 0 && chunk.cpuFaultNs > 0 && chunk.memcpyFreshNs > 0)
             #expect(chunk.memcpyColdNs > 0 && chunk.deviceFaultOverheadColdNs == chunk.deviceFaultNs - chunk.memcpyColdNs)
+            // The floor was measured in this run, and the ratios are taken against it.
+            #expect(chunk.moveFloorNs > 0)
+            #expect(chunk.deviceFaultToMoveFloor > 0 && chunk.cpuFaultToMoveFloor > 0)
+            #expect(abs(chunk.deviceFaultToMoveFloor - Double(chunk.deviceFaultNs) / Double(chunk.moveFloorNs)) < 1e-9)
+            #expect(abs(chunk.cpuFaultToMoveFloor - Double(chunk.cpuFaultNs) / Double(chunk.moveFloorNs)) < 1e-9)
         }
         #expect(report.oneTwoMiBFaultNs > 0 && report.fiveHundredTwelve4KiBFaultsNs > 0)
         // Every fault migrated, and every migration came back (a warm-up round, then the
@@ -54,6 +62,8 @@ struct BenchCLITests {
         let text = try ProcessRunner.svmCLI(["bench", "fault", "--iterations", "2", "--chunk", "4K", "--comparisons", "0"])
         #expect(text.status == 0)
         #expect(text.standardOutput.contains("4K "))
+        #expect(text.standardOutput.contains("MOVE-FLOOR"))
+        #expect(text.standardOutput.contains("device fault 4K: ") && text.standardOutput.contains("x move floor"))
         #expect(!text.standardOutput.contains("2 MiB as one fault"))
     }
 
@@ -80,6 +90,8 @@ struct BenchCLITests {
             let simulatedNanoseconds: UInt64
             let accesses: UInt64
             let faults: Int
+            let cpuFloorSeconds: Double
+            let wallToCPUFloor: Double
             let verified: Bool
         }
         let result = try ProcessRunner.svmCLI(["bench", "sim", "--sizes", "2M,6M", "--repetitions", "3", "--json"])
@@ -89,8 +101,15 @@ struct BenchCLITests {
         for row in rows {
             #expect(row.verified && row.accesses > 0 && row.faults > 0 && row.simulatedNanoseconds > 0)
             #expect(row.fastestWallSeconds <= row.wallSeconds && row.wallSeconds <= row.slowestWallSeconds)
+            // The CPU floor was measured in this run, and the ratio is taken against it.
+            #expect(row.cpuFloorSeconds > 0 && row.wallToCPUFloor > 0)
+            #expect(abs(row.wallToCPUFloor - row.wallSeconds / row.cpuFloorSeconds) < 1e-9 * row.wallToCPUFloor)
         }
         #expect(rows[1].simulatedNanoseconds > rows[0].simulatedNanoseconds)
+        let text = try ProcessRunner.svmCLI(["bench", "sim", "--sizes", "2M", "--repetitions", "1"])
+        #expect(text.status == 0, "\(text.standardError)")
+        #expect(text.standardOutput.contains("CPU floor "))
+        #expect(text.standardOutput.contains("wall/floor "))
         let bad = try ProcessRunner.svmCLI(["bench", "sim", "--sizes", "2M,huge"])
         #expect(bad.status == 2 && bad.standardError.contains("'huge'"))
     }

@@ -386,6 +386,88 @@ struct SimDeviceTests {
         #expect(try device.runKernel(.fill(destination: Self.vramVA, size: 1, byte: data[0])).faults == 0)
     }
 
+    @Test("TRIAD and COPY on local VRAM compute in device memory: the bytes staging gives, overlaps included, and the same counters")
+    func localVRAMKernels() throws {
+        let bed = try SimDeviceTestbed()
+        let device = bed.device
+        let size = 2 * Self.mebibyte
+        let offset = try device.allocateDeviceMemory(size: size)
+        let words = Int(size / 4)
+        var memory = (0 ..< words).map { UInt32(truncatingIfNeeded: $0) &* 2_654_435_761 &+ 17 }
+        try memory.withUnsafeBytes { try device.copyToDeviceMemory(offset: offset, from: $0.baseAddress!, size: size) }
+        // One 2 MiB leaf: every step is a whole work item of 64 KiB (16 Ki words).
+        try device.bind(
+            address: Self.vramVA, size: size,
+            pieces: [BindPiece(address: offset, linkProtocol: .localVRAM, order: 9)], access: [.writable])
+        func deviceWords() throws -> [UInt32] {
+            var words = [UInt32](repeating: 0, count: words)
+            try words.withUnsafeMutableBytes { try device.copyFromDeviceMemory(offset: offset, to: $0.baseAddress!, size: size) }
+            return words
+        }
+        // What the bounce path gives, item by item: each item's sources are read whole
+        // before its destination is written.
+        let itemWords = 16 << 10
+        func stagedTriad(a: Int, b: Int, c: Int, count: Int, scalar: UInt32) {
+            for start in stride(from: 0, to: count, by: itemWords) {
+                let end = min(count, start + itemWords)
+                let (bs, cs) = (Array(memory[b + start ..< b + end]), Array(memory[c + start ..< c + end]))
+                for index in 0 ..< end - start { memory[a + start + index] = bs[index] &+ scalar &* cs[index] }
+            }
+        }
+        func va(_ word: Int) -> UInt64 { Self.vramVA + UInt64(word) * 4 }
+
+        // Disjoint arrays, not a whole number of items: a = b + 7c; three accesses per
+        // 64 bytes of each array, all in local memory, one TLB miss for the one leaf.
+        let count = 50_000
+        let (a, b, c) = (0, 64 << 10, 128 << 10)
+        var result = try device.runKernel(.triad(a: va(a), b: va(b), c: va(c), size: UInt64(count) * 4, scalar: 7))
+        stagedTriad(a: a, b: b, c: c, count: count, scalar: 7)
+        #expect(result.outcome == KernelResult(bytes: UInt64(count) * 4))
+        #expect(try deviceWords() == memory)
+        let accessesPerArray = UInt64((count * 4 + 63) / 64)
+        #expect(result.activity.accesses == 3 * accessesPerArray)
+        #expect(result.activity.localBytes == 3 * UInt64(count) * 4)
+        #expect(result.activity.tlbMisses == 1 && result.activity.tlbHits == 3 * accessesPerArray - 1)
+        #expect(result.activity.systemBytesRead == 0 && result.activity.systemBytesWritten == 0)
+
+        // In place (a is b): element for element.
+        result = try device.runKernel(.triad(a: va(b), b: va(b), c: va(c), size: UInt64(count) * 4, scalar: 3))
+        stagedTriad(a: b, b: b, c: c, count: count, scalar: 3)
+        #expect(result.outcome == KernelResult(bytes: UInt64(count) * 4))
+        #expect(try deviceWords() == memory)
+
+        // a 16 words past b: an element-wise loop would read what it wrote; the sources
+        // are staged instead.
+        result = try device.runKernel(.triad(a: va(b + 16), b: va(b), c: va(c), size: UInt64(count) * 4, scalar: 5))
+        stagedTriad(a: b + 16, b: b, c: c, count: count, scalar: 5)
+        #expect(result.outcome == KernelResult(bytes: UInt64(count) * 4))
+        #expect(try deviceWords() == memory)
+
+        // c not mapped: every item looks b up (as staging it would), then faults on c, and
+        // the host refuses; nothing is written.
+        let unmapped: UInt64 = 0x6000_0000_0000
+        result = try device.runKernel(.triad(a: va(a), b: va(b), c: unmapped, size: UInt64(count) * 4, scalar: 9))
+        #expect(result.outcome == KernelResult(stoppedBy: .badAddress, faultAddress: unmapped, faults: 1, bytes: 0))
+        #expect(result.activity.accesses == accessesPerArray && result.activity.localBytes == UInt64(count) * 4)
+        #expect(try deviceWords() == memory)
+
+        // COPY onto itself shifted by 100 bytes, both ways: memmove within each item.
+        for (destination, source) in [(100, 0), (0, 100)] {
+            let bytes = 200_000
+            result = try device.runKernel(.copy(destination: Self.vramVA + UInt64(destination), source: Self.vramVA + UInt64(source), size: UInt64(bytes)))
+            memory.withUnsafeMutableBytes { raw in
+                for start in stride(from: 0, to: bytes, by: itemWords * 4) {
+                    let length = min(bytes, start + itemWords * 4) - start
+                    let staged = Array(raw[source + start ..< source + start + length])
+                    raw[destination + start ..< destination + start + length].copyBytes(from: staged)
+                }
+            }
+            #expect(result.outcome == KernelResult(bytes: UInt64(bytes)))
+            #expect(result.activity.localBytes == 2 * UInt64(bytes))
+            #expect(try deviceWords() == memory)
+        }
+    }
+
     @Test("INCREMENT on local VRAM with an atomic bind, from two threads at once, loses no update")
     func concurrentAtomics() throws {
         let bed = try SimDeviceTestbed()

@@ -1,6 +1,10 @@
 import CSVMPlatform
 import SVMPluginKit
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One kernel running on a simulated device, on the calling thread (`run_kernel`).
 ///
 /// ## Work items and fault batches
@@ -33,6 +37,20 @@ import SVMPluginKit
 ///
 /// `COPY`, `TRIAD` and `GATHER` read their sources into the bounce buffer and write from
 /// there: overlapping ranges give what `memcpy` would (unspecified).
+///
+/// ## Local steps
+/// When every operand of a `FILL`, `COPY` or `TRIAD` step is local VRAM (and the
+/// destination writable), the step works in device memory directly, under one hold of the
+/// lock, without the bounce buffer: staging bytes that are already device memory is a copy
+/// a GPU never makes, and it was most of a kernel's host time. A step that faults on an
+/// operand after local ones does so without staging them (a replayed item used to copy its
+/// sources again on every pass until the last one was mapped). Only where the result is
+/// the one the bounce buffer gives: a `COPY` moves with `memmove`; a `TRIAD` whose
+/// destination overlaps a source other than element for element is staged. A step that
+/// reaches system or peer memory goes the bounce way, as if the local attempt had not been
+/// made: it touched nothing and counted nothing. A `GATHER` translates its elements under
+/// one hold of the lock. Either way the TLB sees the same lookups in the same order and
+/// the counters the same bytes, so simulated time does not depend on the path.
 ///
 /// ## Time
 /// The run counts accesses (one per ``SimDeviceTiming/accessBytes`` of a step, one per
@@ -194,9 +212,11 @@ struct SimDeviceKernelRun {
         at offset: UInt64, length: UInt64, _ bounce: UnsafeMutableRawPointer
     ) throws(PluginErrno) -> Step {
         switch kernel {
-        case .fill(let destination, _, _):
+        case .fill(let destination, _, let byte):
+            if let step = localFill(destination + offset, length: length, byte) { return step }
             return try write(destination + offset, from: bounce, length: length)
         case .copy(let destination, let source, _):
+            if let step = localCopy(destination + offset, source + offset, length: length) { return step }
             let staged = try read(source + offset, into: bounce, length: length)
             guard case .moved(let bytes) = staged else { return staged }
             return try write(destination + offset, from: bounce, length: bytes)
@@ -223,6 +243,7 @@ struct SimDeviceKernelRun {
     private mutating func triad(
         _ a: UInt64, _ b: UInt64, _ c: UInt64, length: UInt64, _ scalar: UInt32, _ bounce: UnsafeMutableRawPointer
     ) throws(PluginErrno) -> Step {
+        if let step = localTriad(a, b, c, length: length, scalar) { return step }
         let second = bounce + Int(Self.bounceBytes / 2)
         let fromB = try read(b, into: bounce, length: length)
         guard case .moved(let bBytes) = fromB else { return fromB }
@@ -242,11 +263,149 @@ struct SimDeviceKernelRun {
         guard case .moved(let bytes) = fromIndices else { return fromIndices }
         let index = bounce.assumingMemoryBound(to: UInt32.self)
         let values = bounce + Int(Self.gatherItemBytes)
-        for element in 0..<Int(bytes / 4) {
-            let fromTable = try read(table + UInt64(index[element]) * 4, into: values + element * 4, length: 4)
-            guard case .moved = fromTable else { return fromTable }
+        // One hold of the lock for the item's elements, not one per element: each is read
+        // as ``read(_:into:length:)`` reads, and the first that cannot be ends the step.
+        let refused = try device.pageTable.withTranslations { (translate) throws(PluginErrno) -> Step? in
+            for element in 0..<Int(bytes / 4) {
+                let address = table + UInt64(index[element]) * 4
+                let (step, touch) = try readLocked(translate(address), at: address, into: values + element * 4, length: 4)
+                if let touch { count(touch) }
+                guard case .moved = step else { return step }
+            }
+            return nil
         }
+        if let refused { return refused }
         return try write(destination, from: values, length: bytes)
+    }
+
+    // MARK: Local steps: device memory only, no bounce buffer.
+
+    /// How one operand of a local step translated; decided for every operand before the
+    /// step touches anything, so that a step the bounce path must take has touched nothing.
+    private enum Operand {
+        /// Local VRAM the step may use (writable, for a destination).
+        case local(GPUPageTable.Translation)
+        /// The access faults: no translation, or a read-only destination. The bounce path
+        /// would fault here too, after the lookups of the operands before this one.
+        case fault(Fault)
+        /// System or peer memory: the bounce path's.
+        case elsewhere
+    }
+
+    /// A source operand: what ``readLocked(_:at:into:length:)`` would do with it.
+    private static func source(_ translation: GPUPageTable.Translation?, at address: UInt64) -> Operand {
+        guard let translation else { return .fault(Fault(address: address, access: .read, hadTranslation: false)) }
+        return translation.linkProtocol == .localVRAM ? .local(translation) : .elsewhere
+    }
+
+    /// A destination operand: what ``write(_:from:length:)`` would do with it.
+    private static func destination(_ translation: GPUPageTable.Translation?, at address: UInt64) -> Operand {
+        guard let translation, translation.writable else {
+            return .fault(Fault(address: address, access: .write, hadTranslation: translation != nil))
+        }
+        return translation.linkProtocol == .localVRAM ? .local(translation) : .elsewhere
+    }
+
+    /// `FILL` of local VRAM in place, or its fault; `nil`, having touched nothing, when the
+    /// destination is not local VRAM.
+    private mutating func localFill(_ destination: UInt64, length: UInt64, _ byte: UInt8) -> Step? {
+        device.pageTable.withTranslation(of: destination) { translation -> Step? in
+            switch Self.destination(translation, at: destination) {
+            case .elsewhere: return nil
+            case .fault(let fault): return .fault(fault)
+            case .local(let translation):
+                let count = min(length, translation.leafRange.upperBound - destination)
+                memset(vram(translation.address, count), Int32(byte), Int(count))
+                self.count(lookUp(translation, bytes: count, write: true))
+                return .moved(count)
+            }
+        }
+    }
+
+    /// `COPY` from local VRAM to local VRAM in place, or its fault; `nil`, having touched
+    /// nothing, when an operand the bounce path would reach is not local VRAM. The source
+    /// is looked up for the bytes its leaf holds and the destination for those its leaf
+    /// takes, as the bounce path's read and write do.
+    private mutating func localCopy(_ destination: UInt64, _ source: UInt64, length: UInt64) -> Step? {
+        device.pageTable.withTranslations { translate -> Step? in
+            let from: GPUPageTable.Translation
+            switch Self.source(translate(source), at: source) {
+            case .elsewhere: return nil
+            case .fault(let fault): return .fault(fault)
+            case .local(let translation): from = translation
+            }
+            let read = min(length, from.leafRange.upperBound - source)
+            let to: GPUPageTable.Translation
+            switch Self.destination(translate(destination), at: destination) {
+            case .elsewhere: return nil
+            case .fault(let fault):
+                count(lookUp(from, bytes: read, write: false))
+                return .fault(fault)
+            case .local(let translation): to = translation
+            }
+            let written = min(read, to.leafRange.upperBound - destination)
+            // memmove, so overlapping ranges end as staging the source first leaves them.
+            vram(to.address, written).copyMemory(from: vram(from.address, read), byteCount: Int(written))
+            count(lookUp(from, bytes: read, write: false))
+            count(lookUp(to, bytes: written, write: true))
+            return .moved(written)
+        }
+    }
+
+    /// `TRIAD` over local VRAM in place, or its fault; `nil`, having touched nothing, when
+    /// an operand the bounce path would reach is not local VRAM, or when `a` overlaps a
+    /// source other than element for element (an element-wise loop would then read what
+    /// it wrote; staging the sources does not). Lookups as the bounce path's, in its order:
+    /// `b` for its leaf, `c` for as much of that as its leaf holds, `a` for as much of that
+    /// as its leaf takes.
+    private mutating func localTriad(
+        _ a: UInt64, _ b: UInt64, _ c: UInt64, length: UInt64, _ scalar: UInt32
+    ) -> Step? {
+        device.pageTable.withTranslations { translate -> Step? in
+            let fromB: GPUPageTable.Translation
+            switch Self.source(translate(b), at: b) {
+            case .elsewhere: return nil
+            case .fault(let fault): return .fault(fault)
+            case .local(let translation): fromB = translation
+            }
+            let bBytes = min(length, fromB.leafRange.upperBound - b)
+            let fromC: GPUPageTable.Translation
+            switch Self.source(translate(c), at: c) {
+            case .elsewhere: return nil
+            case .fault(let fault):
+                count(lookUp(fromB, bytes: bBytes, write: false))
+                return .fault(fault)
+            case .local(let translation): fromC = translation
+            }
+            let cBytes = min(bBytes, fromC.leafRange.upperBound - c)
+            let toA: GPUPageTable.Translation
+            switch Self.destination(translate(a), at: a) {
+            case .elsewhere: return nil
+            case .fault(let fault):
+                count(lookUp(fromB, bytes: bBytes, write: false))
+                count(lookUp(fromC, bytes: cBytes, write: false))
+                return .fault(fault)
+            case .local(let translation): toA = translation
+            }
+            let aBytes = min(cBytes, toA.leafRange.upperBound - a)
+            guard Self.elementwiseSafe(toA.address, fromB.address, aBytes),
+                Self.elementwiseSafe(toA.address, fromC.address, aBytes)
+            else { return nil }
+            let results = vram(toA.address, aBytes).assumingMemoryBound(to: UInt32.self)
+            let bs = vram(fromB.address, bBytes).assumingMemoryBound(to: UInt32.self)
+            let cs = vram(fromC.address, cBytes).assumingMemoryBound(to: UInt32.self)
+            for index in 0..<Int(aBytes / 4) { results[index] = bs[index] &+ scalar &* cs[index] }
+            count(lookUp(fromB, bytes: bBytes, write: false))
+            count(lookUp(fromC, bytes: cBytes, write: false))
+            count(lookUp(toA, bytes: aBytes, write: true))
+            return .moved(aBytes)
+        }
+    }
+
+    /// Whether `count` bytes at VRAM offsets `destination` and `source` are the same bytes
+    /// or do not overlap: then a forward element-wise loop reads no element it wrote.
+    private static func elementwiseSafe(_ destination: UInt64, _ source: UInt64, _ count: UInt64) -> Bool {
+        destination == source || destination + count <= source || source + count <= destination
     }
 
     // MARK: Faults
@@ -291,23 +450,32 @@ struct SimDeviceKernelRun {
         _ address: UInt64, into buffer: UnsafeMutableRawPointer, length: UInt64
     ) throws(PluginErrno) -> Step {
         let (step, touch) = try device.pageTable.withTranslation(of: address) { (translation) throws(PluginErrno) -> (Step, Touch?) in
-            guard let translation else { return (.fault(Fault(address: address, access: .read, hadTranslation: false)), nil) }
-            let count = min(length, translation.leafRange.upperBound - address)
-            let copied: UInt64
-            switch translation.linkProtocol {
-            case .localVRAM:
-                buffer.copyMemory(from: vram(translation.address, count), byteCount: Int(count))
-                copied = count
-            case .system:
-                copied = try SystemMemoryAccess.read(translation.address, into: buffer, length: count)
-                guard copied > 0 else { return (.fault(Fault(address: address, access: .read, hadTranslation: true)), nil) }
-            case .pciePeerToPeer, .fabric:
-                throw .ioError  // bind maps no peer memory yet
-            }
-            return (.moved(copied), lookUp(translation, bytes: copied, write: false))
+            try readLocked(translation, at: address, into: buffer, length: length)
         }
         if let touch { count(touch) }
         return step
+    }
+
+    /// The body of ``read(_:into:length:)``, under the page-table lock, with the
+    /// translation of `address`.
+    private func readLocked(
+        _ translation: GPUPageTable.Translation?, at address: UInt64, into buffer: UnsafeMutableRawPointer,
+        length: UInt64
+    ) throws(PluginErrno) -> (Step, Touch?) {
+        guard let translation else { return (.fault(Fault(address: address, access: .read, hadTranslation: false)), nil) }
+        let count = min(length, translation.leafRange.upperBound - address)
+        let copied: UInt64
+        switch translation.linkProtocol {
+        case .localVRAM:
+            buffer.copyMemory(from: vram(translation.address, count), byteCount: Int(count))
+            copied = count
+        case .system:
+            copied = try SystemMemoryAccess.read(translation.address, into: buffer, length: count)
+            guard copied > 0 else { return (.fault(Fault(address: address, access: .read, hadTranslation: true)), nil) }
+        case .pciePeerToPeer, .fabric:
+            throw .ioError  // bind maps no peer memory yet
+        }
+        return (.moved(copied), lookUp(translation, bytes: copied, write: false))
     }
 
     /// Writes up to `length` bytes of `buffer` to SVM `address`.

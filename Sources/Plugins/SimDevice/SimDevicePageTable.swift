@@ -36,6 +36,16 @@ final class SimDevicePageTable: @unchecked Sendable {
         try lock.withReadLock { () throws(Failure) in try body(table.translate(address)) }
     }
 
+    /// Runs `body` with a translator while holding the lock for reading once, for a step
+    /// that touches several addresses (a triad's three operands, a gather's elements): they
+    /// are all translated against one state of the table, and the lock is taken once
+    /// rather than once per address. The same rules as ``withTranslation(of:_:)``.
+    func withTranslations<Result, Failure: Error>(
+        _ body: (_ translate: (UInt64) -> GPUPageTable.Translation?) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        try lock.withReadLock { () throws(Failure) in try body { table.translate($0) } }
+    }
+
     /// Maps every run, or none of them when one fails.
     ///
     /// - Throws: ``GPUPageTableError`` (`EINVAL`) for a misaligned or overlapping run.

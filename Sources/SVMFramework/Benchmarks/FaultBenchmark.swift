@@ -3,7 +3,7 @@ import SVMPluginKit
 
 /// Measures the fault paths of the SVM core on one device: a device fault that migrates a
 /// chunk to device memory, and the CPU fault that migrates it back, against `memcpy` of the
-/// same bytes measured in the same run. Prints numbers; asserts nothing (the machine is
+/// same bytes and a bare `UFFDIO_MOVE` of them (``MoveFloor``), measured in the same run. Prints numbers; asserts nothing (the machine is
 /// shared and noisy, so the numbers are medians and ratios).
 public struct FaultBenchmark: Sendable {
     /// Faults measured per chunk size.
@@ -38,6 +38,13 @@ public struct FaultBenchmark: Sendable {
         public var memcpyFreshNs: Int
         /// `cpuFaultNs / memcpyFreshNs`.
         public var cpuFaultToFreshMemcpy: Double
+        /// Median bare `UFFDIO_MOVE` of the chunk between two areas registered with one
+        /// userfaultfd (``MoveFloor``): the floor of a migration that moves pages.
+        public var moveFloorNs: Int
+        /// `deviceFaultNs / moveFloorNs`.
+        public var deviceFaultToMoveFloor: Double
+        /// `cpuFaultNs / moveFloorNs`.
+        public var cpuFaultToMoveFloor: Double
     }
 
     public struct Report: Codable, Sendable {
@@ -123,12 +130,15 @@ public struct FaultBenchmark: Sendable {
         let memcpy = Self.median(Self.memcpyTimes(bytes: Int(chunk), count: iterations, fresh: false))
         let fresh = Self.median(Self.memcpyTimes(bytes: Int(chunk), count: iterations, fresh: true))
         let cold = Self.median(try Self.coldMemcpyTimes(bytes: Int(chunk), count: iterations))
+        let moveFloor = Self.median(try MoveFloor(bytes: Int(chunk), count: iterations).times())
         let deviceFault = Self.median(deviceFaults)
         let cpuFault = Self.median(cpuFaults)
         let result = ChunkResult(
             chunkBytes: chunk, deviceFaultNs: deviceFault, memcpyNs: memcpy, deviceFaultOverheadNs: deviceFault - memcpy,
             memcpyColdNs: cold, deviceFaultOverheadColdNs: deviceFault - cold,
-            cpuFaultNs: cpuFault, memcpyFreshNs: fresh, cpuFaultToFreshMemcpy: Double(cpuFault) / Double(max(fresh, 1)))
+            cpuFaultNs: cpuFault, memcpyFreshNs: fresh, cpuFaultToFreshMemcpy: Double(cpuFault) / Double(max(fresh, 1)),
+            moveFloorNs: moveFloor, deviceFaultToMoveFloor: Double(deviceFault) / Double(max(moveFloor, 1)),
+            cpuFaultToMoveFloor: Double(cpuFault) / Double(max(moveFloor, 1)))
         return (result, device.name, context.statistics.snapshot)
     }
 

@@ -1,0 +1,106 @@
+import Glibc
+
+/// The floor of a migration that moves pages instead of copying them: a bare `UFFDIO_MOVE`
+/// of one chunk between two areas registered with one userfaultfd, the source populated and
+/// the destination empty, with no framework around it. A device fault that migrates by
+/// moving cannot be faster than this, so ``FaultBenchmark`` reports its faults as multiples
+/// of it, measured in the same run.
+///
+/// Each move carries a different chunk (as each measured fault does), after a round trip
+/// of every chunk that is not timed: the destination's page tables then exist, as the
+/// device memory's do after the fault benchmark's warm-up round.
+struct MoveFloor {
+    /// Bytes per move: the chunk size.
+    let bytes: Int
+    /// Moves timed.
+    let count: Int
+
+    /// The nanoseconds of each move, timed with `clock_gettime` around the ioctl as the
+    /// faults are.
+    ///
+    /// - Throws: ``BenchmarkError`` when userfaultfd or `UFFDIO_MOVE` is unavailable, the
+    ///   areas cannot be mapped or registered, or a move does not complete.
+    func times() throws -> [Int] {
+        // No feature is needed: nothing touches a missing page of the areas, so no fault is
+        // raised, and without the unmap event their munmap raises none either; nobody has to
+        // read the descriptor.
+        let uffd: UserFaultFD
+        do {
+            uffd = try UserFaultFD(required: [], optional: [.move])
+        } catch {
+            throw BenchmarkError(message: "move floor: \(error)")
+        }
+        guard uffd.supportsMove else {
+            throw BenchmarkError(message: "move floor: this kernel has no UFFDIO_MOVE (Linux 6.8+)")
+        }
+        let size = bytes * count
+        let source = try Area(size: size, alignment: bytes)
+        let destination = try Area(size: size, alignment: bytes)
+        // Populated before registering: a touch of a registered missing page would wait for
+        // an event nobody reads. The same bytes as the fault benchmark's buffer.
+        memset(source.base, Int32(Self.pattern), size)
+        do {
+            try uffd.register(source.address, length: size, modes: .missing)
+            try uffd.register(destination.address, length: size, modes: .missing)
+        } catch {
+            throw BenchmarkError(message: "move floor: \(error)")
+        }
+        for chunk in 0..<count {
+            try move(uffd, to: destination.address(chunk), from: source.address(chunk))
+            try move(uffd, to: source.address(chunk), from: destination.address(chunk))
+        }
+        var times: [Int] = []
+        times.reserveCapacity(count)
+        for chunk in 0..<count {
+            let start = FaultBenchmark.now()
+            try move(uffd, to: destination.address(chunk), from: source.address(chunk))
+            times.append(FaultBenchmark.now() - start)
+        }
+        // The pages are present at the destination now: reading them raises no fault.
+        for chunk in 0..<count {
+            let byte = destination.base.load(fromByteOffset: chunk * bytes + bytes - 1, as: UInt8.self)
+            guard byte == Self.pattern else {
+                throw BenchmarkError(message: "move floor: chunk \(chunk) arrived as \(byte), not \(Self.pattern)")
+            }
+        }
+        return times
+    }
+
+    /// What the source is filled with: not zero, so a page that did not move is seen.
+    private static let pattern: UInt8 = 0x3c
+
+    private func move(_ uffd: UserFaultFD, to destination: UInt, from source: UInt) throws {
+        let outcome: UserFaultFD.RangeOutcome
+        do {
+            outcome = try uffd.move(to: destination, from: source, length: bytes)
+        } catch {
+            throw BenchmarkError(message: "move floor: \(error)")
+        }
+        guard outcome == .completed else {
+            throw BenchmarkError(message: "move floor: UFFDIO_MOVE of \(bytes) bytes at 0x\(String(destination, radix: 16)) ended \(outcome)")
+        }
+    }
+
+    /// `count` chunks of private anonymous memory, aligned to the chunk size like the fault
+    /// benchmark's buffer (so a 2 MiB chunk may be one huge page on both sides).
+    private final class Area {
+        let base: UnsafeMutableRawPointer
+        let size: Int
+        let stride: Int
+
+        init(size: Int, alignment: Int) throws {
+            guard let base = mapAnonymousAligned(size: size, alignment: alignment) else {
+                throw BenchmarkError(message: "move floor: cannot map \(size) bytes: errno \(errno)")
+            }
+            self.base = base
+            self.size = size
+            stride = alignment
+        }
+
+        deinit { munmap(base, size) }
+
+        var address: UInt { UInt(bitPattern: base) }
+
+        func address(_ chunk: Int) -> UInt { address + UInt(chunk * stride) }
+    }
+}
