@@ -170,16 +170,47 @@ struct SequenceRetryTests {
         #expect(range.pages(for: 1) === pages)
         #expect(!range.isMappedByAnyDevice)
         let addresses = [PagemapAddress(address: 0x1000, linkProtocol: .localVRAM, order: 1)]
-        pages.publish(addresses, sequence: 7, hasDevmem: true)
+        let lock = NotifierLock()
+        lock.withReadLock { pages.publishLocked(addresses, sequence: 7, hasDevmem: true, under: lock) }
         #expect(pages.flags.load() == [.hasDMAMapping, .hasDevmemPages])
         #expect(pages.addresses(validFor: 7) == addresses)
         #expect(pages.addresses(validFor: 8) == nil)
         #expect(range.isMappedByAnyDevice)
-        pages.invalidate(unmapped: true)
+        lock.withWriteLock { pages.invalidateLocked(unmapped: true, under: lock) }
         #expect(pages.flags.load() == [.unmapped])
         #expect(pages.addresses(validFor: 7) == nil)
         #expect(!range.isMappedByAnyDevice)
     }
+
+    #if DEBUG
+    @Test("A Locked helper called without the notifier lock stops a debug build")
+    func lockedHelperWithoutTheLock() async {
+        await #expect(processExitsWith: .failure) {
+            let lock = NotifierLock()
+            DevicePages(deviceID: 1).invalidateLocked(under: lock)
+        }
+    }
+
+    @Test("A Locked helper that needs the write lock stops a debug build under the read lock")
+    func lockedHelperUnderTheWrongMode() async {
+        await #expect(processExitsWith: .failure) {
+            let lock = NotifierLock()
+            lock.withReadLock { DevicePages(deviceID: 1).invalidateLocked(under: lock) }
+        }
+    }
+
+    @Test("The Locked helpers run with the lock held as they need")
+    func lockedHelpersWithTheLock() {
+        let lock = NotifierLock()
+        let pages = DevicePages(deviceID: 1)
+        lock.withReadLock { pages.publishLocked([], sequence: 1, hasDevmem: false, under: lock) }
+        lock.withWriteLock {
+            pages.publishLocked([], sequence: 2, hasDevmem: false, under: lock)  // write satisfies read
+            pages.invalidateLocked(under: lock)
+        }
+        #expect(!pages.isMapped)
+    }
+    #endif
 
     final class LockProbe: Sendable {
         let lock = NotifierLock()

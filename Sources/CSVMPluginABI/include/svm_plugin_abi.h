@@ -251,8 +251,10 @@ struct svm_device_ops {
     /* [optional] Unmap every translation in [address, address + size) and flush the
      * device's TLBs: on return no device access uses an old translation (wait for accesses
      * in flight, which must never wait for the host). Ranges never bound are fine. Called
-     * with the host's notifier lock held for writing, from any host thread, including the
-     * thread that services CPU page faults. */
+     * with the host's notifier lock held for writing (an invalidation), from any host
+     * thread, including the thread that services CPU page faults; or held for reading, by
+     * the commit that replaces this device's own earlier binding of the range right before
+     * it calls bind (commits of one range on one device never overlap). */
     svm_status (*zap)(void *device_ctx, uint64_t address, uint64_t size);
 
     /* [optional] Run one kernel to completion on the calling thread. A missing translation

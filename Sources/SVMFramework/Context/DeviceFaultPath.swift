@@ -181,16 +181,26 @@ struct DeviceFaultPath {
         }
         return try space.notifierLock.withReadLock { () throws -> Bool in
             guard !notifier.sequence.needsRetry(sequence) else { return false }
-            let pages = range.pages(for: device.deviceID)
-            try pages.withCommit {
-                if pages.isMapped { device.zap(range.interval) }
-                try device.device.bind(address: range.interval.start, size: range.interval.size, pieces: [piece], access: access)
-                trace.record("bound on device \(device.deviceID) to \(piece.linkProtocol) \(piece.address) at seq \(sequence)", range.interval)
-                pages.publish(
-                    [PagemapAddress(address: piece.address, linkProtocol: piece.linkProtocol, order: piece.order)],
-                    sequence: sequence, hasDevmem: piece.linkProtocol == .localVRAM)
-            }
+            try bindLocked(range, piece: piece, access: access, sequence: sequence, on: device)
             return true
+        }
+    }
+
+    /// Replaces the device's binding of `range` with `piece`; the caller holds the notifier
+    /// lock for reading and has checked `sequence`. The zap of the device's own earlier
+    /// binding happens under the read lock too (the ABI's `zap` says so): commits of one
+    /// range on one device are serialized by its device pages, and an invalidation, which
+    /// holds the lock for writing, cannot run meanwhile.
+    private func bindLocked(_ range: SVMRange, piece: BindPiece, access: BindAccess, sequence: UInt64, on device: SVMDevice) throws {
+        space.notifierLock.assertHeld(.read)
+        let pages = range.pages(for: device.deviceID)
+        try pages.withCommit {
+            if pages.isMapped { device.zap(range.interval) }
+            try device.device.bind(address: range.interval.start, size: range.interval.size, pieces: [piece], access: access)
+            trace.record("bound on device \(device.deviceID) to \(piece.linkProtocol) \(piece.address) at seq \(sequence)", range.interval)
+            pages.publishLocked(
+                [PagemapAddress(address: piece.address, linkProtocol: piece.linkProtocol, order: piece.order)],
+                sequence: sequence, hasDevmem: piece.linkProtocol == .localVRAM, under: space.notifierLock)
         }
     }
 

@@ -16,21 +16,24 @@ public final class DevicePages: Sendable {
 
     public init(deviceID: UInt64) { self.deviceID = deviceID }
 
-    /// Runs a page-table commit (zap what is there, bind, ``publish(_:sequence:hasDevmem:)``)
+    /// Runs a page-table commit (zap what is there, bind, ``publishLocked(_:sequence:hasDevmem:under:)``)
     /// alone among the commits of these pages. The caller holds the notifier lock for reading.
     public func withCommit<T>(_ body: () throws -> T) rethrows -> T {
         try commits.withLock { _ in try body() }
     }
 
-    /// Records freshly collected addresses; the caller holds the notifier lock for reading
-    /// and has checked that `sequence` is current.
-    public func publish(_ addresses: [PagemapAddress], sequence: UInt64, hasDevmem: Bool) {
+    /// Records freshly collected addresses; the caller holds `lock` (the notifier lock) for
+    /// reading and has checked that `sequence` is current.
+    public func publishLocked(_ addresses: [PagemapAddress], sequence: UInt64, hasDevmem: Bool, under lock: NotifierLock) {
+        lock.assertHeld(.read)
         state.withLock { $0 = (addresses, sequence) }
         flags.store(hasDevmem ? [.hasDMAMapping, .hasDevmemPages] : [.hasDMAMapping])
     }
 
-    /// Drops the mapping (unmap-pages); the caller holds the notifier lock for writing.
-    public func invalidate(unmapped: Bool = false) {
+    /// Drops the mapping (unmap-pages); the caller holds `lock` (the notifier lock) for
+    /// writing.
+    public func invalidateLocked(unmapped: Bool = false, under lock: NotifierLock) {
+        lock.assertHeld(.write)
         state.withLock { $0 = ([], $0.sequence) }
         flags.store(unmapped ? [.unmapped] : [])
     }

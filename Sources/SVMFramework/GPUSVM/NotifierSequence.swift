@@ -17,8 +17,15 @@ public final class NotifierSequence: Sendable {
         value.load(ordering: .acquiring) != sequence
     }
 
-    /// Marks the interval invalidated. Called with the notifier lock held for writing.
+    /// Marks the interval invalidated. Called with the notifier lock held for writing (see
+    /// ``invalidateLocked(under:)``); on its own only by tests of the retry loop.
     public func invalidate() { value.add(1, ordering: .acquiringAndReleasing) }
+
+    /// ``invalidate()`` by an invalidation, which holds `lock` for writing.
+    public func invalidateLocked(under lock: NotifierLock) {
+        lock.assertHeld(.write)
+        invalidate()
+    }
 }
 
 /// Runs `attempt` until it completes under an unchanged sequence number, or `timeout` runs

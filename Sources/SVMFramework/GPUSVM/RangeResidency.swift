@@ -28,7 +28,8 @@ public enum Residency: Sendable, Equatable {
 }
 
 /// The residency of one range with its transitions, each atomic under one small lock.
-/// Never held while memory is touched or a plugin or the kernel is called.
+/// Never held while memory is touched or a plugin is called; the only system calls under
+/// it are the non-blocking zero fills of ``whileInSystemMemory(_:)``.
 public final class RangeResidency: Sendable {
     private struct State {
         var residency: Residency = .system

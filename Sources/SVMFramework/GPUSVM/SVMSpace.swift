@@ -119,14 +119,11 @@ public final class SVMSpace: @unchecked Sendable {
         var touched: [SVMRange] = []
         notifierLock.withWriteLock {
             for (_, notifier) in notifiers.overlapping(interval) {
-                notifier.sequence.invalidate()
-                for (rangeInterval, range) in notifier.ranges.overlapping(interval) {
-                    for device in mappers where range.pages(ifExistFor: device.deviceID)?.isMapped == true {
-                        device.zap(rangeInterval)
-                    }
-                    for pages in range.allPages { pages.invalidate(unmapped: event.unmapsRanges) }
+                notifier.sequence.invalidateLocked(under: notifierLock)
+                for (_, range) in notifier.ranges.overlapping(interval) {
+                    unmapLocked(range, from: mappers, unmapped: event.unmapsRanges)
                     if event.unmapsRanges {
-                        range.flags.insert(interval.contains(rangeInterval) ? [.unmapped] : [.unmapped, .partialUnmap])
+                        range.flags.insert(interval.contains(range.interval) ? [.unmapped] : [.unmapped, .partialUnmap])
                     }
                     touched.append(range)
                 }
@@ -147,11 +144,7 @@ public final class SVMSpace: @unchecked Sendable {
             notifierLock.withWriteLock {
                 var removed = 0
                 for range in queued {
-                    for device in mappers {
-                        guard let pages = range.pages(ifExistFor: device.deviceID), pages.isMapped else { continue }
-                        device.zap(range.interval)
-                        pages.invalidate(unmapped: true)
-                    }
+                    unmapLocked(range, from: mappers, unmapped: true)
                     precondition(!range.isMappedByAnyDevice, "unmap-before-remove violated for \(range.interval)")
                     guard let (notifierInterval, notifier) = notifiers.find(containing: range.interval.start),
                         notifier.ranges.remove(range.interval) != nil
@@ -162,6 +155,18 @@ public final class SVMSpace: @unchecked Sendable {
                 return removed
             }
         }
+    }
+}
+
+extension SVMSpace {
+    /// Zaps `range` on every device that maps it and drops their device pages (the
+    /// invalidation's unmap-pages step); the caller holds the notifier lock for writing.
+    func unmapLocked(_ range: SVMRange, from mappers: [SVMDeviceMapper], unmapped: Bool) {
+        notifierLock.assertHeld(.write)
+        for device in mappers where range.pages(ifExistFor: device.deviceID)?.isMapped == true {
+            device.zap(range.interval)
+        }
+        for pages in range.allPages { pages.invalidateLocked(unmapped: unmapped, under: notifierLock) }
     }
 }
 
