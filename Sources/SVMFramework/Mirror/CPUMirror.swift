@@ -112,20 +112,10 @@ final class CPUMirror: @unchecked Sendable {
 
     // MARK: handler thread
 
-    /// How long the handler keeps looking for the next event after handling some, before it
-    /// sleeps in `poll`: CPU faults come in runs (a thread reading device-resident data page
-    /// after page), and waking a sleeping handler costs tens of microseconds here (seen as
-    /// 4 KiB CPU faults taking 15 µs or 90 µs in `bench fault`, depending on whether the
-    /// handler was still awake), more than serving a fault.
-    static let spinBeforeSleep: Duration = .microseconds(50)
-
     private func run() {
-        let clock = ContinuousClock()
-        var lastHandled = clock.now
         while !stopping.load(ordering: .acquiring) {
             // Deferred faults wait for a migration on another thread: look again soon.
-            var timeout: Duration = deferredFaults.isEmpty && backlog.isEmpty ? .milliseconds(50) : .microseconds(200)
-            if clock.now - lastHandled < Self.spinBeforeSleep { timeout = .zero }
+            let timeout: Duration = deferredFaults.isEmpty && backlog.isEmpty ? .milliseconds(50) : .microseconds(200)
             let readable: Bool
             do {
                 readable = try faults.waitUntilReadable(timeout: timeout)
@@ -133,10 +123,7 @@ final class CPUMirror: @unchecked Sendable {
                 // poll on our own descriptor fails only for programming errors.
                 fatalError("CPU mirror: \(error)")
             }
-            if readable || !backlog.isEmpty {
-                handleEvents()
-                lastHandled = clock.now
-            }
+            if readable || !backlog.isEmpty { handleEvents() }
             retryDeferredFaults()
         }
     }
