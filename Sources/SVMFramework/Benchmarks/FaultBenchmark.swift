@@ -208,32 +208,6 @@ public struct FaultBenchmark: Sendable {
     }
 }
 
-/// Memory the benchmark faults on: aligned, populated with bytes that are not zero.
-private final class BenchmarkBuffer {
-    let base: UnsafeMutableRawPointer
-    let size: Int
-
-    init(size: Int, alignment: Int) throws {
-        guard let base = mapAnonymousAligned(size: size, alignment: alignment) else {
-            throw BenchmarkError(message: "cannot map \(size) bytes: errno \(errno)")
-        }
-        self.base = base
-        self.size = size
-    }
-
-    deinit { munmap(base, size) }
-
-    var address: UInt64 { UInt64(UInt(bitPattern: base)) }
-
-    func populate() { memset(base, 0x3c, size) }
-
-    /// Reads one byte at `offset`, so that the CPU faults if it is not present.
-    func touch(offset: Int) {
-        let byte = base.load(fromByteOffset: offset, as: UInt8.self)
-        precondition(byte == 0x3c, "benchmark data lost at offset \(offset): \(byte)")
-    }
-}
-
 public struct BenchmarkError: Error, CustomStringConvertible {
     public let message: String
     public var description: String { message }

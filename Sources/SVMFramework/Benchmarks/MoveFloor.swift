@@ -34,40 +34,37 @@ struct MoveFloor {
             throw BenchmarkError(message: "move floor: this kernel has no UFFDIO_MOVE (Linux 6.8+)")
         }
         let size = bytes * count
-        let source = try Area(size: size, alignment: bytes)
-        let destination = try Area(size: size, alignment: bytes)
+        let source = try BenchmarkBuffer(size: size, alignment: bytes)
+        let destination = try BenchmarkBuffer(size: size, alignment: bytes)
         // Populated before registering: a touch of a registered missing page would wait for
         // an event nobody reads. The same bytes as the fault benchmark's buffer.
-        memset(source.base, Int32(Self.pattern), size)
+        source.populate()
         do {
-            try uffd.register(source.address, length: size, modes: .missing)
-            try uffd.register(destination.address, length: size, modes: .missing)
+            try uffd.register(UInt(source.address), length: size, modes: .missing)
+            try uffd.register(UInt(destination.address), length: size, modes: .missing)
         } catch {
             throw BenchmarkError(message: "move floor: \(error)")
         }
         for chunk in 0..<count {
-            try move(uffd, to: destination.address(chunk), from: source.address(chunk))
-            try move(uffd, to: source.address(chunk), from: destination.address(chunk))
+            try move(uffd, to: destination.address(chunk: chunk, of: bytes), from: source.address(chunk: chunk, of: bytes))
+            try move(uffd, to: source.address(chunk: chunk, of: bytes), from: destination.address(chunk: chunk, of: bytes))
         }
         var times: [Int] = []
         times.reserveCapacity(count)
         for chunk in 0..<count {
             let start = FaultBenchmark.now()
-            try move(uffd, to: destination.address(chunk), from: source.address(chunk))
+            try move(uffd, to: destination.address(chunk: chunk, of: bytes), from: source.address(chunk: chunk, of: bytes))
             times.append(FaultBenchmark.now() - start)
         }
         // The pages are present at the destination now: reading them raises no fault.
         for chunk in 0..<count {
             let byte = destination.base.load(fromByteOffset: chunk * bytes + bytes - 1, as: UInt8.self)
-            guard byte == Self.pattern else {
-                throw BenchmarkError(message: "move floor: chunk \(chunk) arrived as \(byte), not \(Self.pattern)")
+            guard byte == BenchmarkBuffer.pattern else {
+                throw BenchmarkError(message: "move floor: chunk \(chunk) arrived as \(byte), not \(BenchmarkBuffer.pattern)")
             }
         }
         return times
     }
-
-    /// What the source is filled with: not zero, so a page that did not move is seen.
-    private static let pattern: UInt8 = 0x3c
 
     private func move(_ uffd: UserFaultFD, to destination: UInt, from source: UInt) throws {
         let outcome: UserFaultFD.RangeOutcome
@@ -79,28 +76,5 @@ struct MoveFloor {
         guard outcome == .completed else {
             throw BenchmarkError(message: "move floor: UFFDIO_MOVE of \(bytes) bytes at 0x\(String(destination, radix: 16)) ended \(outcome)")
         }
-    }
-
-    /// `count` chunks of private anonymous memory, aligned to the chunk size like the fault
-    /// benchmark's buffer (so a 2 MiB chunk may be one huge page on both sides).
-    private final class Area {
-        let base: UnsafeMutableRawPointer
-        let size: Int
-        let stride: Int
-
-        init(size: Int, alignment: Int) throws {
-            guard let base = mapAnonymousAligned(size: size, alignment: alignment) else {
-                throw BenchmarkError(message: "move floor: cannot map \(size) bytes: errno \(errno)")
-            }
-            self.base = base
-            self.size = size
-            stride = alignment
-        }
-
-        deinit { munmap(base, size) }
-
-        var address: UInt { UInt(bitPattern: base) }
-
-        func address(_ chunk: Int) -> UInt { address + UInt(chunk * stride) }
     }
 }
