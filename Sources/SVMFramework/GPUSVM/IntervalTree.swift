@@ -47,6 +47,17 @@ public struct IntervalTree<Value> {
         return result
     }
 
+    /// Calls `body` with every interval overlapping `query`, in address order, without
+    /// building an array (the invalidation path runs on every migration).
+    /// - Complexity: O(log n + k) for k results
+    public func forEachOverlapping(_ query: AddressInterval, _ body: (AddressInterval, Value) throws -> Void) rethrows {
+        var index = firstEnding(after: query.start)
+        while index < intervals.count, intervals[index].start < query.end {
+            try body(intervals[index], values[index])
+            index += 1
+        }
+    }
+
     /// Whether any interval overlaps `query`.
     /// - Complexity: O(log n)
     public func hasOverlap(_ query: AddressInterval) -> Bool {

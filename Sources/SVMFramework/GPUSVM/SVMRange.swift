@@ -30,6 +30,12 @@ public final class SVMRange: Sendable {
         pagesByDevice.withLock { $0[deviceID] }
     }
 
+    /// Calls `body` with every device's pages that exist, in no particular order, without
+    /// building an array.
+    public func forEachPages(_ body: (DevicePages) -> Void) {
+        pagesByDevice.withLock { table in for pages in table.values { body(pages) } }
+    }
+
     /// Every device's pages that exist, by device id order.
     public var allPages: [DevicePages] {
         pagesByDevice.withLock { $0.sorted { $0.key < $1.key }.map(\.value) }

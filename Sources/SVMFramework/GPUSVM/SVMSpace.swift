@@ -115,22 +115,33 @@ public final class SVMSpace: @unchecked Sendable {
     /// for the garbage collector. Returns the ranges it touched.
     @discardableResult
     public func invalidate(_ interval: AddressInterval, event: InvalidationEvent) -> [SVMRange] {
-        let mappers = devices.withLock { $0 }
         var touched: [SVMRange] = []
+        invalidate(interval, event: event) { touched.append($0) }
+        if event.unmapsRanges { garbage.withLock { $0.append(contentsOf: touched) } }
+        return touched
+    }
+
+    /// ``invalidate(_:event:)`` for a migration, which needs no list of the ranges touched:
+    /// no heap allocation (it runs on every migration, both ways).
+    func invalidateForMigration(_ interval: AddressInterval) {
+        invalidate(interval, event: .migration) { _ in }
+    }
+
+    private func invalidate(_ interval: AddressInterval, event: InvalidationEvent, touching: (SVMRange) -> Void) {
+        // A copy of the array is a retain, not an allocation.
+        let mappers = devices.withLock { $0 }
         notifierLock.withWriteLock {
-            for (_, notifier) in notifiers.overlapping(interval) {
+            notifiers.forEachOverlapping(interval) { _, notifier in
                 notifier.sequence.invalidateLocked(under: notifierLock)
-                for (_, range) in notifier.ranges.overlapping(interval) {
+                notifier.ranges.forEachOverlapping(interval) { _, range in
                     unmapLocked(range, from: mappers, unmapped: event.unmapsRanges)
                     if event.unmapsRanges {
                         range.flags.insert(interval.contains(range.interval) ? [.unmapped] : [.unmapped, .partialUnmap])
                     }
-                    touched.append(range)
+                    touching(range)
                 }
             }
         }
-        if event.unmapsRanges { garbage.withLock { $0.append(contentsOf: touched) } }
-        return touched
     }
 
     /// Removes the ranges an unmap ended, after making sure no device maps them any more
@@ -166,7 +177,7 @@ extension SVMSpace {
         for device in mappers where range.pages(ifExistFor: device.deviceID)?.isMapped == true {
             device.zap(range.interval)
         }
-        for pages in range.allPages { pages.invalidateLocked(unmapped: unmapped, under: notifierLock) }
+        range.forEachPages { $0.invalidateLocked(unmapped: unmapped, under: notifierLock) }
     }
 }
 

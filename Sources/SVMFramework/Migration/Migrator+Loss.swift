@@ -12,7 +12,7 @@ extension Migrator {
     @discardableResult
     func lose(_ range: SVMRange) -> Bool {
         guard let (allocation, _) = range.residency.beginMigrationToSystem() else { return false }
-        space.invalidate(range.interval, event: .migration)
+        space.invalidateForMigration(range.interval)
         markLost(range, bytes: allocation.size, deviceID: allocation.deviceID, cause: .deviceReset)
         release(allocation, of: range, vacated: false)
         end(range)

@@ -59,7 +59,7 @@ struct Migrator: Sendable {
         if case .device(let old) = previous {
             source = .device(old.pagemap)
             trace.record("device \(old.deviceID) to device \(pagemap.deviceID): through system memory", interval)
-            space.invalidate(interval, event: .migration)
+            space.invalidateForMigration(interval)
             // The data must be back at the range's own addresses, whole, to go on.
             guard bringHome(range, from: old), !intervened(range) else { return .failure(giveUp(range, wake: true)) }
         }
@@ -70,7 +70,7 @@ struct Migrator: Sendable {
             return .failure(giveUp(range, wake: source != .system))
         }
         allocation.heldUntil = timeslice.map { ContinuousClock.now.advanced(by: $0) }
-        space.invalidate(interval, event: .migration)
+        space.invalidateForMigration(interval)
         let filled: Filled
         switch fill(allocation, from: range) {
         case .success(let done):
@@ -112,7 +112,7 @@ struct Migrator: Sendable {
     @discardableResult
     func migrateToSystem(_ range: SVMRange, cause: SVMActivityLog.Cause = .release, beforeWake: () -> Void = {}) -> Bool {
         guard let (allocation, _) = range.residency.beginMigrationToSystem() else { return false }
-        space.invalidate(range.interval, event: .migration)
+        space.invalidateForMigration(range.interval)
         let copied = bringHome(range, from: allocation)
         end(range)
         trace.record("to system: ended, data back \(copied)", range.interval)
