@@ -44,6 +44,17 @@ final class CPUMirror: @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
     /// True while the handler handles events it has read.
     private let busy = Atomic<Bool>(false)
+    /// Signalled when ``busy`` is lowered, for ``waitUntilEventsHandled()``.
+    private let idle = ChangeSignal()
+    /// Signalled when the handler has read an event, for threads waiting for an address
+    /// space change to proceed (``letMappingChangeProceed()``).
+    private let eventRead = ChangeSignal()
+    /// How long a thread off the handler waits for it to read a pending event before it
+    /// looks again: the handler reads within microseconds unless it is busy serving a fault.
+    private static let eventReadWait: Duration = .microseconds(20)
+    /// How long ``waitUntilEventsHandled()`` sleeps at a time before it looks again (the
+    /// signal wakes it sooner): a bound in case a wake is missed, not a poll interval.
+    private static let handledWait: Duration = .milliseconds(1)
     /// The handler thread, for ``isHandlerThread``; written once before it runs.
     private var handler = pthread_t()
     private let started = Atomic<Bool>(false)
@@ -104,9 +115,10 @@ final class CPUMirror: @unchecked Sendable {
             // handler's loop before it waits again, which lowers it.
             let wasBusy = busy.exchange(true, ordering: .sequentiallyConsistent)
             while let event = readEvent() { backlog.append(event) }
-            if backlog.isEmpty && !wasBusy { busy.store(false, ordering: .sequentiallyConsistent) }
+            if backlog.isEmpty && !wasBusy { lowerBusy() }
         } else {
-            usleep(20)
+            // The handler reads the event that holds the change: wait for that, briefly.
+            eventRead.wait(whileAt: eventRead.generation, timeout: Self.eventReadWait)
         }
     }
 
@@ -143,7 +155,12 @@ final class CPUMirror: @unchecked Sendable {
                 break
             }
         }
+        lowerBusy()
+    }
+
+    private func lowerBusy() {
         busy.store(false, ordering: .sequentiallyConsistent)
+        idle.signal()
     }
 
     /// Waits until the events read so far are handled. A device fault and a kernel launch
@@ -153,7 +170,11 @@ final class CPUMirror: @unchecked Sendable {
     /// event is read, not when it is handled, as an MMU notifier would.)
     func waitUntilEventsHandled() {
         guard !isHandlerThread else { return }
-        while busy.load(ordering: .sequentiallyConsistent) { usleep(10) }
+        while true {
+            let generation = idle.generation
+            guard busy.load(ordering: .sequentiallyConsistent) else { return }
+            idle.wait(whileAt: generation, timeout: Self.handledWait)
+        }
     }
 
     /// Reads the next event, if one is queued, and logs the address-space change it
@@ -163,6 +184,7 @@ final class CPUMirror: @unchecked Sendable {
         log.recording {
             guard let event = try? faults.readEvent() else { return nil }
             logChange(event)
+            eventRead.signal()
             return event
         }
     }
