@@ -8,8 +8,11 @@
  *     cc -shared -fPIC -I Sources/CSVMPluginABI/include \
  *        Tests/Fixtures/ExampleCPlugin/example_device.c -o libExampleC.so
  *
- * It implements none of the optional ops of ABI 1.1 (device memory, bind, zap, kernels):
- * the host describes its device but answers -EOPNOTSUPP for them.
+ * As it stands it implements none of the optional ops of ABI 1.1 (device memory, bind, zap,
+ * kernels): the host describes its device but answers -EOPNOTSUPP for them. Built with
+ * EXAMPLE_DEVICE_MEMORY it also has device memory (malloc'd, so not host memory the host may
+ * move pages into: every migration takes the copy path) and a page table that only
+ * accepts binds and zaps, enough for the host to migrate ranges to it and back.
  *
  * The EXAMPLE_* macros exist for the test suite, which compiles broken variants of this
  * file (another name, another ABI major, no entry symbol, a missing required op, a failing
@@ -19,6 +22,7 @@
 #include "svm_plugin_abi.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,9 +50,22 @@ struct example_plugin {
     uint64_t memory_bytes;
 };
 
+struct example_block {
+    uint64_t offset, size;
+};
+
 struct example_device {
     struct example_plugin *plugin;
     uint64_t host_device;
+#ifdef EXAMPLE_DEVICE_MEMORY
+    /* Device memory: bytes handed out from the bottom up; freed blocks are kept by size
+     * and reused first. The host calls from any thread: the mutex orders them. */
+    pthread_mutex_t lock;
+    unsigned char *memory;
+    uint64_t next;
+    struct example_block freed[1024];
+    unsigned freed_count;
+#endif
 };
 
 static void example_log(const struct example_plugin *plugin, int32_t level, const char *text) {
@@ -124,11 +141,27 @@ static svm_status example_open_device(void *plugin_ctx, uint32_t index, uint64_t
     if (!device) return -ENOMEM;
     device->plugin = plugin_ctx;
     device->host_device = host_device;
+#ifdef EXAMPLE_DEVICE_MEMORY
+    /* calloc: pages cost memory only once written. */
+    device->memory = calloc(1, device->plugin->memory_bytes);
+    if (!device->memory) {
+        free(device);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&device->lock, NULL);
+#endif
     *device_ctx = device;
     return 0;
 }
 
-static void example_close_device(void *device_ctx) { free(device_ctx); }
+static void example_close_device(void *device_ctx) {
+#ifdef EXAMPLE_DEVICE_MEMORY
+    struct example_device *device = device_ctx;
+    pthread_mutex_destroy(&device->lock);
+    free(device->memory);
+#endif
+    free(device_ctx);
+}
 
 static svm_status example_pagemap_info(void *device_ctx, struct svm_pagemap_info *info) {
     const struct example_device *device = device_ctx;
@@ -148,6 +181,74 @@ static svm_status example_devmem_alloc(void *device_ctx, uint64_t size, uint64_t
 }
 #endif
 
+#ifdef EXAMPLE_DEVICE_MEMORY
+/* Sizes are powers of two of at least min_page_size: a block is naturally aligned. */
+static svm_status example_devmem_alloc(void *device_ctx, uint64_t size, uint64_t *offset) {
+    struct example_device *device = device_ctx;
+    if (size < 4096 || (size & (size - 1)) != 0) return -EINVAL;
+    svm_status status = -ENOMEM;
+    pthread_mutex_lock(&device->lock);
+    for (unsigned i = 0; i < device->freed_count; i++) {
+        if (device->freed[i].size == size) {
+            *offset = device->freed[i].offset;
+            device->freed[i] = device->freed[--device->freed_count];
+            status = 0;
+            break;
+        }
+    }
+    uint64_t start = (device->next + size - 1) & ~(size - 1);
+    if (status != 0 && start + size <= device->plugin->memory_bytes) {
+        *offset = start;
+        device->next = start + size;
+        status = 0;
+    }
+    pthread_mutex_unlock(&device->lock);
+    return status; /* -ENOMEM: the host evicts and asks again */
+}
+
+static void example_devmem_free(void *device_ctx, uint64_t offset, uint64_t size) {
+    struct example_device *device = device_ctx;
+    pthread_mutex_lock(&device->lock);
+    if (device->freed_count < sizeof device->freed / sizeof device->freed[0])
+        device->freed[device->freed_count++] = (struct example_block){offset, size};
+    pthread_mutex_unlock(&device->lock);
+}
+
+static int example_inside(const struct example_device *device, uint64_t offset, uint64_t size) {
+    return offset <= device->plugin->memory_bytes && size <= device->plugin->memory_bytes - offset;
+}
+
+static svm_status example_copy_to_devmem(void *device_ctx, uint64_t offset, const void *source,
+                                         uint64_t size) {
+    struct example_device *device = device_ctx;
+    if (!example_inside(device, offset, size)) return -EINVAL;
+    memcpy(device->memory + offset, source, size);
+    return 0;
+}
+
+static svm_status example_copy_to_ram(void *device_ctx, uint64_t offset, void *destination,
+                                      uint64_t size) {
+    struct example_device *device = device_ctx;
+    if (!example_inside(device, offset, size)) return -EINVAL;
+    memcpy(destination, device->memory + offset, size);
+    return 0;
+}
+
+/* A page table that keeps nothing: this device runs no kernels, so no access needs a
+ * translation; the host still binds what it migrated and zaps what it takes away. */
+static svm_status example_bind(void *device_ctx, uint64_t address, uint64_t size,
+                               const struct svm_bind_piece *pieces, uint32_t count,
+                               uint32_t flags) {
+    (void)device_ctx, (void)address, (void)size, (void)pieces, (void)count, (void)flags;
+    return 0;
+}
+
+static svm_status example_zap(void *device_ctx, uint64_t address, uint64_t size) {
+    (void)device_ctx, (void)address, (void)size;
+    return 0;
+}
+#endif
+
 static const struct svm_device_ops example_device_ops = {
     .struct_size = sizeof(struct svm_device_ops),
     .device_count = example_device_count,
@@ -156,6 +257,10 @@ static const struct svm_device_ops example_device_ops = {
 #endif
     .open_device = example_open_device,
     .close_device = example_close_device,
+#ifdef EXAMPLE_DEVICE_MEMORY
+    .bind = example_bind,
+    .zap = example_zap,
+#endif
 };
 
 static const struct svm_pagemap_ops example_pagemap_ops = {
@@ -163,6 +268,11 @@ static const struct svm_pagemap_ops example_pagemap_ops = {
     .pagemap_info = example_pagemap_info,
 #if defined(EXAMPLE_DEVMEM_ALLOC_ONLY) || defined(EXAMPLE_ABI_1_0)
     .devmem_alloc = example_devmem_alloc,
+#elif defined(EXAMPLE_DEVICE_MEMORY)
+    .devmem_alloc = example_devmem_alloc,
+    .devmem_free = example_devmem_free,
+    .copy_to_devmem = example_copy_to_devmem,
+    .copy_to_ram = example_copy_to_ram,
 #endif
 };
 
