@@ -172,8 +172,3 @@ struct Migrator: Sendable {
         if let departure = range.residency.endMigrationInSystemMemory() { mirror.log.arrive(departure) }
     }
 }
-
-/// The address as a raw pointer (staging slots and CPU pages are process memory).
-func pointer(_ address: UInt64) -> UnsafeMutableRawPointer? {
-    UnsafeMutableRawPointer(bitPattern: UInt(address))
-}
