@@ -8,10 +8,13 @@ import Synchronization
 ///
 /// The bytes are working memory (``mapWorkingMemory(size:reserve:)``) with `MAP_NORESERVE`,
 /// so a device of several GiB costs host RAM only for the pages the simulation has touched.
-/// Like VRAM, a freed block keeps its bytes and its pages: the next owner finds whatever was
-/// there (the host always writes an allocation before it reads it), and a migration into it
-/// does not pay host page faults again. Allocation follows `drm_buddy`: power-of-two blocks
-/// of at least the min page size, naturally aligned, top-down.
+/// With `zero-copy` on (the default) the memory is declared host memory (ABI 1.4): the host
+/// moves pages in and out, fills every page of an allocation before the device uses it and
+/// leaves none in a freed block. With it off, like VRAM, a freed block keeps its bytes and its
+/// pages: the next owner finds whatever was there (the host always writes an allocation
+/// before it reads it), and a copy into it does not pay host page faults again. Allocation
+/// follows `drm_buddy`: power-of-two blocks of at least the min page size, naturally
+/// aligned, top-down.
 ///
 /// ## Locking
 /// `state` (the allocator, the live blocks and the lost ones) is behind its mutex, and so
