@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 /* What Debian 12's uapi headers (Linux 6.1) lack; values from include/uapi/linux/userfaultfd.h
@@ -244,9 +245,11 @@ int svm_uffd_read_event(int fd, struct svm_uffd_event *event) {
     }
 }
 
-int svm_uffd_poll(int fd, int timeout_ms) {
+int svm_uffd_poll(int fd, int64_t timeout_ns) {
     struct pollfd descriptor = {.fd = fd, .events = POLLIN};
-    int ready = poll(&descriptor, 1, timeout_ms);
+    /* ppoll: a timeout below a millisecond stays below one (poll would round it up). */
+    struct timespec timeout = {.tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000};
+    int ready = ppoll(&descriptor, 1, timeout_ns < 0 ? NULL : &timeout, NULL);
     if (ready < 0)
         return -errno;
     if (ready == 0)

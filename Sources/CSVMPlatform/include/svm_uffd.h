@@ -145,9 +145,9 @@ int svm_uffd_poison(int fd, uint64_t start, uint64_t length, uint64_t mode, int6
  * header does not know. */
 int svm_uffd_read_event(int fd, struct svm_uffd_event *event);
 
-/* poll(POLLIN) for at most timeout_ms (-1: forever). Returns 1 when an event is queued,
+/* ppoll(POLLIN) for at most timeout_ns (< 0: forever). Returns 1 when an event is queued,
  * 0 on timeout, -errno on failure (-EINTR included: the caller decides whether to retry). */
-int svm_uffd_poll(int fd, int timeout_ms);
+int svm_uffd_poll(int fd, int64_t timeout_ns);
 
 /* mremap(old_address, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, new_address) into
  * *result: moves a mapping, which raises a REMAP event when it is registered. A shim because

@@ -314,7 +314,7 @@ extension UserFaultFD {
         let deadline = clock.now.advanced(by: timeout)
         while true {
             let remaining = clock.now.duration(to: deadline)
-            let status = svm_uffd_poll(descriptor, Self.pollMilliseconds(max(remaining, .zero)))
+            let status = svm_uffd_poll(descriptor, Self.nanoseconds(max(remaining, .zero)))
             switch status {
             case 1: return true
             case 0 where remaining <= .zero: return false
@@ -324,11 +324,12 @@ extension UserFaultFD {
         }
     }
 
-    /// `remaining` in whole milliseconds, rounded up so that a wait never ends early.
-    private static func pollMilliseconds(_ remaining: Duration) -> Int32 {
+    /// `remaining` in nanoseconds, rounded up so that a wait never ends early.
+    private static func nanoseconds(_ remaining: Duration) -> Int64 {
         let (seconds, attoseconds) = remaining.components
-        let milliseconds = seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
-        return Int32(clamping: milliseconds)
+        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow else { return .max }
+        return product.addingReportingOverflow((attoseconds + 999_999_999) / 1_000_000_000).partialValue
     }
 
     /// Runs a shim on an address range and throws its errno, if any.
