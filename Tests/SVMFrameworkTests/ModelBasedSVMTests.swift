@@ -144,30 +144,34 @@ import Testing
     /// The same with a child forked midway that lives to the end: every page present at the
     /// fork is shared with it, so no move takes it until a write gives this process its own
     /// copy. Found zero-copy data left in device memory when shared pages refused to move
-    /// back, and device atomics retrying forever on shared pages.
+    /// back, and device atomics retrying forever on shared pages. In a process of its own (an
+    /// exit test): the fork shares every page of the process, and tests running alongside
+    /// would see their migrations refused.
     @Test(arguments: paths, 1...4)
-    func randomSequenceWithForkedChild(path: MigrationPath, seed: Int) throws {
-        let f = try SimDeviceFixture(memory: "4M", options: path.options)
-        defer { f.shutdown() }
-        let model = Model(seed: UInt64(seed), f: f)
-        var child: pid_t = -1
-        defer {
-            if child > 0 {
-                kill(child, SIGKILL)
-                var status: Int32 = 0
-                waitpid(child, &status, 0)
+    func randomSequenceWithForkedChild(path: MigrationPath, seed: Int) async {
+        await #expect(processExitsWith: .success) { [path, seed] in
+            let f = try SimDeviceFixture(memory: "4M", options: path.options)
+            defer { f.shutdown() }
+            let model = Model(seed: UInt64(seed), f: f)
+            var child: pid_t = -1
+            defer {
+                if child > 0 {
+                    kill(child, SIGKILL)
+                    var status: Int32 = 0
+                    waitpid(child, &status, 0)
+                }
             }
-        }
-        for step in 0..<150 {
-            if step == 40 {
-                child = fork()
-                // The child only holds the pages until it is killed.
-                if child == 0 { while true { pause() } }
-                #expect(child > 0)
+            for step in 0..<150 {
+                if step == 40 {
+                    child = fork()
+                    // The child only holds the pages until it is killed.
+                    if child == 0 { while true { pause() } }
+                    #expect(child > 0)
+                }
+                try model.step(step)
             }
-            try model.step(step)
+            model.checkAll("\(path) seed \(seed), forked at step 40")
         }
-        model.checkAll("\(path) seed \(seed), forked at step 40")
     }
 
     /// Threads each own interleaved 64 KiB slices of the same 2 MiB ranges and access them

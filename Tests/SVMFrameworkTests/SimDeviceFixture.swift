@@ -58,7 +58,7 @@ final class SimDeviceFixture: @unchecked Sendable {
 }
 
 /// How migrations move data in a test: SimDevice's zero-copy path, or the copy path.
-enum MigrationPath: String, Sendable, CustomTestStringConvertible {
+enum MigrationPath: String, Sendable, Codable, CustomTestStringConvertible {
     case zeroCopy = "zero-copy"
     case copy
 

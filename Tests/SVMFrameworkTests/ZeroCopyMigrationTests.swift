@@ -143,28 +143,32 @@ import Testing
         #expect(buffer.mismatches(seed: 7) == 0)
     }
 
+    /// In a process of its own (an exit test): the fork shares every page of the process,
+    /// and tests running alongside would see their migrations refused.
     @Test("Pages shared with a forked child cannot move: the fault falls back and the data stays intact")
-    func sharedPagesFallBack() throws {
-        let f = try SimDeviceFixture()
-        defer { f.shutdown() }
-        let buffer = MappedBuffer(size: Self.chunk)
-        buffer.fill(seed: 11)
-        let child = fork()
-        if child == 0 {
-            // The child only holds the pages (copy-on-write shared) until killed.
-            while true { pause() }
+    func sharedPagesFallBack() async {
+        await #expect(processExitsWith: .success) {
+            let f = try SimDeviceFixture()
+            defer { f.shutdown() }
+            let buffer = MappedBuffer(size: ZeroCopyMigrationTests.chunk)
+            buffer.fill(seed: 11)
+            let child = fork()
+            if child == 0 {
+                // The child only holds the pages (copy-on-write shared) until killed.
+                while true { pause() }
+            }
+            #expect(child > 0)
+            defer {
+                kill(child, SIGKILL)
+                var status: Int32 = 0
+                waitpid(child, &status, 0)
+            }
+            let (bytes, result) = try f.deviceRead(buffer.address, ZeroCopyMigrationTests.chunk)
+            #expect(result.stoppedBy == nil)
+            #expect(zip(bytes.indices, bytes).allSatisfy { $1 == MappedBuffer.pattern($0, seed: 11) })
+            #expect(f.count("zeroCopyFallbacks") >= 1)
+            #expect(buffer.mismatches(seed: 11) == 0)
         }
-        #expect(child > 0)
-        defer {
-            kill(child, SIGKILL)
-            var status: Int32 = 0
-            waitpid(child, &status, 0)
-        }
-        let (bytes, result) = try f.deviceRead(buffer.address, Self.chunk)
-        #expect(result.stoppedBy == nil)
-        #expect(zip(bytes.indices, bytes).allSatisfy { $1 == MappedBuffer.pattern($0, seed: 11) })
-        #expect(f.count("zeroCopyFallbacks") >= 1)
-        #expect(buffer.mismatches(seed: 11) == 0)
     }
 
     @Test("Device to device through system memory is one migration, recorded with source and target")
