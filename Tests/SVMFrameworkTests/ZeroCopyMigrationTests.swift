@@ -136,6 +136,10 @@ import Testing
         #expect(f.context.space.range(containing: buffer.address)?.residency.current == .system)
         #expect(f.device.usedDeviceMemory == 0, "the block was given back, emptied")
         #expect(buffer.mismatches(seed: 7) == 0)
+        // Device atomics need device memory, which locked pages never reach: refused at once.
+        #expect(throws: PluginErrno.accessDenied) {
+            try f.context.handleDeviceFault(hostDevice: f.device.deviceID, address: buffer.address, access: .atomic)
+        }
         // Unlocked, the next fault migrates it (the device's binding in place needs none).
         munlock(buffer.base, Self.chunk)
         try f.context.handleDeviceFault(hostDevice: f.device.deviceID, address: buffer.address, access: .read)
