@@ -7,9 +7,10 @@ import Synchronization
 /// space mirroring this process's address space with userfaultfd, the devices that use it
 /// through their plugins, and the migrations between system and device memory.
 ///
-/// A device faults on any CPU address; the context finds or makes the range, migrates it
-/// to the device's memory when it can (else maps the CPU pages in place), and binds it in
-/// the device's page table under the notifier lock if no invalidation intervened. A CPU
+/// The thin owner of the space, the mirror and the devices. A device faults on any CPU
+/// address; the fault path (`DeviceFaultPath`) finds or makes the range, migrates it to the
+/// device's pagemap when it can (else maps the CPU pages in place), and binds it in the
+/// device's page table under the notifier lock if no invalidation intervened. A CPU
 /// touch of device-resident data faults into the mirror's handler thread, which invalidates
 /// every device mapping of the range and moves the data back.
 ///

@@ -13,7 +13,7 @@ import Synchronization
 ///   link), as UVM's thrashing mitigation maps thrashing pages remotely.
 ///
 /// So a range migrates at most twice per kernel, and every kernel makes progress. Device
-/// atomics need device memory and ignore both rules (``SVMContext``). Faults raised outside
+/// atomics need device memory and ignore both rules (the fault path, `DeviceFaultPath`). Faults raised outside
 /// a kernel launched through ``SVMDevice/run(_:)`` (direct calls, in tests) see no rule.
 final class ThrashingGuard: Sendable {
     private struct State {
