@@ -57,6 +57,13 @@ struct ExperimentReportText {
             lines.append("")
             lines.append("Thrashing    \(thrashing) device fault(s) on ranges their kernel had evicted were mapped in system memory instead of migrated again (device memory cannot hold what one step needs)")
         }
+        let moved = report.svm["bytesMoved"] ?? 0, copied = report.svm["bytesCopied"] ?? 0
+        if moved + copied > 0 {
+            let fallbacks = report.svm["zeroCopyFallbacks"] ?? 0
+            lines.append("")
+            lines.append("Data path    \(ByteCount.format(UInt64(moved))) moved without copying (UFFDIO_MOVE), \(ByteCount.format(UInt64(copied))) copied through staging memory"
+                + (fallbacks > 0 ? "; \(fallbacks) zero-copy migration(s) fell back to copying (pages pinned, shared or locked)" : ""))
+        }
         let resets = report.devices.reduce(0) { $0 + $1.resets }
         let lostRanges = report.devices.reduce(0) { $0 + $1.lostRanges }
         if resets + lostRanges > 0 {

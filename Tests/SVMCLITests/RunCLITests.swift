@@ -14,10 +14,34 @@ struct RunCLITests {
             "Experiment   stream: STREAM triad", "Topology     sim0 with 256 MiB of device memory, PCIe Gen4 x16",
             "Result       verified: all 8388608 values right", "Simulated time  ", "Device sim0", "device faults",
             "fault service    p50", "migrations       to device 48 (96 MiB)", "Link PCIe Gen4 x16, host↔sim0", "Wall clock",
+            "Data path    192 MiB moved without copying (UFFDIO_MOVE), 0 B copied through staging memory",
         ] {
             #expect(output.contains(expected), "missing '\(expected)' in:\n\(output)")
         }
         #expect(!result.standardError.contains("running…"), "progress goes to terminals only")
+    }
+
+    @Test("SimDevice.zero-copy=off: the same experiment on the copy path, the same simulated result")
+    func copyPath() throws {
+        let zeroCopy = try ProcessRunner.svmCLI(["run", "--json"])
+        let copying = try ProcessRunner.svmCLI(["run", "--json", "--plugin-option", "SimDevice.zero-copy=off"])
+        #expect(zeroCopy.status == 0 && copying.status == 0, "\(zeroCopy.standardError)\(copying.standardError)")
+        func simulated(_ text: String) throws -> (NSDictionary, [String: Int]) {
+            var object = try #require(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+            let svm = try #require(object["svm"] as? [String: Int])
+            object["wallClock"] = nil
+            object["svm"] = nil
+            object["configuration"] = nil  // it echoes the option
+            return (object as NSDictionary, svm)
+        }
+        let (zeroCopyReport, zeroCopyCounters) = try simulated(zeroCopy.standardOutput)
+        let (copyReport, copyCounters) = try simulated(copying.standardOutput)
+        // How bytes travel on the host changes nothing the simulation sees.
+        #expect(zeroCopyReport == copyReport)
+        #expect(zeroCopyCounters["bytesMoved"] == 192 << 20 && zeroCopyCounters["bytesCopied"] == 0)
+        #expect(copyCounters["bytesMoved"] == 0 && copyCounters["bytesCopied"] == 192 << 20)
+        let text = try ProcessRunner.svmCLI(["run", "--plugin-option", "SimDevice.zero-copy=off"])
+        #expect(text.standardOutput.contains("Data path    0 B moved without copying (UFFDIO_MOVE), 192 MiB copied through staging memory"), "\(text.standardOutput)")
     }
 
     @Test("--json with the same --seed twice: identical but for the wall clock; the trace opens as trace-event JSON")
