@@ -20,6 +20,8 @@ struct BenchCLITests {
             let moveFloorNs: Int
             let deviceFaultToMoveFloor: Double
             let cpuFaultToMoveFloor: Double
+            let cpuFaultFloorNs: Int
+            let cpuFaultToCPUFaultFloor: Double
         }
         let device: String
         let iterations: Int
@@ -43,6 +45,8 @@ struct BenchCLITests {
             #expect(chunk.deviceFaultToMoveFloor > 0 && chunk.cpuFaultToMoveFloor > 0)
             #expect(abs(chunk.deviceFaultToMoveFloor - Double(chunk.deviceFaultNs) / Double(chunk.moveFloorNs)) < 1e-9)
             #expect(abs(chunk.cpuFaultToMoveFloor - Double(chunk.cpuFaultNs) / Double(chunk.moveFloorNs)) < 1e-9)
+            #expect(chunk.cpuFaultFloorNs > 0)
+            #expect(abs(chunk.cpuFaultToCPUFaultFloor - Double(chunk.cpuFaultNs) / Double(chunk.cpuFaultFloorNs)) < 1e-9)
         }
         #expect(report.oneTwoMiBFaultNs > 0 && report.fiveHundredTwelve4KiBFaultsNs > 0)
         // Every fault migrated, and every migration came back (a warm-up round, then the

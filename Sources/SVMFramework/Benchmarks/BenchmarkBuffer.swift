@@ -2,7 +2,10 @@ import Glibc
 
 /// Memory the benchmarks fault on or move: private anonymous, aligned (a 2 MiB chunk may be
 /// one huge page), populated with bytes that are not zero.
-final class BenchmarkBuffer {
+/// `@unchecked Sendable`: the mapping never changes; the threads of one measurement (the
+/// CPU fault floor's handler and the timing thread) take turns on its pages, ordered by the
+/// faults themselves.
+final class BenchmarkBuffer: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
     let size: Int
 

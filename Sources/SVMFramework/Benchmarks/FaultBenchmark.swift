@@ -45,6 +45,12 @@ public struct FaultBenchmark: Sendable {
         public var deviceFaultToMoveFloor: Double
         /// `cpuFaultNs / moveFloorNs`.
         public var cpuFaultToMoveFloor: Double
+        /// Median CPU fault served by a bare userfaultfd handler thread with one
+        /// `UFFDIO_MOVE` of the chunk (``CPUFaultFloor``): the floor of any CPU fault a
+        /// userfaultfd serves, thread switches and TLB shootdown included.
+        public var cpuFaultFloorNs: Int
+        /// `cpuFaultNs / cpuFaultFloorNs`.
+        public var cpuFaultToCPUFaultFloor: Double
     }
 
     public struct Report: Codable, Sendable {
@@ -131,6 +137,7 @@ public struct FaultBenchmark: Sendable {
         let fresh = Self.median(Self.memcpyTimes(bytes: Int(chunk), count: iterations, fresh: true))
         let cold = Self.median(try Self.coldMemcpyTimes(bytes: Int(chunk), count: iterations))
         let moveFloor = Self.median(try MoveFloor(bytes: Int(chunk), count: iterations).times())
+        let cpuFaultFloor = Self.median(try CPUFaultFloor(bytes: Int(chunk), count: iterations).times())
         let deviceFault = Self.median(deviceFaults)
         let cpuFault = Self.median(cpuFaults)
         let result = ChunkResult(
@@ -138,7 +145,8 @@ public struct FaultBenchmark: Sendable {
             memcpyColdNs: cold, deviceFaultOverheadColdNs: deviceFault - cold,
             cpuFaultNs: cpuFault, memcpyFreshNs: fresh, cpuFaultToFreshMemcpy: Double(cpuFault) / Double(max(fresh, 1)),
             moveFloorNs: moveFloor, deviceFaultToMoveFloor: Double(deviceFault) / Double(max(moveFloor, 1)),
-            cpuFaultToMoveFloor: Double(cpuFault) / Double(max(moveFloor, 1)))
+            cpuFaultToMoveFloor: Double(cpuFault) / Double(max(moveFloor, 1)),
+            cpuFaultFloorNs: cpuFaultFloor, cpuFaultToCPUFaultFloor: Double(cpuFault) / Double(max(cpuFaultFloor, 1)))
         return (result, device.name, context.statistics.snapshot)
     }
 
