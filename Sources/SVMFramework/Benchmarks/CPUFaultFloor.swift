@@ -24,19 +24,8 @@ struct CPUFaultFloor {
     /// - Throws: ``BenchmarkError`` when userfaultfd or `UFFDIO_MOVE` is unavailable, or the
     ///   areas cannot be mapped or registered.
     func times() throws -> [Int] {
-        let uffd: UserFaultFD
-        do {
-            uffd = try UserFaultFD(required: [], optional: [.move])
-        } catch {
-            throw BenchmarkError(message: "CPU fault floor: \(error)")
-        }
-        guard uffd.supportsMove else {
-            throw BenchmarkError(message: "CPU fault floor: this kernel has no UFFDIO_MOVE (Linux 6.8+)")
-        }
+        let (uffd, source, destination) = try MoveFloor.moveSetUp("CPU fault floor", bytes: bytes, count: count)
         let size = bytes * count
-        let source = try BenchmarkBuffer(size: size, alignment: bytes)
-        let destination = try BenchmarkBuffer(size: size, alignment: bytes)
-        source.populate()
         do {
             try uffd.register(UInt(destination.address), length: size, modes: .missing)
         } catch {

@@ -21,24 +21,10 @@ struct MoveFloor {
     /// - Throws: ``BenchmarkError`` when userfaultfd or `UFFDIO_MOVE` is unavailable, the
     ///   areas cannot be mapped or registered, or a move does not complete.
     func times() throws -> [Int] {
-        // No feature is needed: nothing touches a missing page of the areas, so no fault is
-        // raised, and without the unmap event their munmap raises none either; nobody has to
+        // Nothing touches a missing page of the areas, so no fault is raised; nobody has to
         // read the descriptor.
-        let uffd: UserFaultFD
-        do {
-            uffd = try UserFaultFD(required: [], optional: [.move])
-        } catch {
-            throw BenchmarkError(message: "move floor: \(error)")
-        }
-        guard uffd.supportsMove else {
-            throw BenchmarkError(message: "move floor: this kernel has no UFFDIO_MOVE (Linux 6.8+)")
-        }
+        let (uffd, source, destination) = try Self.moveSetUp("move floor", bytes: bytes, count: count)
         let size = bytes * count
-        let source = try BenchmarkBuffer(size: size, alignment: bytes)
-        let destination = try BenchmarkBuffer(size: size, alignment: bytes)
-        // Populated before registering: a touch of a registered missing page would wait for
-        // an event nobody reads. The same bytes as the fault benchmark's buffer.
-        source.populate()
         do {
             try uffd.register(UInt(source.address), length: size, modes: .missing)
             try uffd.register(UInt(destination.address), length: size, modes: .missing)
@@ -76,5 +62,25 @@ struct MoveFloor {
         guard outcome == .completed else {
             throw BenchmarkError(message: "move floor: UFFDIO_MOVE of \(bytes) bytes at 0x\(String(destination, radix: 16)) ended \(outcome)")
         }
+    }
+
+    /// What both floors start from: a userfaultfd that can move pages (no event feature:
+    /// without the unmap event, the areas' munmap raises none), and `count` chunks of `bytes`
+    /// in a source, populated before any registration (a touch of a registered missing page
+    /// would wait for a handler), and in an empty destination.
+    static func moveSetUp(_ label: String, bytes: Int, count: Int) throws -> (UserFaultFD, source: BenchmarkBuffer, destination: BenchmarkBuffer) {
+        let uffd: UserFaultFD
+        do {
+            uffd = try UserFaultFD(required: [], optional: [.move])
+        } catch {
+            throw BenchmarkError(message: "\(label): \(error)")
+        }
+        guard uffd.supportsMove else {
+            throw BenchmarkError(message: "\(label): this kernel has no UFFDIO_MOVE (Linux 6.8+)")
+        }
+        let source = try BenchmarkBuffer(size: bytes * count, alignment: bytes)
+        let destination = try BenchmarkBuffer(size: bytes * count, alignment: bytes)
+        source.populate()
+        return (uffd, source, destination)
     }
 }
