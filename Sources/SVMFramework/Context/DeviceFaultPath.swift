@@ -115,8 +115,7 @@ struct DeviceFaultPath {
                 switch migrated {
                 case .failure(.pagesShared) where !progress.brokeSharing:
                     // Pages a forked child shares: a write fault gives this process its own
-                    // copies, which move. Before any migration owns the range, so the
-                    // handler can serve the missing pages it faults in.
+                    // copies, which move. Done while no migration owns the range.
                     progress.brokeSharing = true
                     breakSharing(range)
                 case .failure(.pagesLocked):

@@ -33,8 +33,9 @@ extension Migrator {
             return .success(.moved)
         }
         // A move that stopped early may have moved pages it does not report: put back every
-        // page device memory holds; the pages it did not take are still in place.
-        if !putBack(range, from: destination, bytes: interval.size) { scrub(allocation) }
+        // page device memory holds; the pages it did not take are still in place. Pages left
+        // behind are overwritten by a copy, or dropped when the caller frees the block.
+        putBack(range, from: destination, bytes: interval.size)
         switch outcome.stop {
         case .pageRefused(.sourceBusy), .protectionsDiffer:
             // Pinned, shared with a child, or mlock'ed or mprotect'ed since: try copying.
@@ -60,14 +61,9 @@ extension Migrator {
         }
     }
 
-    /// The migration committed: counts its bytes and recycles the staging slot.
+    /// The migration committed: the staging slot of a copy goes back to the pool.
     func finish(_ filled: Filled) {
-        switch filled {
-        case .moved:
-            break
-        case .copied(let slot):
-            mirror.staging.recycle(slot)
-        }
+        if case .copied(let slot) = filled { mirror.staging.recycle(slot) }
     }
 
     /// Brings the data of a device-resident range the caller owns back into its CPU pages

@@ -41,8 +41,8 @@ struct Migrator: Sendable {
 
     /// Migrates `range` into `pagemap`'s memory, from system memory or from another
     /// device's memory. Returns the allocation that holds the data now, for the fault path to
-    /// bind; `nil` when the data stayed in (or went back to) system memory, or another party
-    /// owns it.
+    /// bind, or why the data stayed in (or went back to) system memory or another party owns
+    /// it.
     /// - Parameters:
     ///   - timeslice: how long CPU faults leave the data on the device (device atomics).
     ///   - thrashing: the faulting device's guard: eviction spares what its current fault
@@ -80,9 +80,7 @@ struct Migrator: Sendable {
             return .failure(giveUp(range, wake: true, refusal))
         }
         // An unmap, discard or remap of the range since the data left: put it back instead.
-        guard range.residency.commitMigrationToDevice(allocation, intervened: { departure in
-            mirror.log.changes(since: departure).contains { $0.affects(interval) }
-        }) else {
+        guard range.residency.commitMigrationToDevice(allocation, intervened: { changed(interval, since: $0) }) else {
             trace.record("to device: put back", interval)
             let vacated = unfill(filled, allocation, of: range)
             release(allocation, of: range, vacated: vacated)
@@ -147,7 +145,12 @@ struct Migrator: Sendable {
     /// Whether an address-space change touched the range since its data left the CPU pages.
     func intervened(_ range: SVMRange) -> Bool {
         guard let departure = range.residency.departure else { return true }
-        return mirror.log.changes(since: departure).contains { $0.affects(range.interval) }
+        return changed(range.interval, since: departure)
+    }
+
+    /// Whether an address-space change logged since `departure` touched `interval`.
+    private func changed(_ interval: AddressInterval, since departure: Int) -> Bool {
+        mirror.log.changes(since: departure).contains { $0.affects(interval) }
     }
 
     /// Empties (with zero-copy, unless `vacated` says the data left it) and frees a range's
