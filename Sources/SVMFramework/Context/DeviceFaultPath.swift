@@ -107,17 +107,21 @@ struct DeviceFaultPath {
             if case .success(let allocation) = migrated {
                 device.thrashing.migrated(range)
                 target = .device(allocation)
+            } else if case .failure(.pagesShared) = migrated, !progress.brokeSharing {
+                // Pages shared with a forked child, or not yet this process's own again since
+                // a fork (the child may be gone): a write fault gives this process its own
+                // copies (or takes the pages back without a copy when nobody shares them),
+                // which move. Done while no migration owns the range; the child keeps its
+                // pages.
+                progress.brokeSharing = true
+                breakSharing(range)
+                return nil
             } else if atomic {
                 // Device atomics need device memory (as on Xe without system atomics): keep
                 // trying while there is some (a racing unmap or discard makes a migration
                 // give up), waiting for whoever holds the range.
                 guard device.hasDeviceMemory else { throw PluginErrno.accessDenied }
                 switch migrated {
-                case .failure(.pagesShared) where !progress.brokeSharing:
-                    // Pages a forked child shares: a write fault gives this process its own
-                    // copies, which move. Done while no migration owns the range.
-                    progress.brokeSharing = true
-                    breakSharing(range)
                 case .failure(.pagesLocked):
                     // mlock'ed memory never moves, and atomics need device memory.
                     throw PluginErrno.accessDenied

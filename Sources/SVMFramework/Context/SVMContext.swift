@@ -55,6 +55,8 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
 
     let mirror: CPUMirror?
     private let migrator: Migrator?
+    /// The process that made the context (see ``isForkedCopy``).
+    private let processID = getpid()
     private let cpu: ProcessAddressSpace
     private let host: PluginHost?
     /// Devices by id; ids are never reused.
@@ -79,17 +81,60 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         }
         mirror?.start(client: self)
         host?.setDeviceFaultHandler(self)
+        if mirror != nil { ForkPreparation.register(self) }
     }
+
+    /// Whether this is the copy of a context in the child of a `fork`: its handler thread and
+    /// its devices stayed in the parent. The child's memory is whole (device-resident data
+    /// came home before the fork, see `ForkPreparation.swift`), but it may not use devices:
+    /// device faults there fail with `ENODEV`, and ``shutdown()`` does nothing.
+    public var isForkedCopy: Bool { getpid() != processID }
 
     /// Moves every device's data back to system memory and stops the mirror. Call before
     /// the memory devices used is read by the CPU for the last time, or let it run at exit.
     public func shutdown() {
+        guard !isForkedCopy else { return }
         for device in allDevices { release(device) }
         host?.setDeviceFaultHandler(nil)
         mirror?.stop()
     }
 
-    deinit { mirror?.stop() }
+    deinit { if !isForkedCopy { mirror?.stop() } }
+
+    // MARK: fork (ForkPreparation)
+
+    /// Run by the forking thread before the address space is copied: closes the way into
+    /// device memory and brings every device-resident range home, then waits until no
+    /// migration is under way. ``resumeAfterFork()`` opens the way again.
+    func prepareForFork() {
+        guard let migrator, !isForkedCopy else { return }
+        migrator.gate.close()
+        statistics.forksPrepared.count()
+        // Bounded: a range that keeps coming back would be a bug, not a reason to hang fork.
+        for _ in 0..<Self.forkPreparationPasses {
+            var resident = false
+            for device in allDevices {
+                for range in device.pagemap.residents.ranges {
+                    guard case .device = range.residency.current else { continue }
+                    resident = true
+                    migrator.migrateToSystem(range, cause: .fork) { statistics.forkMigrations.count() }
+                }
+            }
+            migrator.gate.waitUntilNoneInFlight()
+            if !resident { break }
+        }
+        trace.record("fork: device data home", AddressInterval(start: 0, end: .max))
+    }
+
+    /// How many times ``prepareForFork()`` looks for device-resident data: the first pass
+    /// brings it home, the second finds none (migrations to device wait at the gate).
+    private static let forkPreparationPasses = 8
+
+    /// The parent side of ``prepareForFork()``.
+    func resumeAfterFork() {
+        guard let migrator, !isForkedCopy else { return }
+        migrator.gate.open()
+    }
 
     // MARK: devices
 
@@ -165,6 +210,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     }
 
     public func handleDeviceFault(hostDevice: UInt64, address: UInt64, access: DeviceAccess, batch: UInt64) throws {
+        guard !isForkedCopy else { throw PluginErrno.noDevice }
         statistics.deviceFaults.count()
         activity.record(.deviceFault(deviceID: hostDevice, address: address, access: access, batch: batch))
         guard let device = devices.withLock({ $0.byID[hostDevice] }) else { throw PluginErrno.noDevice }

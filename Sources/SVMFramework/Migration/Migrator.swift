@@ -36,6 +36,8 @@ struct Migrator: Sendable {
     let trace: SVMTrace
     let activity: SVMActivityLog
     let lost: LostMemory
+    /// Closed while the process forks (see ``MigrationGate``).
+    let gate = MigrationGate()
 
     var faults: UserFaultFD { mirror.faults }
 
@@ -50,6 +52,8 @@ struct Migrator: Sendable {
     func migrate(
         _ range: SVMRange, to pagemap: SVMPagemap, timeslice: Duration? = nil, thrashing: ThrashingGuard? = nil
     ) -> Result<DeviceAllocation, MigrationRefusal> {
+        gate.enterTowardDevice()
+        defer { gate.leave() }
         guard range.flags.load().contains(.mirrored), range.flags.load().contains(.migrateDevmem),
             mirror.canMigrate, pagemap.hasDeviceMemory,
             let previous = range.residency.beginMigration(to: pagemap, departure: { mirror.log.depart() })
@@ -109,6 +113,8 @@ struct Migrator: Sendable {
     /// `beforeWake` runs before the waiting threads are woken (to count, so that they see it).
     @discardableResult
     func migrateToSystem(_ range: SVMRange, cause: SVMActivityLog.Cause = .release, beforeWake: () -> Void = {}) -> Bool {
+        gate.enterTowardSystem()
+        defer { gate.leave() }
         guard let (allocation, _) = range.residency.beginMigrationToSystem() else { return false }
         space.invalidateForMigration(range.interval)
         let copied = bringHome(range, from: allocation)

@@ -28,7 +28,7 @@ public final class SVMActivityLog: Sendable {
 
     /// Why data moved.
     public enum Cause: String, Sendable, Hashable, Codable {
-        case deviceFault, cpuFault, eviction, release, addressSpaceChange
+        case deviceFault, cpuFault, eviction, release, addressSpaceChange, fork
     }
 
     /// Why data was lost.

@@ -8,6 +8,10 @@ public final class SVMStatistics: Sendable {
     public let failedDeviceFaults = Atomic<Int>(0)
     /// CPU faults on device-resident data, each migrating a range back (`migrate_to_ram`).
     public let cpuFaultMigrations = Atomic<Int>(0)
+    /// Ranges brought home from device memory because the process forked (the child gets
+    /// the data in its CPU pages; see `ForkPreparation.swift`), and the forks prepared.
+    public let forkMigrations = Atomic<Int>(0)
+    public let forksPrepared = Atomic<Int>(0)
     /// CPU faults on missing pages filled with zeros (never touched, or discarded).
     public let cpuZeroFills = Atomic<Int>(0)
     /// Ranges migrated to device memory, and the bytes they held.
@@ -57,6 +61,8 @@ public final class SVMStatistics: Sendable {
             "failedDeviceFaults": failedDeviceFaults.load(ordering: .relaxed),
             "cpuFaultMigrations": cpuFaultMigrations.load(ordering: .relaxed),
             "cpuZeroFills": cpuZeroFills.load(ordering: .relaxed),
+            "forkMigrations": forkMigrations.load(ordering: .relaxed),
+            "forksPrepared": forksPrepared.load(ordering: .relaxed),
             "migrationsToDevice": migrationsToDevice.load(ordering: .relaxed),
             "bytesToDevice": bytesToDevice.load(ordering: .relaxed),
             "migrationsToSystem": migrationsToSystem.load(ordering: .relaxed),
