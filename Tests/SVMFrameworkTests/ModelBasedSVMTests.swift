@@ -270,17 +270,7 @@ import Testing
         for worker in workers { worker.join() }
         watchdog.cancel()
         let wrong = failures.withLock { $0 }
-        if path == .zeroCopy && discards {
-            // An open bug, named in issue 11's note: on the zero-copy path with concurrent
-            // discards, a device read saw zeros once where data was (one full-suite run in
-            // about ten, never in 40 runs of this test alone). Still recorded, with its trace
-            // file, but not failing the suite until it is found.
-            withKnownIssue("zero-copy with concurrent discards: intermittent stale device read", isIntermittent: true) {
-                #expect(wrong == [])
-            }
-        } else {
-            #expect(wrong == [])
-        }
+        #expect(wrong == [])
         if let address = wrongAddresses.withLock({ $0.first }) {
             let file = "/tmp/svm-trace-\(path)-\(discards)-\(seed).txt"
             let steps = f.context.trace.allSteps.map(\.description).joined(separator: "\n")

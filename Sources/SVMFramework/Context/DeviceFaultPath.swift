@@ -229,10 +229,16 @@ struct DeviceFaultPath {
         // Under the range's state: a migration must not move data out of a page between the
         // check that it is missing and the zero fill. A changing mapping (EAGAIN) is left to
         // the device's refault.
+        // Pages of a discard still being handled stay missing (see
+        // AddressSpaceLog.withDiscardsInFlight): the device's refault comes after it.
         _ = range.residency.whileInSystemMemory {
-            for run in cpu.missingRuns(range.interval) {
-                let outcome = try? mirror.faults.zeroPage(UInt(run.start), length: Int(run.size))
-                trace.record("populate: zero pages \(String(describing: outcome))", run)
+            mirror.log.withDiscardsInFlight { discarding in
+                for run in cpu.missingRuns(range.interval) {
+                    for piece in run.subtracting(discarding) {
+                        let outcome = try? mirror.faults.zeroPage(UInt(piece.start), length: Int(piece.size))
+                        trace.record("populate: zero pages \(String(describing: outcome))", piece)
+                    }
+                }
             }
         }
     }

@@ -35,14 +35,7 @@ public final class LostMemory: Sendable {
 
     /// The parts of `interval` that are not lost, in address order.
     public func intact(_ interval: AddressInterval) -> [AddressInterval] {
-        var pieces: [AddressInterval] = []
-        var cursor = interval.start
-        for part in parts(of: interval) {
-            if cursor < part.start { pieces.append(AddressInterval(start: cursor, end: part.start)) }
-            cursor = part.end
-        }
-        if cursor < interval.end { pieces.append(AddressInterval(start: cursor, end: interval.end)) }
-        return pieces
+        interval.subtracting(parts(of: interval))
     }
 
     func insert(_ interval: AddressInterval) {

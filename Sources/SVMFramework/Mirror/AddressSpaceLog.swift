@@ -43,6 +43,25 @@ final class AddressSpaceLog: Sendable {
         reading.withReadLock { body(changes(since: position)) }
     }
 
+    /// Runs `body` with the discards read but not handled yet, reading no event until it
+    /// returns.
+    ///
+    /// Why: between the read of a discard's event and the end of its handling, the kernel
+    /// drops the pages and the discarding thread may write them again; its writes fault into
+    /// the handler, which serves them after the discard, unless someone else filled the page
+    /// meanwhile (a zero page the write then goes to without a fault), and the handler's
+    /// discard would take the new bytes away. Fillers of missing pages leave these alone.
+    func withDiscardsInFlight<T>(_ body: ([AddressInterval]) -> T) -> T {
+        reading.withReadLock {
+            let pending = state.withLock { state in
+                state.changes[max(0, state.handled - state.base)...].compactMap { change -> AddressInterval? in
+                    if case .discarded(let interval) = change { interval } else { nil }
+                }
+            }
+            return body(pending)
+        }
+    }
+
     func append(_ change: AddressSpaceChange) {
         state.withLock { state in
             state.changes.append(change)

@@ -17,6 +17,19 @@ public struct AddressInterval: Hashable, Sendable, CustomStringConvertible {
 
     public func overlaps(_ other: AddressInterval) -> Bool { start < other.end && other.start < end }
 
+    /// The parts of this interval outside every one of `others` (in any order, overlapping
+    /// or not), in address order.
+    public func subtracting(_ others: [AddressInterval]) -> [AddressInterval] {
+        var pieces: [AddressInterval] = []
+        var cursor = start
+        for other in others.sorted(by: { $0.start < $1.start }) where other.overlaps(self) {
+            if cursor < other.start { pieces.append(AddressInterval(start: cursor, end: other.start)) }
+            cursor = max(cursor, other.end)
+        }
+        if cursor < end { pieces.append(AddressInterval(start: cursor, end: end)) }
+        return pieces
+    }
+
     public var description: String {
         "[0x\(String(start, radix: 16)), 0x\(String(end, radix: 16)))"
     }
