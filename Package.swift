@@ -31,6 +31,8 @@ let package = Package(
         .target(name: "CSVMPluginABI"),
         // Prefixed C shims for Linux facilities Swift cannot reach directly.
         .target(name: "CSVMPlatform", linkerSettings: [.linkedLibrary("dl")]),
+        // Only the framework links it: it defines mprotect, which plugins must not carry.
+        .target(name: "CSVMInterpose"),
         .systemLibrary(
             name: "CLibDRM", pkgConfig: "libdrm",
             providers: [.apt(["libdrm-dev"])]),
@@ -41,7 +43,7 @@ let package = Package(
         .target(
             name: "SVMFramework",
             dependencies: [
-                "CSVMPluginABI", "CSVMPlatform", "SVMPluginKit",
+                "CSVMPluginABI", "CSVMPlatform", "CSVMInterpose", "SVMPluginKit",
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]),

@@ -72,6 +72,8 @@ struct DeviceFaultPath {
     /// One pass of the flow; `nil` to start again.
     private func attempt(device: SVMDevice, address: UInt64, access: DeviceAccess, progress: inout Progress) throws -> Void? {
         mirror?.waitUntilEventsHandled()
+        // Read before the protection is: a change from here on fails the commit.
+        let protection = mirror?.protection.generation ?? 0
         let writes = access.contains(.write) || access.contains(.atomic)
         let found: (range: SVMRange, notifier: Notifier, mapping: CPUMapping)
         do {
@@ -140,7 +142,7 @@ struct DeviceFaultPath {
             populate(range)
             target = .system
         }
-        return try commit(range, notifier: found.notifier, target: target, writable: found.mapping.writable, device: device) ? () : nil
+        return try commit(range, notifier: found.notifier, target: target, writable: found.mapping.writable, device: device, protection: protection) ? () : nil
     }
 
     /// The policy: where this fault wants the data, given where it is.
@@ -170,7 +172,8 @@ struct DeviceFaultPath {
 
     /// Binds the range on the device if the data is still at `target` and no invalidation
     /// came since the sequence number was read (the page-table commit of `drm_gpusvm`).
-    private func commit(_ range: SVMRange, notifier: Notifier, target: Residency, writable: Bool, device: SVMDevice) throws -> Bool {
+    /// `protection`: the generation of ``ProtectionChanges`` read before the lookup.
+    private func commit(_ range: SVMRange, notifier: Notifier, target: Residency, writable: Bool, device: SVMDevice, protection: UInt64) throws -> Bool {
         let sequence = notifier.sequence.readBegin()
         // A migration away after this check bumps the sequence: the commit below fails.
         guard range.residency.current == target else { return false }
@@ -183,7 +186,7 @@ struct DeviceFaultPath {
             piece = Self.piece(at: range.interval.start, size: range.interval.size, protocol: .system)
         }
         return try space.notifierLock.withReadLock { () throws -> Bool in
-            guard !notifier.sequence.needsRetry(sequence) else { return false }
+            guard !notifier.sequence.needsRetry(sequence), mirror?.protection.unchanged(since: protection) ?? true else { return false }
             try bindLocked(range, piece: piece, access: access, sequence: sequence, on: device)
             return true
         }

@@ -26,14 +26,8 @@ import Synchronization
 /// system calls — gives the child holes (zeros) where device-resident data was. `vfork` and
 /// `posix_spawn` share the parent's memory until `exec` and need nothing.
 enum ForkPreparation {
-    /// The live contexts, weakly: a context registers when it starts its mirror.
-    private static let contexts = Mutex<[Weak]>([])
     /// The contexts each forking thread prepared, for its parent handler to open again.
     private static let prepared = Mutex<[pthread_t: [SVMContext]]>([:])
-
-    private struct Weak: @unchecked Sendable {
-        weak var context: SVMContext?
-    }
 
     /// Installed once per process, the first time a context registers.
     private static let handlers: Void = {
@@ -41,16 +35,10 @@ enum ForkPreparation {
         precondition(status == 0, "pthread_atfork: \(status)")
     }()
 
-    static func register(_ context: SVMContext) {
-        _ = handlers
-        contexts.withLock { list in
-            list.removeAll { $0.context == nil }
-            list.append(Weak(context: context))
-        }
-    }
+    static func install() { _ = handlers }
 
     private static func prepare() {
-        let live = contexts.withLock { $0.compactMap(\.context) }
+        let live = ContextRegistry.live
         for context in live { context.prepareForFork() }
         prepared.withLock { $0[pthread_self()] = live }
     }

@@ -81,7 +81,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         }
         mirror?.start(client: self)
         host?.setDeviceFaultHandler(self)
-        if mirror != nil { ForkPreparation.register(self) }
+        if mirror != nil { ContextRegistry.register(self) }
     }
 
     /// Whether this is the copy of a context in the child of a `fork`: its handler thread and
@@ -129,6 +129,26 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     /// How many times ``prepareForFork()`` looks for device-resident data: the first pass
     /// brings it home, the second finds none (migrations to device wait at the gate).
     private static let forkPreparationPasses = 8
+
+    // MARK: protection changes (ProtectionWatch)
+
+    /// Called around an `mprotect` of `[start, start + length)` by the framework's wrapper:
+    /// before it (`ending` false) invalidates device mappings of the SVM ranges there; after
+    /// it, lets device faults bind again.
+    func protectionChanging(start: UInt64, length: UInt64, ending: Bool) {
+        guard let mirror, !isForkedCopy else { return }
+        guard !ending else {
+            mirror.protection.end()
+            return
+        }
+        mirror.protection.begin()
+        let (end, overflow) = start.addingReportingOverflow(length)
+        guard length > 0, !overflow else { return }
+        let interval = AddressInterval(start: start & ~4095, end: (min(end, UInt64.max - 4095) + 4095) & ~4095)
+        if !space.invalidate(interval, event: .protectionChange).isEmpty {
+            statistics.protectionInvalidations.count()
+        }
+    }
 
     /// The parent side of ``prepareForFork()``.
     func resumeAfterFork() {

@@ -8,6 +8,9 @@ public enum InvalidationEvent: Sendable, Hashable {
     case remap
     /// A migration is moving the pages (the framework's own invalidation).
     case migration
+    /// `mprotect`: the protection may shrink; device mappings go, and a refault checks the
+    /// new protection.
+    case protectionChange
 
     /// Only an unmap ends the ranges; other events only zap device mappings, which refault.
     var unmapsRanges: Bool { self == .unmap }

@@ -39,6 +39,8 @@ final class CPUMirror: @unchecked Sendable {
     let mover: PageMover
     /// Every unmap, discard and remap read, for migrations putting data back.
     let log = AddressSpaceLog()
+    /// Protection changes seen (not through userfaultfd), for device faults' commits.
+    let protection = ProtectionChanges()
     /// Set once by ``start(client:)``, before the handler thread runs; read-only after.
     private weak var client: (any CPUMirrorClient)?
     private let stopping = Atomic<Bool>(false)

@@ -12,6 +12,9 @@ public final class SVMStatistics: Sendable {
     /// the data in its CPU pages; see `ForkPreparation.swift`), and the forks prepared.
     public let forkMigrations = Atomic<Int>(0)
     public let forksPrepared = Atomic<Int>(0)
+    /// Protection changes (`mprotect` through libc) that invalidated device mappings of SVM
+    /// ranges (see `ProtectionWatch.swift`).
+    public let protectionInvalidations = Atomic<Int>(0)
     /// CPU faults on missing pages filled with zeros (never touched, or discarded).
     public let cpuZeroFills = Atomic<Int>(0)
     /// Ranges migrated to device memory, and the bytes they held.
@@ -62,6 +65,7 @@ public final class SVMStatistics: Sendable {
             "cpuFaultMigrations": cpuFaultMigrations.load(ordering: .relaxed),
             "cpuZeroFills": cpuZeroFills.load(ordering: .relaxed),
             "forkMigrations": forkMigrations.load(ordering: .relaxed),
+            "protectionInvalidations": protectionInvalidations.load(ordering: .relaxed),
             "forksPrepared": forksPrepared.load(ordering: .relaxed),
             "migrationsToDevice": migrationsToDevice.load(ordering: .relaxed),
             "bytesToDevice": bytesToDevice.load(ordering: .relaxed),
