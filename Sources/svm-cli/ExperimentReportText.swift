@@ -64,6 +64,12 @@ struct ExperimentReportText {
             lines.append("Data path    \(ByteCount.format(UInt64(moved))) moved without copying (UFFDIO_MOVE), \(ByteCount.format(UInt64(copied))) copied through staging memory"
                 + (fallbacks > 0 ? "; \(fallbacks) zero-copy migration(s) fell back to copying (pages pinned, shared or locked)" : ""))
         }
+        if !report.limitations.isEmpty {
+            lines.append("")
+            for (index, limitation) in report.limitations.enumerated() {
+                lines.append((index == 0 ? "Limits       " : "             ") + limitation)
+            }
+        }
         let resets = report.devices.reduce(0) { $0 + $1.resets }
         let lostRanges = report.devices.reduce(0) { $0 + $1.lostRanges }
         if resets + lostRanges > 0 {

@@ -15,6 +15,7 @@ struct RunCLITests {
             "Result       verified: all 8388608 values right", "Simulated time  ", "Device sim0", "device faults",
             "fault service    p50", "migrations       to device 48 (96 MiB)", "Link PCIe Gen4 x16, host↔sim0", "Wall clock",
             "Data path    192 MiB moved without copying (UFFDIO_MOVE), 0 B copied through staging memory",
+            "Limits       the mirror serves user-mode faults only: read(2)/write(2) on device-resident memory fail with EFAULT",
         ] {
             #expect(output.contains(expected), "missing '\(expected)' in:\n\(output)")
         }

@@ -82,6 +82,22 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         mirror?.start(client: self)
         host?.setDeviceFaultHandler(self)
         if mirror != nil { ContextRegistry.register(self) }
+        if mirror?.faults.isUserModeOnly == true { statistics.mirrorUserModeOnly.store(1, ordering: .relaxed) }
+    }
+
+    /// What the CPU mirror cannot do here, in plain words, for reports: today, whether the
+    /// kernel's own accesses to device-resident memory are served (see ``kernelAccessLimitation``).
+    public var limitations: [String] { [kernelAccessLimitation].compactMap { $0 } }
+
+    /// Set when the mirror sees user-mode faults only (`UFFD_USER_MODE_ONLY`, which needs no
+    /// privilege): the kernel's own accesses to a page whose data is in device memory are not
+    /// served, so `read(2)` into it and `write(2)` from it fail with `EFAULT`, and `mlock`
+    /// with `ENOMEM`. The mirror always opens this way for now (kernel-mode faults would block
+    /// a simulated device's access to a page being discarded while the handler waits for that
+    /// device; see the CPU-mirror article). `nil` without a mirror.
+    public var kernelAccessLimitation: String? {
+        guard let mirror, mirror.faults.isUserModeOnly else { return nil }
+        return "the mirror serves user-mode faults only: read(2)/write(2) on device-resident memory fail with EFAULT and mlock with ENOMEM (touch it from the CPU first)"
     }
 
     /// Whether this is the copy of a context in the child of a `fork`: its handler thread and

@@ -64,7 +64,7 @@ public struct Experiment {
             configuration: configuration, workload: workload.summary, verification: verification,
             verified: verification.verified, skippedKernels: driver.skippedKernels, simulatedNanoseconds: timeline.now, devices: devices,
             links: timeline.linkStatistics, faultServiceLatency: timeline.faultServiceLatency,
-            svm: context.statistics.snapshot,
+            svm: context.statistics.snapshot, limitations: context.limitations,
             wallClock: .init(seconds: seconds, accessesPerSecond: Double(accesses) / seconds, faultsPerSecond: Double(faults) / seconds))
     }
 }

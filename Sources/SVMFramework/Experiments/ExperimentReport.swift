@@ -16,6 +16,8 @@ public struct ExperimentReport: Sendable, Hashable, Codable {
     /// The SVM core's counters (``SVMStatistics``): failed copies and migrations given up
     /// among them, which fault injection provokes.
     public var svm: [String: Int]
+    /// What the CPU mirror of this run cannot do (``SVMContext/limitations``), said once.
+    public var limitations: [String]
     /// How long the run took on this machine: the only field that differs between runs.
     public var wallClock: WallClock
 

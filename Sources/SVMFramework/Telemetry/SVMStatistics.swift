@@ -55,6 +55,11 @@ public final class SVMStatistics: Sendable {
     /// Device faults refused because the range's data was lost.
     public let faultsOnLostData = Atomic<Int>(0)
 
+    /// 1 when the mirror serves user-mode faults only, so that the kernel's own accesses to
+    /// device-resident memory fail (``SVMContext/kernelAccessLimitation``); set once by the
+    /// context.
+    public let mirrorUserModeOnly = Atomic<Int>(0)
+
     public init() {}
 
     /// A copy of every counter, by name, for printing and comparing.
@@ -65,6 +70,7 @@ public final class SVMStatistics: Sendable {
             "cpuFaultMigrations": cpuFaultMigrations.load(ordering: .relaxed),
             "cpuZeroFills": cpuZeroFills.load(ordering: .relaxed),
             "forkMigrations": forkMigrations.load(ordering: .relaxed),
+            "mirrorUserModeOnly": mirrorUserModeOnly.load(ordering: .relaxed),
             "protectionInvalidations": protectionInvalidations.load(ordering: .relaxed),
             "forksPrepared": forksPrepared.load(ordering: .relaxed),
             "migrationsToDevice": migrationsToDevice.load(ordering: .relaxed),
