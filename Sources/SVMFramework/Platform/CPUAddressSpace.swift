@@ -8,18 +8,27 @@ public struct CPUMapping: Hashable, Sendable {
     public var shared: Bool
     /// Anonymous memory (`malloc`, `mmap(MAP_ANONYMOUS)`, heap); file mappings are not.
     public var anonymous: Bool
+    /// Memory of the C allocator's heaps (see `AllocatorHeaps`): used in place, never
+    /// mirrored or migrated.
+    public var allocatorHeap: Bool
 
-    public init(interval: AddressInterval, readable: Bool, writable: Bool, shared: Bool, anonymous: Bool) {
+    public init(interval: AddressInterval, readable: Bool, writable: Bool, shared: Bool, anonymous: Bool, allocatorHeap: Bool = false) {
         self.interval = interval
         self.readable = readable
         self.writable = writable
         self.shared = shared
         self.anonymous = anonymous
+        self.allocatorHeap = allocatorHeap
     }
 
     /// Whether pages of this mapping may move to device memory: private anonymous memory
-    /// the CPU can read and write (`UFFDIO_MOVE` only moves pages of writable mappings).
-    public var canMigrate: Bool { anonymous && !shared && readable && writable }
+    /// the CPU can read and write (`UFFDIO_MOVE` only moves pages of writable mappings),
+    /// outside the allocator's heaps.
+    public var canMigrate: Bool { anonymous && !shared && readable && writable && !allocatorHeap }
+
+    /// Whether the mirror watches this memory (registers it with userfaultfd): private
+    /// anonymous memory outside the allocator's heaps.
+    public var canMirror: Bool { anonymous && !shared && !allocatorHeap }
 }
 
 /// What the SVM space asks of the CPU address space it mirrors.

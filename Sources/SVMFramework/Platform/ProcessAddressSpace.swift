@@ -23,7 +23,9 @@ public final class ProcessAddressSpace: CPUAddressSpace {
 
     public func mapping(containing address: UInt64) -> CPUMapping? {
         guard let area = area(containing: address) else { return nil }
-        return CPUMapping(area)
+        var mapping = CPUMapping(area)
+        mapping.allocatorHeap = AllocatorHeaps.contains(address, in: area)
+        return mapping
     }
 
     /// The virtual memory area containing `address`, or `nil` when none does.
