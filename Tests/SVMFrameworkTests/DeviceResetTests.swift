@@ -56,7 +56,7 @@ import Testing
 
         // Discarding the memory ends the loss: it reads as new memory.
         #expect(madvise(buffer.base, Self.chunk, MADV_DONTNEED) == 0)
-        f.context.mirror?.waitUntilEventsHandled()
+        f.context.mirror?.waitUntilEventsHandled(deadline: .now + .seconds(10))
         #expect(f.context.lostMemory.snapshot.isEmpty)
         #expect(buffer.nonZero(0..<Self.chunk) == 0)
         try f.run(.fill(destination: buffer.address, size: 4096, byte: 9))
@@ -85,7 +85,7 @@ import Testing
         }
         // Unmapping ends the loss.
         buffer.unmap(0..<Self.chunk)
-        context.mirror?.waitUntilEventsHandled()
+        context.mirror?.waitUntilEventsHandled(deadline: .now + .seconds(10))
         #expect(context.lostMemory.snapshot.isEmpty)
     }
 

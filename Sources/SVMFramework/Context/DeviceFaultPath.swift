@@ -49,6 +49,8 @@ struct DeviceFaultPath {
 
     /// What one fault has tried so far.
     private struct Progress {
+        /// When the fault gives up (its timeout): no wait inside it outlasts this either.
+        var deadline: ContinuousClock.Instant
         var migrationsTried = 0
         var countedThrashing = false
         var brokeSharing = false
@@ -59,7 +61,7 @@ struct DeviceFaultPath {
     ///   (protection, or an atomic without device memory), `.ioError` (lost data),
     ///   `.tryAgain` (the fault timeout passed).
     func service(device: SVMDevice, address: UInt64, access: DeviceAccess) throws {
-        var progress = Progress()
+        var progress = Progress(deadline: .now + timeout)
         do {
             try withSequenceRetry(timeout: timeout) { () throws -> Void? in
                 try attempt(device: device, address: address, access: access, progress: &progress)
@@ -71,7 +73,8 @@ struct DeviceFaultPath {
 
     /// One pass of the flow; `nil` to start again.
     private func attempt(device: SVMDevice, address: UInt64, access: DeviceAccess, progress: inout Progress) throws -> Void? {
-        mirror?.waitUntilEventsHandled()
+        // A handler stuck on an event fails the fault at its deadline (the watchdog says why).
+        guard mirror?.waitUntilEventsHandled(deadline: progress.deadline) != false else { throw PluginErrno.tryAgain }
         // Read before the protection is: a change from here on fails the commit.
         let protection = mirror?.protection.generation ?? 0
         let writes = access.contains(.write) || access.contains(.atomic)

@@ -55,6 +55,8 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
 
     let mirror: CPUMirror?
     private let migrator: Migrator?
+    /// Reports migrations and handler work that stall (see ``stallReports``).
+    private let watchdog: StallWatchdog?
     /// The process that made the context (see ``isForkedCopy``).
     private let processID = getpid()
     private let cpu: ProcessAddressSpace
@@ -73,13 +75,16 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
             self.mirror = mirror
             migrator = Migrator(
                 space: space, mirror: mirror, statistics: statistics, trace: trace, activity: activity, lost: lostMemory)
+            watchdog = StallWatchdog(gate: migrator!.gate, mirror: mirror, statistics: statistics, trace: trace)
             mirrorUnavailableReason = mirror.canMigrate ? nil : "the kernel has no UFFDIO_MOVE (Linux 6.8): CPU faults and invalidation work, nothing migrates to device memory"
         } catch {
             mirror = nil
             migrator = nil
+            watchdog = nil
             mirrorUnavailableReason = "userfaultfd unavailable (\(error)): devices use CPU memory in place; nothing migrates and unmaps are not seen"
         }
         mirror?.start(client: self)
+        watchdog?.start(limit: { [weak self] in self?.faultTimeout ?? .seconds(10) })
         host?.setDeviceFaultHandler(self)
         if mirror != nil { ContextRegistry.register(self) }
         if mirror?.faults.isUserModeOnly == true { statistics.mirrorUserModeOnly.store(1, ordering: .relaxed) }
@@ -112,10 +117,26 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         guard !isForkedCopy else { return }
         for device in allDevices { release(device) }
         host?.setDeviceFaultHandler(nil)
+        watchdog?.stop()
         mirror?.stop()
     }
 
-    deinit { if !isForkedCopy { mirror?.stop() } }
+    deinit {
+        guard !isForkedCopy else { return }
+        watchdog?.stop()
+        mirror?.stop()
+    }
+
+    /// Migrations and handler work that made no progress for the fault timeout, in the order
+    /// the watchdog saw them (see `StallWatchdog.swift`). The device faults waiting for them
+    /// fail with `EAGAIN` at their own timeout.
+    public var stallReports: [StallReport] { watchdog?.reports ?? [] }
+
+    /// Fault injection for tests: `stall` runs inside every migration to device memory once
+    /// it owns its range (`nil` removes it).
+    @_spi(Testing) public func injectMigrationStall(_ stall: (@Sendable (AddressInterval) -> Void)?) {
+        migrator?.injection.stall.withLock { $0 = stall }
+    }
 
     // MARK: fork (ForkPreparation)
 
@@ -190,7 +211,10 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     public func adopt(_ device: any OpenDevice, id: UInt64, name: String) -> SVMDevice {
         let svmDevice = SVMDevice(
             deviceID: id, name: name, device: device, hostMemory: registerHostMemory,
-            addressSpaceSettled: { [mirror] in mirror?.waitUntilEventsHandled() })
+            addressSpaceSettled: { [mirror, weak self] in
+                // Bounded: a stuck handler (which the watchdog reports) must not hang launches.
+                mirror?.waitUntilEventsHandled(deadline: .now + (self?.faultTimeout ?? .seconds(10)))
+            })
         devices.withLock { $0.byID[id] = svmDevice }
         space.register(svmDevice)
         return svmDevice

@@ -17,7 +17,7 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
     /// Held by every call into the device from the framework's threads; see ``DeviceLifetime``.
     private let lifetime: DeviceLifetime
     /// Waits until the address-space changes the program has made are handled (see
-    /// ``CPUMirror/waitUntilEventsHandled()``).
+    /// ``CPUMirror/waitUntilEventsHandled(deadline:)``).
     private let addressSpaceSettled: @Sendable () -> Void
 
     /// - Parameter hostMemory: given the pagemap the plugin reported, checks and registers

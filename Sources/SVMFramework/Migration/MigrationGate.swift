@@ -1,18 +1,39 @@
+import CSVMPlatform
 import Synchronization
 
-/// The way into device memory, which a `fork` closes: while it is closed, migrations to a
-/// device wait at the gate, so that the data can all come home and stay there until the
-/// child has its copy of the address space (see `ForkPreparation.swift`).
+/// The migrations under way, and the way into device memory, which a `fork` closes: while
+/// it is closed, migrations to a device wait at the gate, so that the data can all come home
+/// and stay there until the child has its copy of the address space (see
+/// `ForkPreparation.swift`).
 ///
-/// Every migration, in either direction, is counted while it runs: its range's pages are
-/// holes then, and a fork in that moment would give the child holes where data is.
-/// Migrations to system memory never wait (the mirror's handler thread runs them).
+/// Every migration, in either direction, is listed while it runs, with its range, thread and
+/// start: its range's pages are holes then, and a fork in that moment would give the child
+/// holes where data is; and a migration that takes too long is what the context's watchdog
+/// reports (see `StallWatchdog.swift`). Migrations to system memory never wait (the mirror's
+/// handler thread runs them).
 final class MigrationGate: Sendable {
+    /// A migration under way.
+    struct Passage: Sendable, Hashable {
+        var interval: AddressInterval
+        /// Its direction, in words ("to device 1", "to system memory").
+        var direction: String
+        /// The kernel id of the thread running it.
+        var thread: Int32
+        var started: ContinuousClock.Instant
+    }
+
     private struct State {
         /// How many forks have the gate closed (forks on several threads at once).
         var closers = 0
-        /// Migrations under way.
-        var inFlight = 0
+        /// Migrations under way, by ticket.
+        var inFlight: [UInt64: Passage] = [:]
+        var nextTicket: UInt64 = 0
+
+        mutating func admit(_ interval: AddressInterval, _ direction: @autoclosure () -> String) -> UInt64 {
+            nextTicket += 1
+            inFlight[nextTicket] = Passage(interval: interval, direction: direction(), thread: svm_thread_id(), started: .now)
+            return nextTicket
+        }
     }
 
     private let state = Mutex(State())
@@ -22,29 +43,35 @@ final class MigrationGate: Sendable {
     /// in case a wake is missed, not a poll interval.
     private static let recheck: Duration = .milliseconds(1)
 
-    /// Enters for a migration to device memory, waiting while the gate is closed. Balance
-    /// with ``leave()``.
-    func enterTowardDevice() {
+    /// Enters for a migration of `interval` to device memory, waiting while the gate is
+    /// closed, until `deadline`. Returns the ticket to give ``leave(_:)``, or `nil` when the
+    /// deadline passed.
+    func enterTowardDevice(_ interval: AddressInterval, device: UInt64, deadline: ContinuousClock.Instant) -> UInt64? {
         while true {
             let generation = changed.generation
-            let entered = state.withLock { state in
-                guard state.closers == 0 else { return false }
-                state.inFlight += 1
-                return true
+            let ticket = state.withLock { state -> UInt64? in
+                guard state.closers == 0 else { return nil }
+                return state.admit(interval, "to device \(device)")
             }
-            if entered { return }
+            if let ticket { return ticket }
+            guard ContinuousClock.now < deadline else { return nil }
             changed.wait(whileAt: generation, timeout: Self.recheck)
         }
     }
 
-    /// Enters for a migration to system memory: never waits. Balance with ``leave()``.
-    func enterTowardSystem() {
-        state.withLock { $0.inFlight += 1 }
+    /// Enters for a migration to system memory: never waits. Balance with ``leave(_:)``.
+    func enterTowardSystem(_ interval: AddressInterval) -> UInt64 {
+        state.withLock { $0.admit(interval, "to system memory") }
     }
 
-    func leave() {
-        state.withLock { $0.inFlight -= 1 }
+    func leave(_ ticket: UInt64) {
+        state.withLock { _ = $0.inFlight.removeValue(forKey: ticket) }
         changed.signal()
+    }
+
+    /// The migrations under way that started before `instant`, oldest first.
+    func startedBefore(_ instant: ContinuousClock.Instant) -> [Passage] {
+        state.withLock { $0.inFlight.values.filter { $0.started < instant } }.sorted { $0.started < $1.started }
     }
 
     /// Closes the gate: migrations to device memory wait from now on.
@@ -62,7 +89,7 @@ final class MigrationGate: Sendable {
     func waitUntilNoneInFlight() {
         while true {
             let generation = changed.generation
-            if state.withLock({ $0.inFlight }) == 0 { return }
+            if state.withLock({ $0.inFlight.isEmpty }) { return }
             changed.wait(whileAt: generation, timeout: Self.recheck)
         }
     }

@@ -1,5 +1,6 @@
 import Glibc
 import SVMPluginKit
+import Synchronization
 
 /// Moves the data of ranges from one location to another — system memory, or a device's
 /// pagemap — with the invalidations that must come first (`drm_pagemap`'s
@@ -36,8 +37,20 @@ struct Migrator: Sendable {
     let trace: SVMTrace
     let activity: SVMActivityLog
     let lost: LostMemory
-    /// Closed while the process forks (see ``MigrationGate``).
+    /// The migrations under way; closed while the process forks (see ``MigrationGate``).
     let gate = MigrationGate()
+    /// Fault injection for tests.
+    let injection = FaultInjection()
+
+    final class FaultInjection: Sendable {
+        /// Called inside every migration to device memory, with the range, once the
+        /// migration owns it (a test makes it sleep to provoke a stall).
+        let stall = Mutex<(@Sendable (AddressInterval) -> Void)?>(nil)
+    }
+
+    /// How long a migration to device memory waits at a closed gate before giving up (the
+    /// fault then retries): a fork's preparation takes milliseconds.
+    static let gateWait: Duration = .seconds(1)
 
     var faults: UserFaultFD { mirror.faults }
 
@@ -52,13 +65,18 @@ struct Migrator: Sendable {
     func migrate(
         _ range: SVMRange, to pagemap: SVMPagemap, timeslice: Duration? = nil, thrashing: ThrashingGuard? = nil
     ) -> Result<DeviceAllocation, MigrationRefusal> {
-        gate.enterTowardDevice()
-        defer { gate.leave() }
+        // A fork closes the gate only for as long as it brings data home: waiting longer is
+        // a stall, which the watchdog reports.
+        guard let ticket = gate.enterTowardDevice(range.interval, device: pagemap.deviceID, deadline: .now + Self.gateWait) else {
+            return .failure(.raced)
+        }
+        defer { gate.leave(ticket) }
         guard range.flags.load().contains(.mirrored), range.flags.load().contains(.migrateDevmem),
             mirror.canMigrate, pagemap.hasDeviceMemory,
             let previous = range.residency.beginMigration(to: pagemap, departure: { mirror.log.depart() })
         else { return .failure(.raced) }
         let interval = range.interval
+        if let stall = injection.stall.withLock({ $0 }) { stall(interval) }
         var source = MemoryLocation.system
         if case .device(let old) = previous {
             source = .device(old.pagemap)
@@ -113,8 +131,8 @@ struct Migrator: Sendable {
     /// `beforeWake` runs before the waiting threads are woken (to count, so that they see it).
     @discardableResult
     func migrateToSystem(_ range: SVMRange, cause: SVMActivityLog.Cause = .release, beforeWake: () -> Void = {}) -> Bool {
-        gate.enterTowardSystem()
-        defer { gate.leave() }
+        let ticket = gate.enterTowardSystem(range.interval)
+        defer { gate.leave(ticket) }
         guard let (allocation, _) = range.residency.beginMigrationToSystem() else { return false }
         space.invalidateForMigration(range.interval)
         let copied = bringHome(range, from: allocation)

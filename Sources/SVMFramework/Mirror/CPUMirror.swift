@@ -1,3 +1,4 @@
+import CSVMPlatform
 import Glibc
 import Synchronization
 
@@ -41,12 +42,19 @@ final class CPUMirror: @unchecked Sendable {
     let log = AddressSpaceLog()
     /// Protection changes seen (not through userfaultfd), for device faults' commits.
     let protection = ProtectionChanges()
+    /// What the handler thread is doing, for the context's watchdog: when it started serving
+    /// the current fault or event (nanoseconds of `CLOCK_MONOTONIC`, 0 when idle) and at
+    /// which address.
+    private let workStarted = Atomic<Int64>(0)
+    /// The handler thread's kernel id, for reports; 0 until it runs.
+    private let handlerTID = Atomic<Int32>(0)
+    private let workAddress = Atomic<UInt64>(0)
     /// Set once by ``start(client:)``, before the handler thread runs; read-only after.
     private weak var client: (any CPUMirrorClient)?
     private let stopping = Atomic<Bool>(false)
     /// True while the handler handles events it has read.
     private let busy = Atomic<Bool>(false)
-    /// Signalled when ``busy`` is lowered, for ``waitUntilEventsHandled()``.
+    /// Signalled when ``busy`` is lowered, for ``waitUntilEventsHandled(deadline:)``.
     private let idle = ChangeSignal()
     /// Signalled when the handler has read an event, for threads waiting for an address
     /// space change to proceed (``letMappingChangeProceed()``).
@@ -54,7 +62,7 @@ final class CPUMirror: @unchecked Sendable {
     /// How long a thread off the handler waits for it to read a pending event before it
     /// looks again: the handler reads within microseconds unless it is busy serving a fault.
     private static let eventReadWait: Duration = .microseconds(20)
-    /// How long ``waitUntilEventsHandled()`` sleeps at a time before it looks again (the
+    /// How long ``waitUntilEventsHandled(deadline:)`` sleeps at a time before it looks again (the
     /// signal wakes it sooner): a bound in case a wake is missed, not a poll interval.
     private static let handledWait: Duration = .milliseconds(1)
     /// The handler thread, for ``isHandlerThread``; written once before it runs.
@@ -126,7 +134,11 @@ final class CPUMirror: @unchecked Sendable {
 
     // MARK: handler thread
 
+    /// The kernel id of the handler thread (0 before it runs).
+    var handlerThreadID: Int32 { handlerTID.load(ordering: .relaxed) }
+
     private func run() {
+        handlerTID.store(svm_thread_id(), ordering: .relaxed)
         while !stopping.load(ordering: .acquiring) {
             // Deferred faults wait for a migration on another thread: look again soon.
             let timeout: Duration = deferredFaults.isEmpty && backlog.isEmpty ? .milliseconds(50) : .microseconds(200)
@@ -170,13 +182,32 @@ final class CPUMirror: @unchecked Sendable {
     /// the call return, before the handler has invalidated device mappings of it and moved
     /// device-resident data to its new place. (The kernel lets the caller go on when the
     /// event is read, not when it is handled, as an MMU notifier would.)
-    func waitUntilEventsHandled() {
-        guard !isHandlerThread else { return }
+    /// Returns false if the handler was still busy at `deadline` (it is stuck: the context's
+    /// watchdog reports it).
+    @discardableResult
+    func waitUntilEventsHandled(deadline: ContinuousClock.Instant) -> Bool {
+        guard !isHandlerThread else { return true }
         while true {
             let generation = idle.generation
-            guard busy.load(ordering: .sequentiallyConsistent) else { return }
+            guard busy.load(ordering: .sequentiallyConsistent) else { return true }
+            guard ContinuousClock.now < deadline else { return false }
             idle.wait(whileAt: generation, timeout: Self.handledWait)
         }
+    }
+
+    /// Since when the handler thread has been serving its current fault or event, and where;
+    /// `nil` when it waits for work.
+    var handlerWork: (startedNanoseconds: Int64, address: UInt64)? {
+        let started = workStarted.load(ordering: .acquiring)
+        return started == 0 ? nil : (started, workAddress.load(ordering: .relaxed))
+    }
+
+    /// Runs `body`, one piece of the handler's work at `address`, visible to ``handlerWork``.
+    private func working<T>(at address: UInt64, _ body: () -> T) -> T {
+        workAddress.store(address, ordering: .relaxed)
+        workStarted.store(monotonicNanoseconds(), ordering: .releasing)
+        defer { workStarted.store(0, ordering: .releasing) }
+        return body()
     }
 
     /// Reads the next event, if one is queued, and logs the address-space change it
@@ -206,11 +237,11 @@ final class CPUMirror: @unchecked Sendable {
         guard let client else { return }
         switch event {
         case .pagefault(let address, let isWrite, _):
-            if client.serviceCPUFault(address: UInt64(address), write: isWrite) == .deferred {
+            if working(at: UInt64(address), { client.serviceCPUFault(address: UInt64(address), write: isWrite) }) == .deferred {
                 deferredFaults.append((UInt64(address), isWrite))
             }
-        case .unmap, .remove, .remap:
-            client.addressSpaceChanged(event)
+        case .unmap(let start, _), .remove(let start, _), .remap(let start, _, _):
+            working(at: UInt64(start)) { client.addressSpaceChanged(event) }
             log.markHandled()
         case .fork:
             break  // not requested
@@ -221,8 +252,15 @@ final class CPUMirror: @unchecked Sendable {
         guard let client, !deferredFaults.isEmpty else { return }
         let waiting = deferredFaults
         deferredFaults.removeAll()
-        for fault in waiting where client.serviceCPUFault(address: fault.address, write: fault.write) == .deferred {
+        for fault in waiting where working(at: fault.address, { client.serviceCPUFault(address: fault.address, write: fault.write) }) == .deferred {
             deferredFaults.append(fault)
         }
     }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds, the clock of ``CPUMirror/handlerWork``.
+func monotonicNanoseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
 }

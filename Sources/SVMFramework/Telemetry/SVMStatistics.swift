@@ -55,6 +55,9 @@ public final class SVMStatistics: Sendable {
     /// Device faults refused because the range's data was lost.
     public let faultsOnLostData = Atomic<Int>(0)
 
+    /// Migrations or handler work that made no progress for the fault timeout, reported by
+    /// the context's watchdog (``SVMContext/stallReports``).
+    public let stallsReported = Atomic<Int>(0)
     /// 1 when the mirror serves user-mode faults only, so that the kernel's own accesses to
     /// device-resident memory fail (``SVMContext/kernelAccessLimitation``); set once by the
     /// context.
@@ -71,6 +74,7 @@ public final class SVMStatistics: Sendable {
             "cpuZeroFills": cpuZeroFills.load(ordering: .relaxed),
             "forkMigrations": forkMigrations.load(ordering: .relaxed),
             "mirrorUserModeOnly": mirrorUserModeOnly.load(ordering: .relaxed),
+            "stallsReported": stallsReported.load(ordering: .relaxed),
             "protectionInvalidations": protectionInvalidations.load(ordering: .relaxed),
             "forksPrepared": forksPrepared.load(ordering: .relaxed),
             "migrationsToDevice": migrationsToDevice.load(ordering: .relaxed),

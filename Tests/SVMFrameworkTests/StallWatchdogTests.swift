@@ -1,0 +1,65 @@
+import Glibc
+@_spi(Testing) import SVMFramework
+import SVMPluginKit
+import SVMTestSupport
+import Synchronization
+import Testing
+
+/// The context's watchdog: a migration that makes no progress for the fault timeout is
+/// reported (which range, which thread, which way), and the device faults waiting for it fail
+/// at their own timeout instead of hanging.
+@Suite struct StallWatchdogTests {
+    @Test func stuckMigrationIsReportedAndWaitersFail() throws {
+        let f = try SimDeviceFixture()
+        defer { f.shutdown() }
+        f.context.faultTimeout = .milliseconds(400)
+        let stallOnce = Atomic<Bool>(true)
+        f.context.injectMigrationStall { _ in
+            if stallOnce.exchange(false, ordering: .relaxed) { usleep(2_500_000) }
+        }
+        let buffer = MappedBuffer(size: 2 << 20)
+        buffer.fill(seed: 41)
+        let started = ContinuousClock.now
+        let stuck = TestThread {
+            // Its own fault succeeds once the stall ends: the migration was only slow.
+            _ = try? f.context.handleDeviceFault(hostDevice: f.device.deviceID, address: buffer.address, access: .read)
+        }
+        usleep(100_000)
+        // A second fault on the range waits for the migration, and gives up at its timeout.
+        let waiterStart = ContinuousClock.now
+        #expect(throws: PluginErrno.tryAgain) {
+            try f.context.handleDeviceFault(hostDevice: f.device.deviceID, address: buffer.address + 4096, access: .read)
+        }
+        let waited = waiterStart.duration(to: .now)
+        #expect(waited < .milliseconds(1500), "the waiting fault gave up after \(waited), not when the migration ended")
+        // The report comes within 1.25 fault timeouts of the stall (and a look's slack).
+        var report: StallReport?
+        while report == nil && started.duration(to: .now) < .seconds(2) {
+            report = f.context.stallReports.first
+            usleep(20_000)
+        }
+        let seenAfter = started.duration(to: .now)
+        #expect(report != nil && seenAfter < .seconds(2), "no stall report \(seenAfter) into a 2.5 s stall")
+        if let report {
+            #expect(report.what.contains("migration of \(AddressInterval(start: buffer.address, end: buffer.address + (2 << 20)))"))
+            #expect(report.what.contains("to device \(f.device.deviceID)"))
+            #expect(report.thread > 0 && report.stuckFor >= .milliseconds(400))
+        }
+        stuck.join()
+        #expect(f.count("stallsReported") == 1, "reported once")
+        #expect(buffer.mismatches(seed: 41) == 0)
+    }
+
+    /// Nothing stalls in an ordinary run: no report.
+    @Test func noReportWithoutStall() throws {
+        let f = try SimDeviceFixture()
+        defer { f.shutdown() }
+        f.context.faultTimeout = .milliseconds(200)
+        let buffer = MappedBuffer(size: 4 << 20)
+        buffer.fill(seed: 42)
+        _ = try f.deviceRead(buffer.address, buffer.size)
+        usleep(300_000)
+        #expect(f.context.stallReports.isEmpty)
+        #expect(buffer.mismatches(seed: 42) == 0)
+    }
+}
