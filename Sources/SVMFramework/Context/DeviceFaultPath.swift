@@ -216,7 +216,8 @@ struct DeviceFaultPath {
     /// Registers a migratable range with the mirror once; a range the mirror cannot watch
     /// stays in system memory.
     private func mirrorIfNeeded(_ range: SVMRange, mapping: CPUMapping) {
-        guard let mirror, mapping.canMirror, !range.flags.load().contains(.mirrored) else { return }
+        let flags = range.flags.load()
+        guard let mirror, mapping.anonymous, !mapping.shared, flags.isDisjoint(with: [.mirrored, .allocatorHeap]) else { return }
         do {
             try mirror.register(range.interval)
             range.flags.insert(.mirrored)

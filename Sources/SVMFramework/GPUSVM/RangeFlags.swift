@@ -14,6 +14,9 @@ public struct RangeFlags: OptionSet, Sendable, Hashable {
     public static let partialUnmap = RangeFlags(rawValue: 1 << 2)
     /// The CPU mirror watches the range (registered with its userfaultfd).
     public static let mirrored = RangeFlags(rawValue: 1 << 3)
+    /// The range is in a heap of the C allocator: used in place, never mirrored or migrated
+    /// (see `AllocatorHeaps`).
+    public static let allocatorHeap = RangeFlags(rawValue: 1 << 4)
 }
 
 /// Flags of the device pages of one range for one device (`drm_gpusvm_pages_flags`).

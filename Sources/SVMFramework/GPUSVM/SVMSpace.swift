@@ -70,7 +70,11 @@ public final class SVMSpace: @unchecked Sendable {
                 overlapsExisting: { notifier.ranges.hasOverlap($0) },
                 pagesPresent: { cpu.pagesPresent($0) })
             else { throw .notMapped(address: address) }
-            let range = SVMRange(interval: interval, flags: mapping.canMigrate ? [.migrateDevmem] : [])
+            // Only private anonymous memory can be a heap; asked here, once per range, and not
+            // on every fault's lookup.
+            let heap = mapping.anonymous && !mapping.shared && cpu.isAllocatorHeap(address)
+            let flags: RangeFlags = heap ? [.allocatorHeap] : mapping.canMigrate ? [.migrateDevmem] : []
+            let range = SVMRange(interval: interval, flags: flags)
             notifierLock.withWriteLock {
                 if existingNotifier == nil { notifiers.insert(notifierInterval, notifier) }
                 notifier.ranges.insert(interval, range)

@@ -15,11 +15,14 @@ final class MigrationGate: Sendable {
     /// A migration under way.
     struct Passage: Sendable, Hashable {
         var interval: AddressInterval
-        /// Its direction, in words ("to device 1", "to system memory").
-        var direction: String
+        /// The device it goes to; `nil`: system memory.
+        var destination: UInt64?
         /// The kernel id of the thread running it.
         var thread: Int32
         var started: ContinuousClock.Instant
+
+        /// Its direction, in words ("to device 1", "to system memory"), for reports.
+        var direction: String { destination.map { "to device \($0)" } ?? "to system memory" }
     }
 
     private struct State {
@@ -29,9 +32,9 @@ final class MigrationGate: Sendable {
         var inFlight: [UInt64: Passage] = [:]
         var nextTicket: UInt64 = 0
 
-        mutating func admit(_ interval: AddressInterval, _ direction: @autoclosure () -> String) -> UInt64 {
+        mutating func admit(_ interval: AddressInterval, to destination: UInt64?) -> UInt64 {
             nextTicket += 1
-            inFlight[nextTicket] = Passage(interval: interval, direction: direction(), thread: svm_thread_id(), started: .now)
+            inFlight[nextTicket] = Passage(interval: interval, destination: destination, thread: svm_thread_id(), started: .now)
             return nextTicket
         }
     }
@@ -51,7 +54,7 @@ final class MigrationGate: Sendable {
             let generation = changed.generation
             let ticket = state.withLock { state -> UInt64? in
                 guard state.closers == 0 else { return nil }
-                return state.admit(interval, "to device \(device)")
+                return state.admit(interval, to: device)
             }
             if let ticket { return ticket }
             guard ContinuousClock.now < deadline else { return nil }
@@ -61,7 +64,7 @@ final class MigrationGate: Sendable {
 
     /// Enters for a migration to system memory: never waits. Balance with ``leave(_:)``.
     func enterTowardSystem(_ interval: AddressInterval) -> UInt64 {
-        state.withLock { $0.admit(interval, "to system memory") }
+        state.withLock { $0.admit(interval, to: nil) }
     }
 
     func leave(_ ticket: UInt64) {

@@ -8,27 +8,18 @@ public struct CPUMapping: Hashable, Sendable {
     public var shared: Bool
     /// Anonymous memory (`malloc`, `mmap(MAP_ANONYMOUS)`, heap); file mappings are not.
     public var anonymous: Bool
-    /// Memory of the C allocator's heaps (see `AllocatorHeaps`): used in place, never
-    /// mirrored or migrated.
-    public var allocatorHeap: Bool
 
-    public init(interval: AddressInterval, readable: Bool, writable: Bool, shared: Bool, anonymous: Bool, allocatorHeap: Bool = false) {
+    public init(interval: AddressInterval, readable: Bool, writable: Bool, shared: Bool, anonymous: Bool) {
         self.interval = interval
         self.readable = readable
         self.writable = writable
         self.shared = shared
         self.anonymous = anonymous
-        self.allocatorHeap = allocatorHeap
     }
 
     /// Whether pages of this mapping may move to device memory: private anonymous memory
-    /// the CPU can read and write (`UFFDIO_MOVE` only moves pages of writable mappings),
-    /// outside the allocator's heaps.
-    public var canMigrate: Bool { anonymous && !shared && readable && writable && !allocatorHeap }
-
-    /// Whether the mirror watches this memory (registers it with userfaultfd): private
-    /// anonymous memory outside the allocator's heaps.
-    public var canMirror: Bool { anonymous && !shared && !allocatorHeap }
+    /// the CPU can read and write (`UFFDIO_MOVE` only moves pages of writable mappings).
+    public var canMigrate: Bool { anonymous && !shared && readable && writable }
 }
 
 /// What the SVM space asks of the CPU address space it mirrors.
@@ -37,4 +28,12 @@ public protocol CPUAddressSpace: Sendable {
     func mapping(containing address: UInt64) -> CPUMapping?
     /// Whether every CPU page of `interval` is present (populated).
     func pagesPresent(_ interval: AddressInterval) -> Bool
+    /// Whether `address` is in a heap of the C allocator (see `AllocatorHeaps`). Asked once
+    /// per range, when it is made.
+    func isAllocatorHeap(_ address: UInt64) -> Bool
+}
+
+extension CPUAddressSpace {
+    /// An address space without a C allocator's heaps (a test's model of one).
+    public func isAllocatorHeap(_ address: UInt64) -> Bool { false }
 }

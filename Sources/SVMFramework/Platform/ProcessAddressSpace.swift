@@ -23,9 +23,12 @@ public final class ProcessAddressSpace: CPUAddressSpace {
 
     public func mapping(containing address: UInt64) -> CPUMapping? {
         guard let area = area(containing: address) else { return nil }
-        var mapping = CPUMapping(area)
-        mapping.allocatorHeap = AllocatorHeaps.contains(address, in: area)
-        return mapping
+        return CPUMapping(area)
+    }
+
+    public func isAllocatorHeap(_ address: UInt64) -> Bool {
+        guard let area = area(containing: address) else { return false }
+        return AllocatorHeaps.contains(address, in: area)
     }
 
     /// The virtual memory area containing `address`, or `nil` when none does.
