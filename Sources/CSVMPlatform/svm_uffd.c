@@ -17,6 +17,9 @@
 #ifndef UFFD_USER_MODE_ONLY
 #define UFFD_USER_MODE_ONLY 1
 #endif
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
 #ifndef UFFD_FEATURE_WP_UNPOPULATED
 #define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
 #endif
@@ -132,6 +135,18 @@ int svm_uffd_open(int user_mode_only, int *fd) {
         return -errno;
     *fd = (int)result;
     return 0;
+}
+
+int svm_uffd_open_device(int *fd) {
+    int device = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+    if (device < 0)
+        return -errno;
+    int result = ioctl(device, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+    int status = result < 0 ? -errno : 0;
+    close(device);
+    if (status == 0)
+        *fd = result;
+    return status;
 }
 
 int svm_uffd_close(int fd) {

@@ -64,8 +64,13 @@ struct ExperimentReportText {
             lines.append("Data path    \(ByteCount.format(UInt64(moved))) moved without copying (UFFDIO_MOVE), \(ByteCount.format(UInt64(copied))) copied through staging memory"
                 + (fallbacks > 0 ? "; \(fallbacks) zero-copy migration(s) fell back to copying (pages pinned, shared or locked)" : ""))
         }
-        if !report.limitations.isEmpty {
+        if let mirror = report.mirror {
             lines.append("")
+            lines.append("Mirror       CPU faults through \(mirror): "
+                + (mirror == UserFaultFD.Opening.userModeOnly.rawValue ? "user-mode faults only" : "user-mode and kernel-mode faults (read(2), write(2), mlock reach device-resident memory)"))
+        }
+        if !report.limitations.isEmpty {
+            if report.mirror == nil { lines.append("") }
             for (index, limitation) in report.limitations.enumerated() {
                 lines.append((index == 0 ? "Limits       " : "             ") + limitation)
             }

@@ -59,6 +59,11 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("copy-engines"), help: "Copy engines of the device.")
     var copyEngines = 2
 
+    @Option(name: .customLong("kernel-faults"), help: ArgumentHelp(
+        "Whether the CPU mirror serves the kernel's own accesses to device-resident memory (read(2), write(2), mlock): when-permitted (needs CAP_SYS_PTRACE, vm.unprivileged_userfaultfd=1 or /dev/userfaultfd; else the report says so) or never (what an unprivileged process gets).",
+        valueName: "mode"))
+    var kernelFaults = KernelFaults.whenPermitted.rawValue
+
     @Flag(help: "Print the report as JSON.")
     var json = false
 
@@ -94,6 +99,10 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("--policy '\(policy)' is not migrate or system")
         }
         configuration.policy = policy
+        guard let kernelFaults = KernelFaults(rawValue: kernelFaults) else {
+            throw ValidationError("--kernel-faults '\(kernelFaults)' is not when-permitted or never")
+        }
+        configuration.kernelFaults = kernelFaults
         switch link {
         case "gen4": configuration.timing.link = .pcieGen4x16
         case "gen5": configuration.timing.link = .pcieGen5x16

@@ -15,11 +15,39 @@ struct RunCLITests {
             "Result       verified: all 8388608 values right", "Simulated time  ", "Device sim0", "device faults",
             "fault service    p50", "migrations       to device 48 (96 MiB)", "Link PCIe Gen4 x16, host↔sim0", "Wall clock",
             "Data path    192 MiB moved without copying (UFFDIO_MOVE), 0 B copied through staging memory",
-            "Limits       the mirror serves user-mode faults only: read(2)/write(2) on device-resident memory fail with EFAULT",
+            "Mirror       CPU faults through ",
         ] {
             #expect(output.contains(expected), "missing '\(expected)' in:\n\(output)")
         }
+        if getuid() == 0 {
+            // Root: the mirror serves kernel-mode faults, and nothing is limited.
+            #expect(output.contains("Mirror       CPU faults through userfaultfd(): user-mode and kernel-mode faults"), "\(output)")
+            #expect(!output.contains("Limits"), "\(output)")
+        }
         #expect(!result.standardError.contains("running…"), "progress goes to terminals only")
+    }
+
+    @Test("--kernel-faults never: the mirror as an unprivileged process has it, and the limit is said once")
+    func userModeOnlyMirror() throws {
+        let result = try ProcessRunner.svmCLI(["run", "--size", "4M", "--kernel-faults", "never"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let output = result.standardOutput
+        for expected in [
+            "Mirror       CPU faults through userfaultfd(UFFD_USER_MODE_ONLY): user-mode faults only",
+            "Limits       the mirror serves user-mode faults only (kernel-mode faults were not asked for): read(2)/write(2) on device-resident memory fail with EFAULT",
+            "Result       verified",
+        ] {
+            #expect(output.contains(expected), "missing '\(expected)' in:\n\(output)")
+        }
+        #expect(output.components(separatedBy: "user-mode faults only").count == 3, "once in Mirror, once in Limits")
+        let json = try ProcessRunner.svmCLI(["run", "--size", "4M", "--kernel-faults", "never", "--json"])
+        let object = try #require(JSONSerialization.jsonObject(with: Data(json.standardOutput.utf8)) as? [String: Any])
+        #expect(object["mirror"] as? String == "userfaultfd(UFFD_USER_MODE_ONLY)")
+        #expect((object["limitations"] as? [String])?.count == 1)
+        #expect((object["svm"] as? [String: Int])?["mirrorUserModeOnly"] == 1)
+        let bad = try ProcessRunner.svmCLI(["run", "--kernel-faults", "sometimes"])
+        #expect(bad.status == 2)
+        #expect(bad.standardError.contains("--kernel-faults 'sometimes' is not when-permitted or never"), "\(bad.standardError)")
     }
 
     @Test("SimDevice.zero-copy=off: the same experiment on the copy path, the same simulated result")

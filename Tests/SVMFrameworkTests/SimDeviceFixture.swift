@@ -14,10 +14,11 @@ final class SimDeviceFixture: @unchecked Sendable {
     private let watchdog: Watchdog
 
     init(devices count: Int = 1, memory: String = "64M", policy: MigrationPolicy = .migrateOnDeviceFault,
-         configuration: SVMConfiguration = .standard, options: [String: String] = [:], test: String = #function) throws {
+         configuration: SVMConfiguration = .standard, options: [String: String] = [:],
+         kernelFaults: KernelFaults = .whenPermitted, test: String = #function) throws {
         watchdog = Watchdog(seconds: 300, "\(test) did not shut its SimDevice fixture down")
         host = makeHost(options: ["SimDevice": options.merging(["devices": "\(count)", "memory": memory]) { mine, _ in mine }])
-        let context = SVMContext(configuration: configuration, policy: policy, host: host)
+        let context = SVMContext(configuration: configuration, policy: policy, host: host, kernelFaults: kernelFaults)
         self.context = context
         devices = try (0..<count).map { try context.openDevice(plugin: "SimDevice", index: $0) }
     }

@@ -33,9 +33,11 @@ public final class Watchdog: Sendable {
 /// Prints the stack of every thread of this process to standard error: the kernel stacks
 /// first (a thread looping inside a system call never stops for gdb, which then waits
 /// forever; the kernel stack shows where it loops), then the user stacks through gdb,
-/// which is given two minutes.
+/// which is given two minutes and then killed: gdb stops every thread, the mirror's handler
+/// too, and its read of a missing page of a mirror that serves kernel-mode faults (a
+/// `char *` argument it prints) waits for that handler forever; only SIGKILL ends it.
 public func printThreadStacks() {
     let pid = getpid()
     _ = system("for t in /proc/\(pid)/task/*; do echo \"thread ${t##*/} ($(cat $t/comm)) kernel stack:\"; cat $t/stack; done 1>&2 2>/dev/null")
-    _ = system("timeout 120 gdb -p \(pid) -batch -ex 'thread apply all bt' 1>&2 2>/dev/null")
+    _ = system("timeout -s KILL 120 gdb -p \(pid) -batch -ex 'thread apply all bt' 1>&2 2>/dev/null")
 }

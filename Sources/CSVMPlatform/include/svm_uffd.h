@@ -101,6 +101,11 @@ struct svm_uffd_event {
  * own accesses to a missing page with EFAULT instead of raising an event. */
 int svm_uffd_open(int user_mode_only, int *fd);
 
+/* A descriptor that also sees kernel-mode faults, from /dev/userfaultfd
+ * (USERFAULTFD_IOC_NEW with O_CLOEXEC | O_NONBLOCK, Linux 6.1): for whoever may open that
+ * device, with no other privilege. -errno of the open or of the ioctl. */
+int svm_uffd_open_device(int *fd);
+
 /* close(fd). Linux releases the descriptor even when close reports EINTR: never retry. */
 int svm_uffd_close(int fd);
 

@@ -250,7 +250,12 @@ struct svm_device_ops {
 
     /* [optional] Unmap every translation in [address, address + size) and flush the
      * device's TLBs: on return no device access uses an old translation (wait for accesses
-     * in flight, which must never wait for the host). Ranges never bound are fine. Called
+     * in flight, which must never wait for the host). Accesses to system memory (pieces of
+     * SVM_PROTOCOL_SYSTEM, a CPU address) are the exception: they may wait for the host (a
+     * missing page, when its CPU mirror serves kernel-mode faults), so make them through
+     * the kernel (process_vm_readv) without holding what zap waits for, and without keeping
+     * a page pinned while waiting for another; zap need not wait for them (the host never
+     * copies a CPU page a device can reach in place, it moves it). Ranges never bound are fine. Called
      * with the host's notifier lock held for writing (an invalidation), from any host
      * thread, including the thread that services CPU page faults; or held for reading, by
      * the commit that replaces this device's own earlier binding of the range right before

@@ -22,9 +22,9 @@ import Glibc
 ///
 /// ## Steps
 /// An item advances in steps that end at a leaf's end (or the item's). Each step
-/// translates and touches memory while holding the page-table lock for reading, so a zap
-/// waits for it, and looks the leaf up in the TLB there. Nothing under the lock waits for
-/// the host.
+/// translates while holding the page-table lock for reading and looks the leaf up in the
+/// TLB there; it touches device memory under that hold, so a zap waits for it, and system
+/// memory after it (see ``SimDevicePageTable``). Nothing under the lock waits for the host.
 ///
 /// ## What a step may touch
 /// - Local VRAM: a plain copy in the device's memory; `INCREMENT` uses C11 atomic adds,
@@ -263,18 +263,28 @@ struct SimDeviceKernelRun {
         guard case .moved(let bytes) = fromIndices else { return fromIndices }
         let index = bounce.assumingMemoryBound(to: UInt32.self)
         let values = bounce + Int(Self.gatherItemBytes)
-        // One hold of the lock for the item's elements, not one per element: each is read
-        // as ``read(_:into:length:)`` reads, and the first that cannot be ends the step.
-        let refused = try device.pageTable.withTranslations { (translate) throws(PluginErrno) -> Step? in
-            for element in 0..<Int(bytes / 4) {
-                let address = table + UInt64(index[element]) * 4
-                let (step, touch) = try readLocked(translate(address), at: address, into: values + element * 4, length: 4)
-                if let touch { count(touch) }
-                guard case .moved = step else { return step }
+        let elements = Int(bytes / 4)
+        var element = 0
+        // Local elements under one hold of the lock, not one per element; a system element
+        // ends the hold (its read is made without the lock, see ``SimDevicePageTable``) and
+        // the next hold goes on after it. Each is read as ``read(_:into:length:)`` reads,
+        // and the first that cannot be ends the step.
+        while element < elements {
+            let paused = try device.pageTable.withTranslations { (translate) throws(PluginErrno) -> Attempt? in
+                while element < elements {
+                    let address = table + UInt64(index[element]) * 4
+                    let attempt = readLocked(translate(address), at: address, into: values + element * 4, length: 4)
+                    guard case .done(.moved, let touch) = attempt else { return attempt }
+                    if let touch { count(touch) }
+                    element += 1
+                }
+                return nil
             }
-            return nil
+            guard let paused else { break }
+            let step = try complete(paused)
+            guard case .moved = step else { return step }
+            element += 1
         }
-        if let refused { return refused }
         return try write(destination, from: values, length: bytes)
     }
 
@@ -443,65 +453,103 @@ struct SimDeviceKernelRun {
         result.faultAddress = address
     }
 
-    // MARK: Accesses: one leaf at most, under the page-table lock.
+    // MARK: Accesses: one leaf at most; device memory under the page-table lock, system memory after it.
+
+    /// What an access found under the page-table lock.
+    private enum Attempt {
+        /// Done under the lock (device memory), or a fault.
+        case done(Step, Touch?)
+        /// System memory: the access is made once the lock is released, by ``complete(_:)``.
+        case system(SystemAccess)
+    }
+
+    /// An access to system memory through `translation`, made without the page-table lock:
+    /// it may wait for the host's CPU mirror (a missing page, when the mirror serves
+    /// kernel-mode faults), which may be waiting for this device's zap.
+    private struct SystemAccess {
+        let translation: GPUPageTable.Translation
+        /// The SVM address accessed, where a fault is reported.
+        let address: UInt64
+        let length: UInt64
+        let buffer: UnsafeMutableRawPointer
+        let write: Bool
+    }
 
     /// Reads up to `length` bytes of SVM `address` into `buffer`.
     private mutating func read(
         _ address: UInt64, into buffer: UnsafeMutableRawPointer, length: UInt64
     ) throws(PluginErrno) -> Step {
-        let (step, touch) = try device.pageTable.withTranslation(of: address) { (translation) throws(PluginErrno) -> (Step, Touch?) in
-            try readLocked(translation, at: address, into: buffer, length: length)
+        let attempt = device.pageTable.withTranslation(of: address) { translation in
+            readLocked(translation, at: address, into: buffer, length: length)
         }
-        if let touch { count(touch) }
-        return step
+        return try complete(attempt)
     }
 
-    /// The body of ``read(_:into:length:)``, under the page-table lock, with the
-    /// translation of `address`.
+    /// The part of ``read(_:into:length:)`` made under the page-table lock, with the
+    /// translation of `address`: a device-memory read, a fault, or the system read to make.
     private func readLocked(
         _ translation: GPUPageTable.Translation?, at address: UInt64, into buffer: UnsafeMutableRawPointer,
         length: UInt64
-    ) throws(PluginErrno) -> (Step, Touch?) {
-        guard let translation else { return (.fault(Fault(address: address, access: .read, hadTranslation: false)), nil) }
+    ) -> Attempt {
+        guard let translation else { return .done(.fault(Fault(address: address, access: .read, hadTranslation: false)), nil) }
         let count = min(length, translation.leafRange.upperBound - address)
-        let copied: UInt64
         switch translation.linkProtocol {
         case .localVRAM:
             buffer.copyMemory(from: vram(translation.address, count), byteCount: Int(count))
-            copied = count
-        case .system:
-            copied = try SystemMemoryAccess.read(translation.address, into: buffer, length: count)
-            guard copied > 0 else { return (.fault(Fault(address: address, access: .read, hadTranslation: true)), nil) }
-        case .pciePeerToPeer, .fabric:
-            throw .ioError  // bind maps no peer memory yet
+            return .done(.moved(count), lookUp(translation, bytes: count, write: false))
+        case .system, .pciePeerToPeer, .fabric:
+            return .system(SystemAccess(translation: translation, address: address, length: count, buffer: buffer, write: false))
         }
-        return (.moved(copied), lookUp(translation, bytes: copied, write: false))
     }
 
     /// Writes up to `length` bytes of `buffer` to SVM `address`.
     private mutating func write(
         _ address: UInt64, from buffer: UnsafeRawPointer, length: UInt64
     ) throws(PluginErrno) -> Step {
-        let (step, touch) = try device.pageTable.withTranslation(of: address) { (translation) throws(PluginErrno) -> (Step, Touch?) in
+        let attempt = device.pageTable.withTranslation(of: address) { translation -> Attempt in
             guard let translation, translation.writable else {
-                return (.fault(Fault(address: address, access: .write, hadTranslation: translation != nil)), nil)
+                return .done(.fault(Fault(address: address, access: .write, hadTranslation: translation != nil)), nil)
             }
             let count = min(length, translation.leafRange.upperBound - address)
-            let copied: UInt64
             switch translation.linkProtocol {
             case .localVRAM:
                 vram(translation.address, count).copyMemory(from: buffer, byteCount: Int(count))
-                copied = count
-            case .system:
-                copied = try SystemMemoryAccess.write(translation.address, from: buffer, length: count)
-                guard copied > 0 else { return (.fault(Fault(address: address, access: .write, hadTranslation: true)), nil) }
-            case .pciePeerToPeer, .fabric:
-                throw .ioError  // bind maps no peer memory yet
+                return .done(.moved(count), lookUp(translation, bytes: count, write: true))
+            case .system, .pciePeerToPeer, .fabric:
+                return .system(SystemAccess(
+                    translation: translation, address: address, length: count, buffer: UnsafeMutableRawPointer(mutating: buffer),
+                    write: true))
             }
-            return (.moved(copied), lookUp(translation, bytes: copied, write: true))
         }
-        if let touch { count(touch) }
-        return step
+        return try complete(attempt)
+    }
+
+    /// Counts a done access, or makes a system one (outside the page-table lock) and
+    /// counts it; the TLB lookup is made under the lock again, as every lookup is, and only
+    /// while the leaf is still the one the access used: a zap meanwhile flushed it.
+    private mutating func complete(_ attempt: Attempt) throws(PluginErrno) -> Step {
+        switch attempt {
+        case .done(let step, let touch):
+            if let touch { count(touch) }
+            return step
+        case .system(let access):
+            guard access.translation.linkProtocol == .system else { throw .ioError }  // bind maps no peer memory yet
+            let target = access.translation.address
+            let copied = access.write
+                ? try SystemMemoryAccess.write(target, from: access.buffer, length: access.length)
+                : try SystemMemoryAccess.read(target, into: access.buffer, length: access.length)
+            guard copied > 0 else {
+                return .fault(Fault(address: access.address, access: access.write ? .write : .read, hadTranslation: true))
+            }
+            let touch = device.pageTable.withTranslation(of: access.address) { now -> Touch in
+                guard let now, now == access.translation else {
+                    return Touch(tlbHit: false, bytes: copied, accesses: accesses(copied), linkProtocol: .system, write: access.write)
+                }
+                return lookUp(now, bytes: copied, write: access.write)
+            }
+            count(touch)
+            return .moved(copied)
+        }
     }
 
     /// Adds `addend` to each `UInt32` of up to `length` bytes at SVM `address`, atomically.
@@ -528,9 +576,11 @@ struct SimDeviceKernelRun {
     private func lookUp(_ translation: GPUPageTable.Translation, bytes: UInt64, write: Bool) -> Touch {
         let leaf = translation.leafRange
         let hit = device.tlb.lookUp(leafStart: leaf.lowerBound, size: leaf.upperBound - leaf.lowerBound)
-        let accesses = (bytes + timing.accessBytes - 1) / timing.accessBytes
-        return Touch(tlbHit: hit, bytes: bytes, accesses: accesses, linkProtocol: translation.linkProtocol, write: write)
+        return Touch(tlbHit: hit, bytes: bytes, accesses: accesses(bytes), linkProtocol: translation.linkProtocol, write: write)
     }
+
+    /// The accesses of a step of `bytes`: one per ``SimDeviceTiming/accessBytes``.
+    private func accesses(_ bytes: UInt64) -> UInt64 { (bytes + timing.accessBytes - 1) / timing.accessBytes }
 
     /// Adds an access to the counters: its first lookup hit or missed, the rest of a
     /// step's accesses fall in the same leaf and hit.

@@ -6,14 +6,20 @@ import SVMPluginKit
 /// A simulated device's GPU page table behind a reader-writer lock.
 ///
 /// ## Locking
-/// Kernels hold the lock for reading while they translate *and* touch the memory a
-/// translation names, so several kernels run at once (their atomics really race) and a zap,
-/// which takes the lock for writing, returns only after every access that used an old
-/// translation has finished: the TLB flush of real hardware. Nothing done under the lock
-/// waits for the host: a kernel releases it before it reports a fault, and its accesses
-/// never block (system memory is reached through `process_vm_readv`, which fails on a page
-/// only the CPU mirror could provide instead of waiting for it). The lock prefers writers,
-/// so a stream of kernels cannot starve the zap of an invalidation.
+/// Kernels hold the lock for reading while they translate, and while they touch device
+/// memory a translation names, so several kernels run at once (their atomics really race)
+/// and a zap, which takes the lock for writing, returns only after every device-memory
+/// access that used an old translation has finished: the TLB flush of real hardware.
+/// Nothing done under the lock waits for the host: a kernel releases it before it reports
+/// a fault, and before it touches system memory. A system access (`process_vm_readv` on
+/// a CPU address) can wait for the host's CPU mirror when the mirror serves kernel-mode
+/// faults, and the mirror may be waiting for this zap: DESIGN's invariant 4 (no lock the
+/// fault handler needs is held while managed memory is touched). So a system access that
+/// translated before a zap may end after it. That is safe because the host never copies
+/// a CPU page a device can reach in place: it moves pages (`UFFDIO_MOVE`, which refuses a
+/// page an access has pinned) and a late access to a page moved away faults like a fresh
+/// one. The lock prefers writers, so a stream of kernels cannot starve the zap of an
+/// invalidation.
 final class SimDevicePageTable: @unchecked Sendable {
     /// One run of equal leaves that a bind maps: `size` bytes at `virtualAddress`.
     struct LeafRun {

@@ -9,9 +9,11 @@ import Glibc
 ///
 /// A system leaf names a CPU virtual address that the CPU may have unmapped since the bind,
 /// or that is a missing page of the CPU mirror's userfaultfd. Dereferencing it would crash
-/// the process or block the device under its page-table lock; `process_vm_readv` /
-/// `process_vm_writev` on the process itself fail with `EFAULT` instead, which the device
-/// turns into a device fault, as an IOMMU fault would be.
+/// the process; `process_vm_readv` / `process_vm_writev` on the process itself fail with
+/// `EFAULT` instead, which the device turns into a device fault, as an IOMMU fault would
+/// be. A missing page of a mirror that serves kernel-mode faults is the exception: the
+/// call waits while the mirror fills it (bringing device-resident data home), so it is
+/// made without the page-table lock (see ``SimDevicePageTable``).
 enum SystemMemoryAccess {
     /// Copies up to `length` bytes at CPU address `address` into `buffer`; returns the bytes
     /// copied, 0 when the first page cannot be reached (a device fault).

@@ -64,14 +64,18 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     /// Devices by id; ids are never reused.
     private let devices = Mutex<(nextID: UInt64, byID: [UInt64: SVMDevice])>((1, [:]))
 
-    /// Creates the context and, with a `host`, becomes its device-fault handler.
-    public init(configuration: SVMConfiguration = .standard, policy: MigrationPolicy = .migrateOnDeviceFault, host: PluginHost? = nil) {
+    /// Creates the context and, with a `host`, becomes its device-fault handler. `kernelFaults`
+    /// says whether the CPU mirror serves the kernel's own accesses where the process may.
+    public init(
+        configuration: SVMConfiguration = .standard, policy: MigrationPolicy = .migrateOnDeviceFault, host: PluginHost? = nil,
+        kernelFaults: KernelFaults = .whenPermitted
+    ) {
         cpu = ProcessAddressSpace()
         space = SVMSpace(configuration: configuration, cpu: cpu)
         self.policy = policy
         self.host = host
         do {
-            let mirror = try CPUMirror()
+            let mirror = try CPUMirror(kernelFaults: kernelFaults)
             self.mirror = mirror
             migrator = Migrator(
                 space: space, mirror: mirror, statistics: statistics, trace: trace, activity: activity, lost: lostMemory)
@@ -97,13 +101,22 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     /// Set when the mirror sees user-mode faults only (`UFFD_USER_MODE_ONLY`, which needs no
     /// privilege): the kernel's own accesses to a page whose data is in device memory are not
     /// served, so `read(2)` into it and `write(2)` from it fail with `EFAULT`, and `mlock`
-    /// with `ENOMEM`. The mirror always opens this way for now (kernel-mode faults would block
-    /// a simulated device's access to a page being discarded while the handler waits for that
-    /// device; see the CPU-mirror article). `nil` without a mirror.
+    /// with `ENOMEM`. Says why: kernel-mode faults were not permitted (the refusals) or not
+    /// asked for (``KernelFaults/never``). `nil` without a mirror, or when the mirror serves
+    /// kernel-mode faults (``mirrorOpening``).
     public var kernelAccessLimitation: String? {
         guard let mirror, mirror.faults.isUserModeOnly else { return nil }
-        return "the mirror serves user-mode faults only: read(2)/write(2) on device-resident memory fail with EFAULT and mlock with ENOMEM (touch it from the CPU first)"
+        let refusals = mirror.faults.kernelFaultRefusals
+        let why = refusals.isEmpty
+            ? "kernel-mode faults were not asked for"
+            : "kernel-mode faults need CAP_SYS_PTRACE, vm.unprivileged_userfaultfd=1 or access to /dev/userfaultfd; refused: "
+                + refusals.map(\.description).joined(separator: ", ")
+        return "the mirror serves user-mode faults only (\(why)): read(2)/write(2) on device-resident memory fail with EFAULT and mlock with ENOMEM (touch it from the CPU first)"
     }
+
+    /// How the mirror's userfaultfd was opened (`nil` without a mirror): every opening but
+    /// ``UserFaultFD/Opening/userModeOnly`` serves the kernel's own accesses too.
+    public var mirrorOpening: UserFaultFD.Opening? { mirror?.faults.opening }
 
     /// Whether this is the copy of a context in the child of a `fork`: its handler thread and
     /// its devices stayed in the parent. The child's memory is whole (device-resident data
@@ -309,7 +322,9 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
             let step: Step = space.withRange(containing: address) { range in
                 guard let range else { return zeroFill(address, mirror: mirror) }
                 switch range.residency.current {
-                case .migrating: return .deferred
+                case .migrating:
+                    trace.record("CPU fault: deferred, a migration owns the range", AddressInterval(start: address, end: address + 4096))
+                    return .deferred
                 case .device(let allocation):
                     // A device atomic's timeslice: let the device use the data first.
                     return allocation.isHeld ? .deferred : .migrateBack(range)

@@ -31,7 +31,8 @@ public struct Experiment {
         } catch {
             throw ExperimentError.invalidConfiguration("chunk sizes \(configuration.chunkSizes): \(error)")
         }
-        let context = SVMContext(configuration: svmConfiguration, policy: configuration.policy, host: host)
+        let context = SVMContext(
+            configuration: svmConfiguration, policy: configuration.policy, host: host, kernelFaults: configuration.kernelFaults)
         defer { context.shutdown() }
         if let reason = context.mirrorUnavailableReason {
             throw ExperimentError.device("the CPU mirror cannot migrate: \(reason)")
@@ -64,7 +65,7 @@ public struct Experiment {
             configuration: configuration, workload: workload.summary, verification: verification,
             verified: verification.verified, skippedKernels: driver.skippedKernels, simulatedNanoseconds: timeline.now, devices: devices,
             links: timeline.linkStatistics, faultServiceLatency: timeline.faultServiceLatency,
-            svm: context.statistics.snapshot, limitations: context.limitations,
+            svm: context.statistics.snapshot, mirror: context.mirrorOpening?.rawValue, limitations: context.limitations,
             wallClock: .init(seconds: seconds, accessesPerSecond: Double(accesses) / seconds, faultsPerSecond: Double(faults) / seconds))
     }
 }

@@ -17,6 +17,8 @@ public struct ExperimentConfiguration: Sendable, Hashable, Codable {
     public var timing = TimingParameters()
     /// Range sizes the SVM layer uses, descending.
     public var chunkSizes: [UInt64] = SVMConfiguration.standard.chunkSizes
+    /// Whether the CPU mirror serves the kernel's own accesses where the process may.
+    public var kernelFaults: KernelFaults = .whenPermitted
 
     public init() {}
 

@@ -16,6 +16,9 @@ public struct ExperimentReport: Sendable, Hashable, Codable {
     /// The SVM core's counters (``SVMStatistics``): failed copies and migrations given up
     /// among them, which fault injection provokes.
     public var svm: [String: Int]
+    /// How the CPU mirror's userfaultfd was opened (``UserFaultFD/Opening``, its raw value),
+    /// which says whether it served the kernel's own accesses; `nil` without a mirror.
+    public var mirror: String?
     /// What the CPU mirror of this run cannot do (``SVMContext/limitations``), said once.
     public var limitations: [String]
     /// How long the run took on this machine: the only field that differs between runs.

@@ -59,10 +59,23 @@ public final class SVMSpace: @unchecked Sendable {
         guard let mapping = cpu.mapping(containing: address) else { throw .notMapped(address: address) }
         guard mapping.readable else { throw .accessDenied(address: address, write: write) }
         if write && !mapping.writable { throw .accessDenied(address: address, write: true) }
+        let existing = structure.withLock { _ -> (SVMRange, Notifier)? in
+            guard let notifier = notifiers.find(containing: address)?.value,
+                let range = notifier.ranges.find(containing: address)?.value
+            else { return nil }
+            return (range, notifier)
+        }
+        if let (range, notifier) = existing { return (range, notifier, mapping) }
+        // Only private anonymous memory can be a heap. Asked once per new range, not on
+        // every fault's lookup, and outside the structure lock: the check reads what may
+        // be a missing page, which waits for the CPU mirror when it serves kernel-mode
+        // faults, and the mirror's handler takes that lock.
+        let heap = mapping.anonymous && !mapping.shared && cpu.isAllocatorHeap(address)
         let (range, notifier) = try structure.withLock { _ throws(SVMFaultError) in
             let notifierInterval = Notifier.interval(containing: address, size: configuration.notifierSize)
             let existingNotifier = notifiers.find(containing: address)?.value
             let notifier = existingNotifier ?? Notifier(interval: notifierInterval)
+            // Made by another thread meanwhile.
             if let existing = notifier.ranges.find(containing: address) { return (existing.value, notifier) }
             guard let interval = RangeChunkSelector.select(
                 faultAddress: address, mapping: mapping.interval, notifier: notifierInterval,
@@ -70,9 +83,6 @@ public final class SVMSpace: @unchecked Sendable {
                 overlapsExisting: { notifier.ranges.hasOverlap($0) },
                 pagesPresent: { cpu.pagesPresent($0) })
             else { throw .notMapped(address: address) }
-            // Only private anonymous memory can be a heap; asked here, once per range, and not
-            // on every fault's lookup.
-            let heap = mapping.anonymous && !mapping.shared && cpu.isAllocatorHeap(address)
             let flags: RangeFlags = heap ? [.allocatorHeap] : mapping.canMigrate ? [.migrateDevmem] : []
             let range = SVMRange(interval: interval, flags: flags)
             notifierLock.withWriteLock {

@@ -21,8 +21,19 @@ extension Migrator {
     /// "changing" until that thread runs) is tried again, reading events meanwhile.
     /// A range a migration owns is waited for: the migration may give up and leave the
     /// pages in place. Device-resident ranges have no CPU pages to drop.
+    ///
+    /// Done as well when no page of the interval is present any more: the discarding thread
+    /// ran and the kernel dropped them (a migration's put-back follows the log and skips
+    /// them). That check comes before reading more events: a thread that discards page
+    /// after page queues its next event as soon as the last one is read, which keeps the
+    /// mapping "changing", and reading ahead every time let the queue of events grow
+    /// faster than the handler served them, starving the faults behind them.
     func discardCPUPages(_ interval: AddressInterval) {
         while !moveOutOnce(interval) {
+            if mirror.mover.pageMap.populatedRuns(interval)?.isEmpty == true {
+                trace.record("discarding CPU pages: none left in place", interval)
+                return
+            }
             trace.record("discarding CPU pages: the mapping is changing, a page is pinned or a migration runs; again", interval)
             mirror.letMappingChangeProceed()
             sched_yield()

@@ -88,8 +88,16 @@ extension Migrator {
                 skipped = true
             case .pageRefused, .protectionsDiffer:
                 // The source page is shared (a child forked since holds it too) or pinned,
-                // or the protections differ now (mprotect): copy the page instead; the
-                // source keeps its page.
+                // or the protections differ now (mprotect, mlock): copy the page instead; the
+                // source keeps its page. Unless the source is a hole (the move that stopped
+                // early never put a page there): nothing to place, and the copy would read
+                // a missing page of registered memory, which waits for the handler when it
+                // serves kernel-mode faults, while this migration holds the range.
+                let page = AddressInterval(start: source + done, end: source + done + 4096)
+                if mirror.mover.pageMap.populatedRuns(page)?.isEmpty == true {
+                    done += 4096
+                    continue
+                }
                 let copied = try? faults.copy(to: UInt(destination + done), from: pointer(source + done)!, length: 4096, wake: false)
                 if copied == .mappingChanging { return Placement(bytes: done, mappingChanging: true, skippedPages: true) }
                 done += 4096

@@ -77,8 +77,14 @@ final class CPUMirror: @unchecked Sendable {
     /// The events the mirror needs: its MMU notifiers. `UFFDIO_MOVE` is what migration needs.
     static let requiredFeatures: UserFaultFD.Features = [.eventUnmap, .eventRemove, .eventRemap]
 
-    init() throws(UserFaultFDError) {
-        faults = try UserFaultFD(required: Self.requiredFeatures, optional: [.move, .poison], userModeOnly: true)
+    /// Opens the mirror's userfaultfd; with `kernelFaults` `.whenPermitted`, one that sees
+    /// kernel-mode faults where the process may have it.
+    init(kernelFaults: KernelFaults = .whenPermitted) throws(UserFaultFDError) {
+        let optional: UserFaultFD.Features = [.move, .poison]
+        faults = switch kernelFaults {
+        case .whenPermitted: try UserFaultFD.openPreferringKernelFaults(required: Self.requiredFeatures, optional: optional)
+        case .never: try UserFaultFD(required: Self.requiredFeatures, optional: optional, opening: .userModeOnly)
+        }
         mover = PageMover(faults: faults, pageMap: PageMap())
     }
 
@@ -117,14 +123,17 @@ final class CPUMirror: @unchecked Sendable {
 
     /// Called by code that got ``UserFaultFD/RangeOutcome/mappingChanging``: an unmap,
     /// remove or remap event is queued, and its thread waits until the event is read. On the
-    /// handler thread this reads the queued events into the backlog (handled next); on any
+    /// handler thread this reads the next queued event into the backlog (handled next); on any
     /// other thread it gives the handler a moment.
     func letMappingChangeProceed() {
         if isHandlerThread {
             // Raised before the read (see handleEvents); events read are handled by the
             // handler's loop before it waits again, which lowers it.
+            // One event, not every queued one: the thread it lets go on may queue its next
+            // change at once (a loop of discards), and reading all of them each time made the
+            // backlog grow faster than it drained, starving the faults read after it.
             let wasBusy = busy.exchange(true, ordering: .sequentiallyConsistent)
-            while let event = readEvent() { backlog.append(event) }
+            if let event = readEvent() { backlog.append(event) }
             if backlog.isEmpty && !wasBusy { lowerBusy() }
         } else {
             // The handler reads the event that holds the change: wait for that, briefly.
@@ -168,6 +177,9 @@ final class CPUMirror: @unchecked Sendable {
             } else {
                 break
             }
+            // A stream of events (a thread discarding page after page) could keep this loop
+            // going for ever: faults waiting for a migration get their turn in between.
+            retryDeferredFaults()
         }
         lowerBusy()
     }

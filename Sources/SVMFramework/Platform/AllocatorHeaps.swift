@@ -27,8 +27,10 @@ enum AllocatorHeaps {
 
     /// Whether the words at `start` read as glibc's `heap_info`: the arena pointer, the
     /// previous heap (none, or another heap start), the size in use and the size made
-    /// read-write, which covers `offset`. Read with `process_vm_readv`, which fails on a
-    /// missing page instead of faulting.
+    /// read-write, which covers `offset`. Read with `process_vm_readv`, which fails on an
+    /// unmapped page instead of crashing; a missing page of a mirror that serves kernel-mode
+    /// faults makes it wait for the mirror, so never call this holding a lock its handler
+    /// takes, or from the handler thread.
     private static func looksLikeHeapInfo(at start: UInt64, covering offset: UInt64) -> Bool {
         var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         let read = withUnsafeMutableBytes(of: &words) { svm_process_vm_read($0.baseAddress, start, $0.count) }

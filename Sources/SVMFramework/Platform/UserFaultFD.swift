@@ -10,7 +10,9 @@ import Glibc
 /// The descriptor is opened with `UFFD_USER_MODE_ONLY` by default, which needs no privilege.
 /// The price is that the kernel does not wait for the mirror when *it* touches a missing
 /// page on the process's behalf: `read(2)` into, or `write(2)` from, a registered page
-/// that is not present fails with `EFAULT` instead of raising an event.
+/// that is not present fails with `EFAULT` instead of raising an event. A descriptor that
+/// sees those kernel-mode faults too needs a privilege (``Opening``);
+/// ``openPreferringKernelFaults(required:optional:)`` takes one where the process may.
 ///
 /// ## Threads
 /// The handle is immutable and `Sendable`; the kernel serializes the ioctls, so any thread
@@ -35,8 +37,32 @@ public final class UserFaultFD: Sendable {
     public let features: Features
     /// Everything the running kernel offers.
     public let availableFeatures: Features
+    /// How the descriptor was opened.
+    public let opening: Opening
+    /// The openings with kernel-mode faults that were refused before this one, in the order
+    /// tried (``openPreferringKernelFaults(required:optional:)``); empty otherwise.
+    public let kernelFaultRefusals: [Refusal]
     /// Whether the descriptor only sees faults taken in user mode.
-    public let isUserModeOnly: Bool
+    public var isUserModeOnly: Bool { opening == .userModeOnly }
+
+    /// How a descriptor is opened, which decides whether it sees the kernel's own faults.
+    public enum Opening: String, Sendable, Hashable, CaseIterable {
+        /// `userfaultfd(UFFD_USER_MODE_ONLY)`: user-mode faults only; needs no privilege.
+        case userModeOnly = "userfaultfd(UFFD_USER_MODE_ONLY)"
+        /// `userfaultfd(2)` without the flag: kernel-mode faults too; needs `CAP_SYS_PTRACE`
+        /// or the sysctl `vm.unprivileged_userfaultfd=1`.
+        case systemCall = "userfaultfd()"
+        /// `/dev/userfaultfd` (`USERFAULTFD_IOC_NEW`, Linux 6.1): kernel-mode faults too, for
+        /// whoever may open the device (root only, by its default mode 0600).
+        case device = "/dev/userfaultfd"
+    }
+
+    /// An opening that was refused, and the error.
+    public struct Refusal: Sendable, Hashable, CustomStringConvertible {
+        public let opening: Opening
+        public let errno: Int32
+        public var description: String { "\(opening.rawValue): \(UserFaultFDError.describe(errno: errno))" }
+    }
 
     /// What the CPU mirror cannot do without: the three address-space events (its MMU
     /// notifiers) and write-protect faults (its migration entries).
@@ -53,16 +79,25 @@ public final class UserFaultFD: Sendable {
     ///   - optional: features enabled when available (`move` by default; the ioctl itself
     ///     works without the flag, but asking keeps ``features`` truthful).
     ///   - userModeOnly: open with `UFFD_USER_MODE_ONLY` (needs no privilege, see above).
-    public init(
+    public convenience init(
         required: Features = UserFaultFD.mirrorFeatures, optional: Features = [.move],
         userModeOnly: Bool = true
     ) throws(UserFaultFDError) {
-        let available = try Self.probeFeatures(userModeOnly: userModeOnly)
+        try self.init(required: required, optional: optional, opening: userModeOnly ? .userModeOnly : .systemCall)
+    }
+
+    /// Opens a descriptor the way `opening` says and performs the handshake; see
+    /// ``init(required:optional:userModeOnly:)``.
+    public init(
+        required: Features = UserFaultFD.mirrorFeatures, optional: Features = [.move], opening: Opening,
+        kernelFaultRefusals: [Refusal] = []
+    ) throws(UserFaultFDError) {
+        let available = try Self.probeFeatures(opening: opening)
         guard available.isSuperset(of: required) else {
             throw .missingFeatures(required.subtracting(available), available: available)
         }
         let enabled = required.union(optional.intersection(available))
-        let descriptor = try Self.open(userModeOnly: userModeOnly)
+        let descriptor = try Self.open(opening)
         let status = retryingInterrupts { svm_uffd_api(descriptor, enabled.rawValue, nil, nil) }
         guard status == 0 else {
             _ = svm_uffd_close(descriptor)
@@ -71,7 +106,28 @@ public final class UserFaultFD: Sendable {
         self.descriptor = descriptor
         self.features = enabled
         self.availableFeatures = available
-        self.isUserModeOnly = userModeOnly
+        self.opening = opening
+        self.kernelFaultRefusals = kernelFaultRefusals
+    }
+
+    /// A descriptor that sees kernel-mode faults where this process may have one: the
+    /// system call without `UFFD_USER_MODE_ONLY`, then `/dev/userfaultfd`; else a
+    /// user-mode-only one, whose ``kernelFaultRefusals`` say why.
+    ///
+    /// - Throws: what ``init(required:optional:opening:kernelFaultRefusals:)`` throws for
+    ///   the user-mode-only descriptor, when even that cannot be had.
+    public static func openPreferringKernelFaults(
+        required: Features = UserFaultFD.mirrorFeatures, optional: Features = [.move]
+    ) throws(UserFaultFDError) -> UserFaultFD {
+        var refusals: [Refusal] = []
+        for opening in [Opening.systemCall, .device] {
+            do {
+                return try UserFaultFD(required: required, optional: optional, opening: opening)
+            } catch .unavailable(let code, _) {
+                refusals.append(Refusal(opening: opening, errno: code))
+            }
+        }
+        return try UserFaultFD(required: required, optional: optional, opening: .userModeOnly, kernelFaultRefusals: refusals)
     }
 
     deinit {
@@ -94,7 +150,12 @@ public final class UserFaultFD: Sendable {
 
     /// The features this kernel offers, from a handshake on a throwaway descriptor.
     public static func probeFeatures(userModeOnly: Bool = true) throws(UserFaultFDError) -> Features {
-        let descriptor = try open(userModeOnly: userModeOnly)
+        try probeFeatures(opening: userModeOnly ? .userModeOnly : .systemCall)
+    }
+
+    /// The features this kernel offers, asked through a descriptor opened as `opening`.
+    public static func probeFeatures(opening: Opening) throws(UserFaultFDError) -> Features {
+        let descriptor = try open(opening)
         defer { _ = svm_uffd_close(descriptor) }
         var available: UInt64 = 0
         let status = retryingInterrupts { svm_uffd_api(descriptor, 0, &available, nil) }
@@ -102,10 +163,16 @@ public final class UserFaultFD: Sendable {
         return Features(rawValue: available)
     }
 
-    private static func open(userModeOnly: Bool) throws(UserFaultFDError) -> Int32 {
+    private static func open(_ opening: Opening) throws(UserFaultFDError) -> Int32 {
         var descriptor: Int32 = -1
-        let status = retryingInterrupts { svm_uffd_open(userModeOnly ? 1 : 0, &descriptor) }
-        guard status == 0 else { throw .unavailable(errno: -status, userModeOnly: userModeOnly) }
+        let status = retryingInterrupts {
+            switch opening {
+            case .userModeOnly: svm_uffd_open(1, &descriptor)
+            case .systemCall: svm_uffd_open(0, &descriptor)
+            case .device: svm_uffd_open_device(&descriptor)
+            }
+        }
+        guard status == 0 else { throw .unavailable(errno: -status, userModeOnly: opening == .userModeOnly) }
         return descriptor
     }
 }
