@@ -71,9 +71,11 @@ let package = Package(
         .target(
             name: "SVMTestSupport", dependencies: ["SVMFramework", "SVMPluginKit"],
             path: "Tests/SVMTestSupport"),
+        // C++'s new and delete, for the tests of malloc'd memory.
+        .target(name: "CSVMTestAllocators", path: "Tests/Fixtures/TestAllocators"),
         .testTarget(
             name: "SVMFrameworkTests",
-            dependencies: ["SVMFramework", "SVMPluginKit", "SVMTestSupport"]),
+            dependencies: ["SVMFramework", "SVMPluginKit", "SVMTestSupport", "CSVMTestAllocators"]),
         .testTarget(
             name: "SVMCLITests", dependencies: ["SVMTestSupport"]),
     ]

@@ -1,3 +1,4 @@
+import CSVMTestAllocators
 import Glibc
 import SVMFramework
 import SVMPluginKit
@@ -33,6 +34,39 @@ import Testing
             }
             // Blocks malloc maps for themselves migrate; heap blocks are used in place.
             #expect(f.count("migrationsToDevice") > 0)
+        }
+    }
+
+    /// calloc, realloc (growing a block the device wrote, which may move it) and C++'s
+    /// new[]/delete[], of every size, 1 000 rounds.
+    @Test func callocReallocAndNewLoops() async {
+        await #expect(processExitsWith: .success) {
+            alarm(120)
+            let f = try SimDeviceFixture()
+            defer { f.shutdown() }
+            func deviceFills(_ block: UnsafeMutableRawPointer, from offset: Int, to end: Int, _ byte: UInt8, _ what: String) throws {
+                let result = try f.device.run(.fill(destination: UInt64(UInt(bitPattern: block)) + UInt64(offset), size: UInt64(end - offset), byte: byte))
+                #expect(result.stoppedBy == nil, "\(what): \(String(describing: result.stoppedBy))")
+                let bytes = block.assumingMemoryBound(to: UInt8.self)
+                if bytes[offset] != byte || bytes[end - 1] != byte { Issue.record("\(what): \(bytes[offset]), \(bytes[end - 1]) != \(byte)") }
+            }
+            for round in 0..<1000 {
+                let size = MallocMemoryTests.sizes[round % MallocMemoryTests.sizes.count]
+                let byte = UInt8(truncatingIfNeeded: round) | 1
+                let zeroed = calloc(size, 1)!
+                #expect(zeroed.load(fromByteOffset: size - 1, as: UInt8.self) == 0)
+                try deviceFills(zeroed, from: 0, to: size, byte, "calloc round \(round), size \(size)")
+                // Grown: the old bytes come along wherever the block goes; the device fills the rest.
+                let grown = realloc(zeroed, size * 2)!
+                try deviceFills(grown, from: size, to: size * 2, byte &+ 1, "realloc round \(round), size \(size * 2)")
+                if grown.load(as: UInt8.self) != byte || grown.load(fromByteOffset: size - 1, as: UInt8.self) != byte {
+                    Issue.record("realloc round \(round): the device's bytes did not follow the block")
+                }
+                free(grown)
+                let object = svm_test_new_bytes(size)!
+                try deviceFills(object, from: 0, to: size, byte &+ 2, "new[] round \(round), size \(size)")
+                svm_test_delete_bytes(object)
+            }
         }
     }
 
