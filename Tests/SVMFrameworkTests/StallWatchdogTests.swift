@@ -50,6 +50,58 @@ import Testing
         #expect(buffer.mismatches(seed: 41) == 0)
     }
 
+    /// The handler's half: a CPU fault whose migration home stalls keeps the handler thread
+    /// busy; the watchdog names the handler and the address, and a device fault arriving
+    /// meanwhile (which waits for the handler's events) fails at its timeout instead of
+    /// hanging. The CPU's read gets the data once the stall ends.
+    @Test func stuckHandlerIsReportedAndWaitersFail() throws {
+        let f = try SimDeviceFixture()
+        defer { f.shutdown() }
+        f.context.faultTimeout = .milliseconds(400)
+        let buffer = MappedBuffer(size: 2 << 20)
+        buffer.fill(seed: 43)
+        _ = try f.deviceRead(buffer.address, buffer.size)
+        #expect(f.device.usedDeviceMemory > 0)
+        let stallOnce = Atomic<Bool>(true)
+        f.context.injectHomeMigrationStall { _ in
+            if stallOnce.exchange(false, ordering: .relaxed) { usleep(2_500_000) }
+        }
+        let started = ContinuousClock.now
+        let base = UInt(bitPattern: buffer.base)
+        let seen = Atomic<Int>(-1)
+        let reader = TestThread {
+            // A CPU fault on device-resident data: the handler migrates it home, slowly.
+            let bytes = UnsafeMutablePointer<UInt8>(bitPattern: base)!
+            seen.store(Int(bytes[100]), ordering: .releasing)
+        }
+        usleep(100_000)
+        let other = MappedBuffer(size: 2 << 20)
+        other.fill(seed: 44)
+        let waiterStart = ContinuousClock.now
+        #expect(throws: PluginErrno.tryAgain) {
+            try f.context.handleDeviceFault(hostDevice: f.device.deviceID, address: other.address, access: .read)
+        }
+        let waited = waiterStart.duration(to: .now)
+        #expect(waited < .milliseconds(1500), "the device fault gave up after \(waited), not at its timeout")
+        // Both are stuck, and both are reported: the migration home and the handler in it.
+        var report: StallReport?
+        while report == nil && started.duration(to: .now) < .seconds(2) {
+            report = f.context.stallReports.first { $0.what.contains("the CPU fault handler") }
+            usleep(20_000)
+        }
+        #expect(report != nil, "no handler report \(started.duration(to: .now)) into a 2.5 s stall: \(f.context.stallReports)")
+        #expect(f.context.stallReports.contains { $0.what.contains("to system memory") })
+        if let report {
+            #expect(report.what.contains("the CPU fault handler"), "\(report.what)")
+            #expect(report.what.contains(String(buffer.address, radix: 16)), "\(report.what)")
+            #expect(report.thread > 0 && report.stuckFor >= .milliseconds(400))
+        }
+        reader.join()
+        #expect(seen.load(ordering: .acquiring) == Int(MappedBuffer.pattern(100, seed: 43)))
+        #expect(buffer.mismatches(seed: 43) == 0)
+        #expect(f.count("stallsReported") >= 1)
+    }
+
     /// Nothing stalls in an ordinary run: no report.
     @Test func noReportWithoutStall() throws {
         let f = try SimDeviceFixture()

@@ -151,6 +151,12 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         migrator?.injection.stall.withLock { $0 = stall }
     }
 
+    /// Fault injection for tests: `stall` runs inside every migration back to system memory
+    /// once it owns its range, on whichever thread migrates (the handler's, for a CPU fault).
+    @_spi(Testing) public func injectHomeMigrationStall(_ stall: (@Sendable (AddressInterval) -> Void)?) {
+        migrator?.injection.stallHome.withLock { $0 = stall }
+    }
+
     // MARK: fork (ForkPreparation)
 
     /// Run by the forking thread before the address space is copied: closes the way into

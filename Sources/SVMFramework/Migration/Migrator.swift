@@ -46,6 +46,8 @@ struct Migrator: Sendable {
         /// Called inside every migration to device memory, with the range, once the
         /// migration owns it (a test makes it sleep to provoke a stall).
         let stall = Mutex<(@Sendable (AddressInterval) -> Void)?>(nil)
+        /// The same inside every migration back to system memory.
+        let stallHome = Mutex<(@Sendable (AddressInterval) -> Void)?>(nil)
     }
 
     /// How long a migration to device memory waits at a closed gate before giving up (the
@@ -134,6 +136,7 @@ struct Migrator: Sendable {
         let ticket = gate.enterTowardSystem(range.interval)
         defer { gate.leave(ticket) }
         guard let (allocation, _) = range.residency.beginMigrationToSystem() else { return false }
+        if let stall = injection.stallHome.withLock({ $0 }) { stall(range.interval) }
         space.invalidateForMigration(range.interval)
         let copied = bringHome(range, from: allocation)
         end(range)
