@@ -71,6 +71,39 @@ struct BenchCLITests {
         #expect(!text.standardOutput.contains("2 MiB as one fault"))
     }
 
+    @Test("bench fork times forks with no context, an empty one and device-resident data, which each fork brings home")
+    func forkJSON() throws {
+        struct ForkReport: Decodable {
+            struct Resident: Decodable {
+                let bytes: UInt64
+                let forkNs: Int
+                let toBareFork: Double
+                let moveFloorNs: Int
+                let homeToMoveFloor: Double
+            }
+            let repetitions: Int
+            let bareForkNs: Int
+            let emptyContextForkNs: Int
+            let resident: [Resident]
+            let statistics: [String: Int]
+        }
+        let result = try ProcessRunner.svmCLI(["bench", "fork", "--json", "--repetitions", "3"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let report = try JSONDecoder().decode(ForkReport.self, from: Data(result.standardOutput.utf8))
+        #expect(report.repetitions == 3 && report.bareForkNs > 0 && report.emptyContextForkNs > 0)
+        #expect(report.resident.map(\.bytes) == [2 << 20, 64 << 20])
+        for resident in report.resident {
+            #expect(resident.forkNs > 0 && resident.moveFloorNs > 0)
+            #expect(abs(resident.toBareFork - Double(resident.forkNs) / Double(report.bareForkNs)) < 1e-9)
+        }
+        // Every fork was prepared; each one with data brought every range home: 3 x (1 + 32)
+        // ranges of 2 MiB.
+        #expect(report.statistics["forksPrepared"] == 9)
+        #expect(report.statistics["forkMigrations"] == 3 * 33)
+        let bad = try ProcessRunner.svmCLI(["bench", "fork", "--repetitions", "0"])
+        #expect(bad.status == 2 && bad.standardError.contains("--repetitions"))
+    }
+
     @Test("bench fault refuses a bad iteration count and an unknown device")
     func badInput() throws {
         let zero = try ProcessRunner.svmCLI(["bench", "fault", "--iterations", "0"])
