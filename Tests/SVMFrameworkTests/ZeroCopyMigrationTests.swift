@@ -22,16 +22,6 @@ import Testing
     }
 
     /// `VmLck` of `/proc/self/status`: the KiB this process has locked.
-    static func lockedKiB() -> Int {
-        guard let file = fopen("/proc/self/status", "r") else { return 0 }
-        defer { fclose(file) }
-        var line = [UInt8](repeating: 0, count: 256)
-        while line.withUnsafeMutableBufferPointer({ fgets(UnsafeMutableRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), Int32($0.count), file) }) != nil {
-            let text = String(decoding: line.prefix { $0 != 0 }, as: UTF8.self)
-            if text.hasPrefix("VmLck:") { return Int(text.dropFirst(6).filter(\.isNumber)) ?? 0 }
-        }
-        return 0
-    }
 
     /// The host address of the device memory holding `address`'s range.
     static func deviceMemory(of address: UInt64, in f: SimDeviceFixture) -> (allocation: DeviceAllocation, host: UInt64)? {
@@ -125,7 +115,7 @@ import Testing
         guard mlock(buffer.base, Self.chunk) == 0 else { return }  // RLIMIT_MEMLOCK
         defer { munlock(buffer.base, Self.chunk) }
         // ThreadSanitizer's mlock does nothing (it keeps shadow memory unlocked).
-        guard Self.lockedKiB() >= Self.chunk / 1024 else { return }
+        guard lockedMemoryKiB() >= Self.chunk / 1024 else { return }
         let (bytes, result) = try f.deviceRead(buffer.address, Self.chunk)
         #expect(result.stoppedBy == nil)
         #expect(zip(bytes.indices, bytes).allSatisfy { $1 == MappedBuffer.pattern($0, seed: 7) })
