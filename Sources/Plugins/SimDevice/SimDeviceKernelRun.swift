@@ -273,7 +273,7 @@ struct SimDeviceKernelRun {
             let paused = try device.pageTable.withTranslations { (translate) throws(PluginErrno) -> Attempt? in
                 while element < elements {
                     let address = table + UInt64(index[element]) * 4
-                    let attempt = readLocked(translate(address), at: address, into: values + element * 4, length: 4)
+                    let attempt = try readLocked(translate(address), at: address, into: values + element * 4, length: 4)
                     guard case .done(.moved, let touch) = attempt else { return attempt }
                     if let touch { count(touch) }
                     element += 1
@@ -479,8 +479,8 @@ struct SimDeviceKernelRun {
     private mutating func read(
         _ address: UInt64, into buffer: UnsafeMutableRawPointer, length: UInt64
     ) throws(PluginErrno) -> Step {
-        let attempt = device.pageTable.withTranslation(of: address) { translation in
-            readLocked(translation, at: address, into: buffer, length: length)
+        let attempt = try device.pageTable.withTranslation(of: address) { (translation) throws(PluginErrno) in
+            try readLocked(translation, at: address, into: buffer, length: length)
         }
         return try complete(attempt)
     }
@@ -490,15 +490,17 @@ struct SimDeviceKernelRun {
     private func readLocked(
         _ translation: GPUPageTable.Translation?, at address: UInt64, into buffer: UnsafeMutableRawPointer,
         length: UInt64
-    ) -> Attempt {
+    ) throws(PluginErrno) -> Attempt {
         guard let translation else { return .done(.fault(Fault(address: address, access: .read, hadTranslation: false)), nil) }
         let count = min(length, translation.leafRange.upperBound - address)
         switch translation.linkProtocol {
         case .localVRAM:
             buffer.copyMemory(from: vram(translation.address, count), byteCount: Int(count))
             return .done(.moved(count), lookUp(translation, bytes: count, write: false))
-        case .system, .pciePeerToPeer, .fabric:
+        case .system:
             return .system(SystemAccess(translation: translation, address: address, length: count, buffer: buffer, write: false))
+        case .pciePeerToPeer, .fabric:
+            throw .ioError  // bind maps no peer memory yet
         }
     }
 
@@ -506,7 +508,7 @@ struct SimDeviceKernelRun {
     private mutating func write(
         _ address: UInt64, from buffer: UnsafeRawPointer, length: UInt64
     ) throws(PluginErrno) -> Step {
-        let attempt = device.pageTable.withTranslation(of: address) { translation -> Attempt in
+        let attempt = try device.pageTable.withTranslation(of: address) { (translation) throws(PluginErrno) -> Attempt in
             guard let translation, translation.writable else {
                 return .done(.fault(Fault(address: address, access: .write, hadTranslation: translation != nil)), nil)
             }
@@ -515,10 +517,12 @@ struct SimDeviceKernelRun {
             case .localVRAM:
                 vram(translation.address, count).copyMemory(from: buffer, byteCount: Int(count))
                 return .done(.moved(count), lookUp(translation, bytes: count, write: true))
-            case .system, .pciePeerToPeer, .fabric:
+            case .system:
                 return .system(SystemAccess(
                     translation: translation, address: address, length: count, buffer: UnsafeMutableRawPointer(mutating: buffer),
                     write: true))
+            case .pciePeerToPeer, .fabric:
+                throw .ioError  // bind maps no peer memory yet
             }
         }
         return try complete(attempt)
@@ -533,7 +537,6 @@ struct SimDeviceKernelRun {
             if let touch { count(touch) }
             return step
         case .system(let access):
-            guard access.translation.linkProtocol == .system else { throw .ioError }  // bind maps no peer memory yet
             let target = access.translation.address
             let copied = access.write
                 ? try SystemMemoryAccess.write(target, from: access.buffer, length: access.length)
