@@ -30,7 +30,7 @@ extension Migrator {
     /// faster than the handler served them, starving the faults behind them.
     func discardCPUPages(_ interval: AddressInterval) {
         while !moveOutOnce(interval) {
-            if mirror.mover.pageMap.populatedRuns(interval)?.isEmpty == true {
+            if mirror.mover.pageMap.holdsNoData(interval) == true {
                 trace.record("discarding CPU pages: none left in place", interval)
                 return
             }

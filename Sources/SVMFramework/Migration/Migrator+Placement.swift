@@ -93,8 +93,7 @@ extension Migrator {
                 // early never put a page there): nothing to place, and the copy would read
                 // a missing page of registered memory, which waits for the handler when it
                 // serves kernel-mode faults, while this migration holds the range.
-                let page = AddressInterval(start: source + done, end: source + done + 4096)
-                if mirror.mover.pageMap.populatedRuns(page)?.isEmpty == true {
+                if mirror.mover.pageMap.holdsNoData(AddressInterval(start: source + done, end: source + done + 4096)) == true {
                     done += 4096
                     continue
                 }

@@ -113,6 +113,6 @@ struct PageMover: Sendable {
     /// Whether the page at `address` holds data now (when unknown: no, so that the move
     /// goes on and makes progress).
     private func holdsData(_ address: UInt64) -> Bool {
-        pageMap.populatedRuns(AddressInterval(start: address, end: address + 4096))?.isEmpty == false
+        pageMap.holdsNoData(AddressInterval(start: address, end: address + 4096)) == false
     }
 }

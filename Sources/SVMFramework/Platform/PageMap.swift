@@ -43,6 +43,12 @@ final class PageMap: Sendable {
         }
     }
 
+    /// Whether no page of `interval` holds data (all holes); `nil` when the pagemap cannot
+    /// be read, which each caller decides how to take.
+    func holdsNoData(_ interval: AddressInterval) -> Bool? {
+        populatedRuns(interval).map(\.isEmpty)
+    }
+
     /// The runs of pages of `interval` that hold no data (holes), in order; `nil` when the
     /// pagemap cannot be read.
     func holes(_ interval: AddressInterval) -> [AddressInterval]? {
