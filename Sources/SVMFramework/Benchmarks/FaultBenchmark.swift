@@ -209,11 +209,7 @@ public struct FaultBenchmark: Sendable {
         return values.sorted()[values.count / 2]
     }
 
-    static func now() -> Int {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return time.tv_sec * 1_000_000_000 + time.tv_nsec
-    }
+    static func now() -> Int { Int(monotonicNanoseconds()) }
 }
 
 public struct BenchmarkError: Error, CustomStringConvertible {

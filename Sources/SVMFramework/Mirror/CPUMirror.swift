@@ -269,10 +269,3 @@ final class CPUMirror: @unchecked Sendable {
         }
     }
 }
-
-/// `CLOCK_MONOTONIC` in nanoseconds, the clock of ``CPUMirror/handlerWork``.
-func monotonicNanoseconds() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-}

@@ -29,10 +29,8 @@ public final class SVMTrace: Sendable {
     /// Records a step on `interval`; `step` is evaluated only when tracing is on.
     func record(_ step: @autoclosure () -> String, _ interval: AddressInterval) {
         guard enabled.load(ordering: .relaxed) else { return }
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
         let entry = Entry(
-            time: UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec), thread: svm_thread_id(), step: step(),
+            time: UInt64(monotonicNanoseconds()), thread: svm_thread_id(), step: step(),
             interval: interval)
         entries.withLock { $0.append(entry) }
     }
