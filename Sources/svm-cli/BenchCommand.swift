@@ -39,10 +39,7 @@ struct BenchCommand: ParsableCommand {
         }
 
         func run() throws {
-            let host = try plugins.makeHost()
-            guard host.plugin(named: device) != nil else {
-                throw CLIFailure("no device plugin named '\(device)' is loaded (see `svm-cli plugins list`)")
-            }
+            let host = try plugins.makeHost(withDevicePlugin: device)
             let report: ForkBenchmark.Report
             do {
                 report = try ForkBenchmark(repetitions: repetitions).run(host: host, plugin: device)
@@ -127,10 +124,7 @@ struct BenchCommand: ParsableCommand {
         }
 
         func run() throws {
-            let host = try plugins.makeHost()
-            guard host.plugin(named: device) != nil else {
-                throw CLIFailure("no device plugin named '\(device)' is loaded (see `svm-cli plugins list`)")
-            }
+            let host = try plugins.makeHost(withDevicePlugin: device)
             var benchmark = FaultBenchmark(iterations: iterations, comparisonRepetitions: comparisons)
             benchmark.chunkSizes = try chunkSizes()
             let report: FaultBenchmark.Report

@@ -71,6 +71,17 @@ struct PluginOptionsGroup: ParsableArguments {
         }
         return host
     }
+
+    /// ``makeHost(defaults:)`` for a command that runs on the device plugin `device`.
+    ///
+    /// - Throws: ``CLIFailure`` when no plugin of that name loaded.
+    func makeHost(withDevicePlugin device: String) throws -> PluginHost {
+        let host = try makeHost()
+        guard host.plugin(named: device) != nil else {
+            throw CLIFailure("no device plugin named '\(device)' is loaded (see `svm-cli plugins list`)")
+        }
+        return host
+    }
 }
 
 enum StandardError {
