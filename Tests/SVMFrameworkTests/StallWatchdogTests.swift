@@ -33,11 +33,7 @@ import Testing
         let waited = waiterStart.duration(to: .now)
         #expect(waited < .milliseconds(1500), "the waiting fault gave up after \(waited), not when the migration ended")
         // The report comes within 1.25 fault timeouts of the stall (and a look's slack).
-        var report: StallReport?
-        while report == nil && started.duration(to: .now) < .seconds(2) {
-            report = f.context.stallReports.first
-            usleep(20_000)
-        }
+        let report = Self.firstReport(of: f, within: .seconds(2), since: started) { _ in true }
         let seenAfter = started.duration(to: .now)
         #expect(report != nil && seenAfter < .seconds(2), "no stall report \(seenAfter) into a 2.5 s stall")
         if let report {
@@ -84,11 +80,7 @@ import Testing
         let waited = waiterStart.duration(to: .now)
         #expect(waited < .milliseconds(1500), "the device fault gave up after \(waited), not at its timeout")
         // Both are stuck, and both are reported: the migration home and the handler in it.
-        var report: StallReport?
-        while report == nil && started.duration(to: .now) < .seconds(2) {
-            report = f.context.stallReports.first { $0.what.contains("the CPU fault handler") }
-            usleep(20_000)
-        }
+        let report = Self.firstReport(of: f, within: .seconds(2), since: started) { $0.what.contains("the CPU fault handler") }
         #expect(report != nil, "no handler report \(started.duration(to: .now)) into a 2.5 s stall: \(f.context.stallReports)")
         #expect(f.context.stallReports.contains { $0.what.contains("to system memory") })
         if let report {
@@ -100,6 +92,17 @@ import Testing
         #expect(seen.load(ordering: .acquiring) == Int(MappedBuffer.pattern(100, seed: 43)))
         #expect(buffer.mismatches(seed: 43) == 0)
         #expect(f.count("stallsReported") >= 1)
+    }
+
+    /// The first report that `matches`, looked for until `limit` after `started`.
+    static func firstReport(
+        of f: SimDeviceFixture, within limit: Duration, since started: ContinuousClock.Instant, _ matches: (StallReport) -> Bool
+    ) -> StallReport? {
+        while started.duration(to: .now) < limit {
+            if let report = f.context.stallReports.first(where: matches) { return report }
+            usleep(20_000)
+        }
+        return f.context.stallReports.first(where: matches)
     }
 
     /// Nothing stalls in an ordinary run: no report.
