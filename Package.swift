@@ -44,6 +44,7 @@ let package = Package(
             name: "SVMFramework",
             dependencies: [
                 "CSVMPluginABI", "CSVMPlatform", "CSVMInterpose", "SVMPluginKit",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]),

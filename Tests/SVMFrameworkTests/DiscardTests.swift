@@ -27,7 +27,7 @@ import Testing
         // refuses every move with EAGAIN, as it does until a discarding thread runs again.
         let reading = Atomic<Int>(0)
         let blocker = TestThread {
-            mirror.log.withChanges(since: 0) { _ in
+            mirror.log.withChanges(since: 0, affecting: AddressInterval(start: buffer.address, end: buffer.address + UInt64(buffer.size))) { _ in
                 reading.store(1, ordering: .releasing)
                 while reading.load(ordering: .acquiring) == 1 { usleep(1000) }
             }
@@ -51,5 +51,30 @@ import Testing
         discarder.join()
         #expect(buffer.bytes[0] == 0 && buffer.bytes[(64 << 10) - 1] == 0)
         #expect(buffer.bytes[64 << 10] == 0x5a, "bytes after the discard stay")
+    }
+
+    /// A migration putting data back follows only the logged changes that can apply to its
+    /// range: the same destinations for every page of it as with the whole log, in logs of
+    /// random discards and remaps that cross the range, carry it away and back.
+    @Test(arguments: 1...20 as ClosedRange<UInt64>)
+    func relevantChangesGiveTheSameDestinations(seed: UInt64) {
+        var random = SeededRandom(seed: seed)
+        let page: UInt64 = 4096
+        let range = AddressInterval(start: 64 * page, end: 80 * page)
+        // Addresses in 256 pages, so that changes often miss the range and remaps return.
+        func interval(maxPages: UInt64) -> AddressInterval {
+            let start = UInt64.random(in: 0..<256, using: &random) * page
+            return AddressInterval(start: start, end: start + UInt64.random(in: 1...maxPages, using: &random) * page)
+        }
+        let log: [AddressSpaceChange] = (0..<200).map { _ in
+            if Bool.random(using: &random) { return .discarded(interval(maxPages: 2)) }
+            let from = interval(maxPages: 24)
+            return .remapped(from: from.start, to: UInt64.random(in: 0..<256, using: &random) * page, length: from.size)
+        }
+        let relevant = log.relevant(to: range)
+        #expect(relevant.count < log.count)
+        for address in stride(from: range.start, to: range.end, by: Int(page)) {
+            #expect(relevant.destination(of: address) == log.destination(of: address), "page at \(address)")
+        }
     }
 }

@@ -95,6 +95,10 @@ import Testing
                 while !stop.load(ordering: .relaxed) {
                     madvise(UnsafeMutableRawPointer(bitPattern: base + UInt(page % 512) * 4096), 4096, MADV_DONTNEED)
                     page += 7
+                    // A pause, as any program's work between discards is: a thread that
+                    // only discards keeps a change pending nearly all the time, and
+                    // userfaultfd refuses every fill meanwhile (see TheCPUMirror, "Limits").
+                    usleep(10)
                 }
             }
             var wrong = 0

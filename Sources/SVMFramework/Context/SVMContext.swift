@@ -347,7 +347,10 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
                 let migrated = migrator?.migrateToSystem(range, cause: .cpuFault) { statistics.cpuFaultMigrations.count() }
                 return migrated == true ? .resolved : .deferred
             case .retry:
-                mirror.letMappingChangeProceed()
+                // Tried again after the next event is handled, not in a loop here: the
+                // kernel refuses the fill while any change waits for its event to be read,
+                // until the changing thread has woken from that wait.
+                guard mirror.letMappingChangeProceed(deferrable: true) else { return .deferred }
             }
         }
 

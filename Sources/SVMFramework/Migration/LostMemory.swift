@@ -27,9 +27,7 @@ public final class LostMemory: Sendable {
     /// The lost parts of `interval`, in address order.
     public func parts(of interval: AddressInterval) -> [AddressInterval] {
         intervals.withLock { tree in
-            tree.overlapping(interval).map { piece, _ in
-                AddressInterval(start: max(piece.start, interval.start), end: min(piece.end, interval.end))
-            }
+            tree.overlapping(interval).compactMap { piece, _ in piece.intersection(interval) }
         }
     }
 

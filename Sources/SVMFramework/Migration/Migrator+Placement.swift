@@ -28,7 +28,7 @@ extension Migrator {
         var vacated = true
         var offset: UInt64 = 0
         while offset < bytes {
-            let placed = mirror.log.withChanges(since: departure) { changes -> Placement in
+            let placed = mirror.log.withChanges(since: departure, affecting: range.interval) { changes -> Placement in
                 // The longest run of pages whose destinations are contiguous.
                 let first = range.interval.start + offset
                 let destination = changes.destination(of: first)

@@ -39,8 +39,13 @@ final class AddressSpaceLog: Sendable {
     /// a page put back either lands before the change (which then applies to it) or its
     /// move fails with `EAGAIN` while the event waits; `body` must return then, so that the
     /// event can be read, and be called again with the longer list.
-    func withChanges<T>(since position: Int, _ body: ([AddressSpaceChange]) -> T) -> T {
-        reading.withReadLock { body(changes(since: position)) }
+    ///
+    /// Only the changes that can apply to data of `interval` (see
+    /// ``AddressSpaceChange/relevant(to:)``): a thread discarding other memory without pause
+    /// logs thousands of changes during one migration, and following each of them for each
+    /// page made putting 64 KiB back take minutes.
+    func withChanges<T>(since position: Int, affecting interval: AddressInterval, _ body: ([AddressSpaceChange]) -> T) -> T {
+        reading.withReadLock { body(changes(since: position).relevant(to: interval)) }
     }
 
     /// Runs `body` with the discards read but not handled yet, reading no event until it
@@ -112,5 +117,25 @@ extension AddressSpaceChange {
         case .discarded(let gone): gone.overlaps(interval)
         case .remapped(let from, _, let length): AddressInterval(start: from, end: from + length).overlaps(interval)
         }
+    }
+}
+
+extension [AddressSpaceChange] {
+    /// The changes that can move or drop a byte of `interval`, in order: those touching the
+    /// interval or a place a remap before them carried part of it to. Every other change
+    /// leaves each such byte where it is (``destination(of:)`` is the same without them).
+    func relevant(to interval: AddressInterval) -> [AddressSpaceChange] {
+        var places = [interval]
+        var kept: [AddressSpaceChange] = []
+        for change in self where places.contains(where: change.affects) {
+            kept.append(change)
+            guard case .remapped(let from, let to, let length) = change else { continue }
+            let source = AddressInterval(start: from, end: from + length)
+            for place in places {
+                guard let moved = place.intersection(source) else { continue }
+                places.append(AddressInterval(start: to + (moved.start - from), end: to + (moved.end - from)))
+            }
+        }
+        return kept
     }
 }

@@ -1,4 +1,5 @@
 import CSVMPlatform
+import DequeModule
 import Glibc
 import Synchronization
 
@@ -52,10 +53,16 @@ final class CPUMirror: @unchecked Sendable {
     /// Set once by ``start(client:)``, before the handler thread runs; read-only after.
     private weak var client: (any CPUMirrorClient)?
     private let stopping = Atomic<Bool>(false)
-    /// True while the handler handles events it has read.
-    private let busy = Atomic<Bool>(false)
-    /// Signalled when ``busy`` is lowered, for ``waitUntilEventsHandled(deadline:)``.
-    private let idle = ChangeSignal()
+    /// Read attempts of the event queue started so far, each a ticket: taken before the
+    /// `read` that lets an munmap/mremap/madvise caller go on, so that caller, once its call
+    /// returns, waits for at least this ticket (see ``waitUntilEventsHandled(deadline:)``).
+    /// Written by the handler thread only.
+    private let readsStarted = Atomic<UInt64>(0)
+    /// Every read attempt up to this ticket has been handled (its event dispatched, or it
+    /// found none). Written by the handler thread only; it never decreases.
+    private let handledThrough = Atomic<UInt64>(0)
+    /// Signalled when ``handledThrough`` grows, for ``waitUntilEventsHandled(deadline:)``.
+    private let handled = ChangeSignal()
     /// Signalled when the handler has read an event, for threads waiting for an address
     /// space change to proceed (``letMappingChangeProceed()``).
     private let eventRead = ChangeSignal()
@@ -71,7 +78,10 @@ final class CPUMirror: @unchecked Sendable {
     private let stopped = Mutex(false)
     // Handler-thread state: events read ahead while resolving, and faults waiting for a
     // migration to finish. Only the handler thread touches them.
-    private var backlog: [UserFaultFDEvent] = []
+    private var backlog: Deque<(event: UserFaultFDEvent, ticket: UInt64)> = []
+    /// Whether the handler is dispatching an event: a read meanwhile that finds none does not
+    /// mean every earlier read is handled.
+    private var dispatching = false
     private var deferredFaults: [(address: UInt64, write: Bool)] = []
 
     /// The events the mirror needs: its MMU notifiers. `UFFDIO_MOVE` is what migration needs.
@@ -125,21 +135,32 @@ final class CPUMirror: @unchecked Sendable {
     /// remove or remap event is queued, and its thread waits until the event is read. On the
     /// handler thread this reads the next queued event into the backlog (handled next); on any
     /// other thread it gives the handler a moment.
-    func letMappingChangeProceed() {
+    ///
+    /// `deferrable`: the caller can give up and be tried again later (a CPU fault). Then, on
+    /// the handler thread, no event is read once ``readAheadLimit`` are waiting in the
+    /// backlog, and the result is false: give up. A thread discarding page after page queues
+    /// its next change as soon as the last is read, so a fault retrying its zero fill kept
+    /// reading, and the backlog grew to 80,000 events, which a device's kernel-mode fault
+    /// then waited behind. Work that must finish (putting data back) always reads: nothing
+    /// else lets the change proceed.
+    @discardableResult
+    func letMappingChangeProceed(deferrable: Bool = false) -> Bool {
         if isHandlerThread {
-            // Raised before the read (see handleEvents); events read are handled by the
-            // handler's loop before it waits again, which lowers it.
-            // One event, not every queued one: the thread it lets go on may queue its next
-            // change at once (a loop of discards), and reading all of them each time made the
-            // backlog grow faster than it drained, starving the faults read after it.
-            let wasBusy = busy.exchange(true, ordering: .sequentiallyConsistent)
-            if let event = readEvent() { backlog.append(event) }
-            if backlog.isEmpty && !wasBusy { lowerBusy() }
+            if deferrable && backlog.count >= Self.readAheadLimit { return false }
+            // Events read here are handled by the handler's loop before it waits again.
+            // One event, not every queued one: reading all of them each time made the
+            // backlog grow faster than it drained.
+            if let read = readEvent() { backlog.append(read) } else { markHandled() }
         } else {
             // The handler reads the event that holds the change: wait for that, briefly.
             eventRead.wait(whileAt: eventRead.generation, timeout: Self.eventReadWait)
         }
+        return true
     }
+
+    /// Events a deferrable retry may read ahead of the handler's loop: one, so that each
+    /// event the loop handles lets a deferred fault try once more right after a read.
+    private static let readAheadLimit = 1
 
     // MARK: handler thread
 
@@ -165,28 +186,38 @@ final class CPUMirror: @unchecked Sendable {
 
     /// Handles the events read ahead, then every queued one, in the order they were read.
     private func handleEvents() {
-        // Raised before the read that lets an munmap/mremap/madvise caller go on, lowered
-        // once its event is handled: a device fault or kernel launch that follows waits for
-        // it (see waitUntilEventsHandled).
-        busy.store(true, ordering: .sequentiallyConsistent)
         while true {
-            if !backlog.isEmpty {
-                dispatch(backlog.removeFirst())
-            } else if let event = readEvent() {
-                dispatch(event)
+            if let next = backlog.popFirst() {
+                dispatchCounted(next.event)
+            } else if let read = readEvent() {
+                dispatchCounted(read.event)
             } else {
+                markHandled()
                 break
             }
             // A stream of events (a thread discarding page after page) could keep this loop
             // going for ever: faults waiting for a migration get their turn in between.
             retryDeferredFaults()
         }
-        lowerBusy()
     }
 
-    private func lowerBusy() {
-        busy.store(false, ordering: .sequentiallyConsistent)
-        idle.signal()
+    /// Dispatches an event, then advances ``handledThrough``: events are dispatched in the
+    /// order they were read, so every ticket before the first one still in the backlog is
+    /// handled.
+    private func dispatchCounted(_ event: UserFaultFDEvent) {
+        dispatching = true
+        dispatch(event)
+        dispatching = false
+        markHandled()
+    }
+
+    /// Advances ``handledThrough`` as far as the handler's state allows (handler thread).
+    private func markHandled() {
+        guard !dispatching else { return }
+        let through = backlog.first.map { $0.ticket - 1 } ?? readsStarted.load(ordering: .relaxed)
+        guard through > handledThrough.load(ordering: .relaxed) else { return }
+        handledThrough.store(through, ordering: .sequentiallyConsistent)
+        handled.signal()
     }
 
     /// Waits until the events read so far are handled. A device fault and a kernel launch
@@ -194,16 +225,21 @@ final class CPUMirror: @unchecked Sendable {
     /// the call return, before the handler has invalidated device mappings of it and moved
     /// device-resident data to its new place. (The kernel lets the caller go on when the
     /// event is read, not when it is handled, as an MMU notifier would.)
-    /// Returns false if the handler was still busy at `deadline` (it is stuck: the context's
-    /// watchdog reports it).
+    ///
+    /// Only the events read before the call: a thread that keeps changing the address space
+    /// keeps the handler busy for as long as it does, and a wait for an idle handler made
+    /// device faults wait as long.
+    /// Returns false if they were still not handled at `deadline` (the handler is stuck: the
+    /// context's watchdog reports it).
     @discardableResult
     func waitUntilEventsHandled(deadline: ContinuousClock.Instant) -> Bool {
         guard !isHandlerThread else { return true }
+        let target = readsStarted.load(ordering: .sequentiallyConsistent)
         while true {
-            let generation = idle.generation
-            guard busy.load(ordering: .sequentiallyConsistent) else { return true }
+            let generation = handled.generation
+            guard handledThrough.load(ordering: .sequentiallyConsistent) < target else { return true }
             guard ContinuousClock.now < deadline else { return false }
-            idle.wait(whileAt: generation, timeout: Self.handledWait)
+            handled.wait(whileAt: generation, timeout: Self.handledWait)
         }
     }
 
@@ -225,12 +261,14 @@ final class CPUMirror: @unchecked Sendable {
     /// Reads the next event, if one is queued, and logs the address-space change it
     /// announces, in one step (see ``AddressSpaceLog/withChanges(since:_:)``): from the read
     /// on the kernel makes the change, and migrations in flight must follow it.
-    private func readEvent() -> UserFaultFDEvent? {
-        log.recording {
+    private func readEvent() -> (event: UserFaultFDEvent, ticket: UInt64)? {
+        // The ticket is taken before the read: its caller may return at once after it.
+        let ticket = readsStarted.add(1, ordering: .sequentiallyConsistent).newValue
+        return log.recording {
             guard let event = try? faults.readEvent() else { return nil }
             logChange(event)
             eventRead.signal()
-            return event
+            return (event, ticket)
         }
     }
 

@@ -17,6 +17,11 @@ public struct AddressInterval: Hashable, Sendable, CustomStringConvertible {
 
     public func overlaps(_ other: AddressInterval) -> Bool { start < other.end && other.start < end }
 
+    /// The bytes in both intervals, or `nil` when they do not overlap.
+    public func intersection(_ other: AddressInterval) -> AddressInterval? {
+        overlaps(other) ? AddressInterval(start: max(start, other.start), end: min(end, other.end)) : nil
+    }
+
     /// The parts of this interval outside every one of `others` (in any order, overlapping
     /// or not), in address order.
     public func subtracting(_ others: [AddressInterval]) -> [AddressInterval] {
