@@ -21,6 +21,21 @@ extension ABIStruct {
         return Int(struct_size) >= offset + MemoryLayout<Member>.size
     }
 
+    /// A host-side copy of the struct another side owns at `pointer`: only the owner's
+    /// `struct_size` bytes are read (at most this build's size of the struct), the rest
+    /// stays zero, and `struct_size` stays the owner's, so ``has(_:)`` still answers for the
+    /// owner. A table a plugin declares small and ends at a page boundary is never read past.
+    public static func copy(from pointer: UnsafePointer<Self>) -> Self {
+        let ownerSize = UnsafeRawPointer(pointer).loadUnaligned(as: UInt32.self)
+        var value = Self()
+        let count = max(MemoryLayout<UInt32>.size, min(Int(ownerSize), MemoryLayout<Self>.size))
+        withUnsafeMutableBytes(of: &value) { bytes in
+            bytes.baseAddress!.copyMemory(from: UnsafeRawPointer(pointer), byteCount: count)
+        }
+        value.struct_size = ownerSize
+        return value
+    }
+
     /// Copies `self` into `destination` without writing past the `struct_size` the
     /// destination's owner set, and keeps that `struct_size`.
     public func copyPrefix(into destination: UnsafeMutablePointer<Self>) {
@@ -49,10 +64,10 @@ extension svm_kernel: ABIStruct {}
 extension svm_kernel_result: ABIStruct {}
 
 /// Reads a fixed `char[SVM_NAME_MAX]` member, stopping at the first NUL or at its end even
-/// when a plugin forgot the terminator.
+/// when a plugin forgot the terminator, with control characters escaped (``PluginText``).
 func abiName<Tuple>(_ tuple: Tuple) -> String {
     withUnsafeBytes(of: tuple) { bytes in
-        String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+        PluginText.sanitized(String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self), limit: bytes.count)
     }
 }
 

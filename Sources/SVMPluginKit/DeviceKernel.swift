@@ -112,8 +112,8 @@ public struct KernelResult: Sendable, Hashable {
         let status = raw.has(\.status) ? raw.status : 0
         stoppedBy = PluginErrno(status: status)
         faultAddress = raw.has(\.fault_address) ? raw.fault_address : 0
-        faults = raw.has(\.faults) ? raw.faults : 0
-        bytes = raw.has(\.bytes) ? raw.bytes : 0
+        faults = raw.has(\.faults) ? KernelActivity.bounded(raw.faults) : 0
+        bytes = raw.has(\.bytes) ? KernelActivity.bounded(raw.bytes) : 0
         activity = raw.has(\.busy_ns) ? KernelActivity(raw) : KernelActivity()
     }
 

@@ -24,15 +24,25 @@ public struct KernelActivity: Sendable, Hashable, Codable {
 
     public init() {}
 
+    /// The largest count a device may report for one kernel: 2^48 (281 TB, or 78 hours
+    /// of simulated time). A larger value, as a broken plugin may return (`UINT64_MAX`), is
+    /// taken as this, so that the host's sums over a run and its simulated clock, which
+    /// add such counts, stay far from overflowing.
+    public static let countLimit: UInt64 = 1 << 48
+
+    /// `value` cut to ``countLimit``.
+    static func bounded(_ value: UInt64) -> UInt64 { min(value, countLimit) }
+
     init(_ raw: svm_kernel_result) {
-        accesses = raw.accesses
-        tlbHits = raw.tlb_hits
-        tlbMisses = raw.tlb_misses
-        localBytes = raw.local_bytes
-        systemBytesRead = raw.system_bytes_read
-        systemBytesWritten = raw.system_bytes_written
-        faultBatches = raw.fault_batches
-        busyNanoseconds = raw.busy_ns
+        let bounded = Self.bounded
+        accesses = bounded(raw.accesses)
+        tlbHits = bounded(raw.tlb_hits)
+        tlbMisses = bounded(raw.tlb_misses)
+        localBytes = bounded(raw.local_bytes)
+        systemBytesRead = bounded(raw.system_bytes_read)
+        systemBytesWritten = bounded(raw.system_bytes_written)
+        faultBatches = bounded(raw.fault_batches)
+        busyNanoseconds = bounded(raw.busy_ns)
     }
 
     func write(into raw: inout svm_kernel_result) {

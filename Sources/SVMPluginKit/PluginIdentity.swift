@@ -46,6 +46,6 @@ public struct PluginIdentity: Sendable, Hashable {
             ("A"..."Z").contains($0) || ("a"..."z").contains($0) || ("0"..."9").contains($0)
                 || $0 == "_" || $0 == "-" || $0 == "."
         }
-        return allowed ? nil : "the plugin name '\(name)' has characters outside [A-Za-z0-9_.-]"
+        return allowed ? nil : "the plugin name '\(PluginText.sanitized(name, limit: Int(SVM_NAME_MAX)))' has characters outside [A-Za-z0-9_.-]"
     }
 }

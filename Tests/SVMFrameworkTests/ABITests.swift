@@ -1,4 +1,5 @@
 import Glibc
+import CSVMPlatform
 import CSVMPluginABI
 import SVMPluginKit
 import Testing
@@ -61,6 +62,34 @@ struct ABITests {
         #expect(reported.count == 1)
         #expect(PluginErrno.status { throw PluginOptionError(plugin: "P", key: "k", value: "v", expected: "e") } == -EINVAL)
     }
+
+    @Test("Any int32 status maps to an error; undocumented ones are named and taken as EIO", arguments: [
+        Int32.min, Int32.max, -12345, 1, -EPERM, -ENOSPC,
+    ])
+    func undocumentedStatuses(status: Int32) throws {
+        let error = try #require(PluginErrno(status: status))
+        #expect(error.undocumentedStatus == status)
+        #expect(error.code == EIO && error.status == -EIO)
+        #expect(error != .ioError, "an undocumented status is not a documented EIO")
+        #expect(error.description == "undocumented status \(status) (taken as EIO)")
+        #expect(PluginErrno(Int32.min).undocumentedStatus == Int32.min)
+        for documented in PluginErrno.documented.keys {
+            #expect(PluginErrno(status: -documented) == PluginErrno(documented))
+            #expect(PluginErrno(status: -documented)?.undocumentedStatus == nil)
+        }
+    }
+
+    @Test("Plugin text is bounded, one line and free of control characters")
+    func pluginText() {
+        #expect(PluginText.sanitized("a\nb\tc\u{1B}[2J\u{7F}\u{85}\u{202E}d", limit: 64) == "a\\nb\\tc\\u{1B}[2J\\u{7F}\\u{85}\\u{202E}d")
+        #expect(PluginText.sanitized("é ok", limit: 64) == "é ok")
+        #expect(PluginText.sanitized(String(repeating: "x", count: 2000), limit: 10) == "xxxxxxxxxx… (cut at 10 bytes)")
+        // A C string read no further than the limit, with or without its NUL there.
+        let bytes: [CChar] = Array("abcdef".utf8CString.dropLast().map { $0 })
+        bytes.withUnsafeBufferPointer { buffer in
+            #expect(PluginText.sanitized(buffer.baseAddress!, limit: 3) == "abc… (cut at 3 bytes)")
+        }
+    }
 }
 
 @Suite("Host services")
@@ -117,6 +146,43 @@ struct HostServicesTests {
         let seen = handler.seen.withLock { $0 }
         #expect(seen.count == 2)
         #expect(seen[0].0 == 3 && seen[0].1 == 0x7000 && seen[0].2 == [.write, .atomic])
+    }
+
+    @Test("A fault or reset reported from inside bind or zap is refused with EINVAL and logged, not served")
+    func servicesRefusedInsideBindAndZap() throws {
+        let log = LogCollector()
+        let services = makeServices(log: log)
+        let handler = RecordingFaultHandler()
+        services.faultHandler.withLock { $0 = handler }
+        let plugin = HostServices(services.table)
+        svm_thread_enter_plugin_call_without_host_services()
+        #expect(throws: PluginErrno.invalidArgument) { try plugin.reportDeviceFault(hostDevice: 3, address: 0x7000, access: .read) }
+        #expect(throws: PluginErrno.invalidArgument) { try plugin.reportDeviceReset(hostDevice: 3) }
+        svm_thread_leave_plugin_call_without_host_services()
+        #expect(handler.seen.withLock { $0 }.isEmpty)
+        #expect(log.all.map(\.message) == [
+            "report_device_fault called from inside bind or zap, which the ABI forbids: refused with EINVAL",
+            "report_device_reset called from inside bind or zap, which the ABI forbids: refused with EINVAL",
+        ])
+        // Outside them, served again.
+        try plugin.reportDeviceFault(hostDevice: 3, address: 0x7000, access: .read)
+        #expect(handler.seen.withLock { $0 }.count == 1)
+    }
+
+    @Test("Kernel counts a plugin reports are cut to 2^48, so that sums cannot overflow")
+    func kernelCountsBounded() {
+        var raw = svm_kernel_result.sized()
+        raw.busy_ns = .max
+        raw.accesses = .max
+        raw.system_bytes_read = .max
+        raw.bytes = .max
+        raw.tlb_hits = 7
+        let result = KernelResult(raw)
+        #expect(result.activity.busyNanoseconds == KernelActivity.countLimit)
+        #expect(result.activity.accesses == KernelActivity.countLimit)
+        #expect(result.activity.systemBytesRead == KernelActivity.countLimit)
+        #expect(result.bytes == KernelActivity.countLimit)
+        #expect(result.activity.tlbHits == 7)
     }
 
     @Test("Log lines carry the plugin's name and level; errors are kept for init failures")

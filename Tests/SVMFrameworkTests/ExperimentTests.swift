@@ -158,6 +158,26 @@ struct ExperimentTests {
         #expect(broken.devices[0].migrationsToDevice == 0 && broken.devices[0].remoteBytesWritten > 0)
     }
 
+    @Test("Injected zap failures: a zap failing once in a while is tried again and the run verifies; one that keeps failing takes the device out of service, never a stale mapping", arguments: WorkloadKind.allCases)
+    func zapFailures(workload: WorkloadKind) throws {
+        // 12 MiB through 8 MiB of device memory: evictions zap in every workload.
+        var configuration = configuration(workload, 12 << 20, deviceMemory: 8 << 20)
+        configuration.deviceOptions = ["fail-zap-every": "4"]
+        let report = try run(configuration)
+        #expect(report.verified, "\(report.verification)")
+
+        // Every zap fails: the first one takes the device out of service; the run stops
+        // with that reason instead of computing with translations the host took away.
+        configuration.deviceOptions = ["fail-zap-every": "1"]
+        do {
+            let broken = try run(configuration)
+            // A run whose only zaps came after its last kernel may finish: then it checks right.
+            #expect(broken.verification.wrong == 0, "\(broken.verification)")
+        } catch {
+            #expect("\(error)".contains("is out of service: its zap of"), "\(error)")
+        }
+    }
+
     @Test("Injected device reset after the last kernel: what device memory held is reported lost, the rest checks right")
     func resetAfterLastKernel() throws {
         // 12 MiB (six ranges) swept twice through 8 MiB of device memory: after the second

@@ -93,7 +93,7 @@ struct OptionalDeviceOpsTests {
                     descriptor.`init` = { _, _, _ in 0 }
                     descriptor.device_ops = device
                     descriptor.pagemap_ops = pagemap
-                    return PluginLoader.missingRequiredOp(descriptor, kind: .device)
+                    return PluginLoader.missingRequiredOp(PluginTables(descriptor), kind: .device)
                 }
             }
         }
@@ -136,15 +136,13 @@ struct OptionalDeviceOpsTests {
         pagemap.copy_to_devmem = { _, _, _, _ in opCalls.add(1, ordering: .relaxed); return 0 }
         pagemap.copy_to_ram = { _, _, _, _ in opCalls.add(1, ordering: .relaxed); return 0 }
 
-        let descriptor = UnsafeMutablePointer<svm_plugin_descriptor>.allocate(capacity: 1)
-        descriptor.initialize(to: .sized())
-        defer { descriptor.deallocate() }
+        // Through the host's copies, as the loader makes them.
         func open(_ ops: svm_device_ops, _ pagemap: svm_pagemap_ops, _ body: (LoadedOpenDevice) throws -> Void) rethrows {
             try withUnsafePointer(to: ops) { ops in
                 try withUnsafePointer(to: pagemap) { pagemap in
                     let device = LoadedOpenDevice(
-                        ops: ops, pagemapOps: pagemap, context: nil,
-                        plugin: PluginLifetime(descriptor: descriptor, context: nil))
+                        ops: .copy(from: ops), pagemapOps: .copy(from: pagemap), context: nil,
+                        plugin: PluginLifetime(fini: nil, context: nil))
                     defer { device.close() }
                     try body(device)
                 }

@@ -117,7 +117,7 @@ struct PluginHostTests {
             Issue.record("libtext.so: \(String(describing: reasons[folder.file("libtext.so")]))")
             return
         }
-        #expect(message.contains("libtext.so"))
+        #expect(message == "16 bytes: too short for an ELF header")
         guard case .notFound? = reasons[folder.path + "/missing-folder"] else {
             Issue.record("missing folder not reported")
             return
@@ -152,6 +152,19 @@ struct PluginHostTests {
         #expect(host.plugin(named: "XeDevice") != nil)
         #expect(host.failures.map(\.reason) == [
             .initFailed(.invalidArgument, detail: "option SimDevice.memory=3x is invalid: expected a multiple of 2 MiB, e.g. 512M or 4G")
+        ])
+    }
+
+    @Test("SimDevice's timing options outside their range are refused, naming it", arguments: [
+        ("clock", "1e-300", "a number of GHz from 0.001 to 1000.0"),
+        ("clock", "inf", "a number of GHz from 0.001 to 1000.0"),
+        ("memory-bandwidth", "1e300", "a number of GB/s from 0.001 to 1000000.0"),
+    ])
+    func timingOptionsOutOfRange(key: String, value: String, expected: String) {
+        let host = makeHost(options: ["SimDevice": [key: value]])
+        #expect(host.plugin(named: "SimDevice") == nil)
+        #expect(host.failures.map(\.reason) == [
+            .initFailed(.invalidArgument, detail: "option SimDevice.\(key)=\(value) is invalid: expected \(expected)")
         ])
     }
 

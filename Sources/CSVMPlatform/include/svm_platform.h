@@ -18,4 +18,16 @@ void *svm_dl_open(const char *path, char *error, size_t error_size);
 /* dlsym(handle, symbol), NULL when absent. */
 void *svm_dl_symbol(void *handle, const char *symbol);
 
+/* Whether address is the start of a function symbol (STT_FUNC or STT_GNU_IFUNC) of a loaded
+ * object, by its ELF symbol entry (dladdr1): an entry symbol that is data must not be
+ * called. */
+int svm_dl_is_function(void *address);
+
+/* Checks, without mapping it, that path can be given to dlopen: a regular file, readable,
+ * an ELF shared object of this machine's class, byte order and architecture, whose program
+ * headers and loadable segments lie inside the file (a truncated copy is refused: mapping it
+ * crashes the dynamic loader with SIGBUS). Opened with O_NONBLOCK, so a FIFO is refused, not
+ * waited on. Returns 0, or -1 with a one-line reason in error. */
+int svm_dl_check_file(const char *path, char *error, size_t error_size);
+
 #endif

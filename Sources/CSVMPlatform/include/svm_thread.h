@@ -5,4 +5,12 @@
 /* gettid(2): the id the kernel, /proc and gdb show for the calling thread. */
 int svm_thread_id(void);
 
+/* A count, per thread, of calls into a plugin that the ABI forbids to call host services
+ * (bind and zap, made under the host's notifier lock): entered before such a call, left
+ * after it. While it is positive the host's services refuse instead of taking locks the
+ * thread already holds. */
+void svm_thread_enter_plugin_call_without_host_services(void);
+void svm_thread_leave_plugin_call_without_host_services(void);
+int svm_thread_in_plugin_call_without_host_services(void);
+
 #endif

@@ -49,6 +49,9 @@ extern "C" {
 /* Length of the fixed name buffers in output structs, terminating NUL included. */
 #define SVM_NAME_MAX 64
 
+/* The most devices one plugin may expose (device_count); the host refuses a larger count. */
+#define SVM_MAX_DEVICES 256
+
 /* True when the struct at ptr, whose owner set struct_size, contains member. */
 #define SVM_ABI_HAS(ptr, type, member) \
     ((ptr)->struct_size >= offsetof(type, member) + sizeof(((type *)0)->member))
@@ -220,7 +223,8 @@ struct svm_device_ops {
     uint32_t struct_size;
     uint32_t reserved;
 
-    /* [required] How many devices this plugin exposes. Host thread, no host lock. */
+    /* [required] How many devices this plugin exposes, at most SVM_MAX_DEVICES. Host
+     * thread, no host lock. */
     svm_status (*device_count)(void *plugin_ctx, uint32_t *count);
 
     /* [required] Describe device index (< count). Host thread, no host lock. -ENODEV for a

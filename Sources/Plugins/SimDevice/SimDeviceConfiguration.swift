@@ -13,6 +13,9 @@ struct SimDeviceConfiguration: Sendable {
     /// copy to or from device memory with `EIO` (0: never).
     var failAllocationEvery = 0
     var failCopyEvery = 0
+    /// Fault injection: every Nth zap fails with `EIO` and leaves the translations in place
+    /// (0: never).
+    var failZapEvery = 0
     /// Fault injection: the device resets once, after its Nth kernel (0: never), losing
     /// the contents of its memory.
     var resetAfterKernel = 0
@@ -48,21 +51,27 @@ struct SimDeviceConfiguration: Sendable {
             }
             return value
         }
-        func positive(_ key: String, unit: String) throws -> Double? {
+        func positive(_ key: String, unit: String, _ limits: ClosedRange<Double>) throws -> Double? {
             guard let text = options(key) else { return nil }
-            guard let value = Double(text), value.isFinite, value > 0 else {
-                throw PluginOptionError(plugin: "SimDevice", key: key, value: text, expected: "a positive number of \(unit)")
+            guard let value = Double(text), value.isFinite, limits.contains(value) else {
+                throw PluginOptionError(
+                    plugin: "SimDevice", key: key, value: text,
+                    expected: "a number of \(unit) from \(limits.lowerBound) to \(limits.upperBound)")
             }
             return value
         }
         if let units = try integer("execution-units", 1...4096) { timing.executionUnits = units }
-        if let gigahertz = try positive("clock", unit: "GHz") { timing.issueNanoseconds = 1 / gigahertz }
-        if let gigabytes = try positive("memory-bandwidth", unit: "GB/s") { timing.memoryBytesPerSecond = gigabytes * 1e9 }
+        // Bounds far outside any real device's, so that the simulated times stay in range.
+        if let gigahertz = try positive("clock", unit: "GHz", 0.001...1000) { timing.issueNanoseconds = 1 / gigahertz }
+        if let gigabytes = try positive("memory-bandwidth", unit: "GB/s", 0.001...1_000_000) {
+            timing.memoryBytesPerSecond = gigabytes * 1e9
+        }
         if let entries = try integer("tlb-entries", 1...1 << 20) { timing.tlbEntries = entries }
         if let walk = try integer("walk-ns", 0...1_000_000) { timing.walkNanoseconds = UInt64(walk) }
         if let batch = try integer("fault-batch", 1...65536) { timing.faultBatch = batch }
         if let every = try integer("fail-alloc-every", 0...1 << 30) { failAllocationEvery = every }
         if let every = try integer("fail-copy-every", 0...1 << 30) { failCopyEvery = every }
+        if let every = try integer("fail-zap-every", 0...1 << 30) { failZapEvery = every }
         if let kernel = try integer("reset-after-kernel", 0...1 << 30) { resetAfterKernel = kernel }
         if let text = options("zero-copy") {
             switch text {

@@ -18,9 +18,11 @@ final class SimDeviceInstance: OpenDevice {
     /// Set once by `close`; the ABI calls nothing afterwards, so this only makes a second
     /// close harmless.
     private let closed = Atomic<Bool>(false)
-    /// Calls so far, for fault injection (`fail-alloc-every`, `fail-copy-every`).
+    /// Calls so far, for fault injection (`fail-alloc-every`, `fail-copy-every`,
+    /// `fail-zap-every`).
     private let allocations = Atomic<Int>(0)
     private let copies = Atomic<Int>(0)
+    private let zaps = Atomic<Int>(0)
     /// Kernels run so far, for `reset-after-kernel`.
     private let kernels = Atomic<Int>(0)
     /// Kernels run under it shared, a reset exclusively: no kernel reads device memory
@@ -120,6 +122,10 @@ final class SimDeviceInstance: OpenDevice {
 
     func zap(address: UInt64, size: UInt64) throws {
         guard size <= UInt64.max - address else { throw PluginErrno.invalidArgument }
+        if Self.injects(configuration.failZapEvery, zaps) {
+            host.log(.debug, "zap(0x\(String(address, radix: 16)), \(size)): injected failure (EIO), translations kept")
+            throw PluginErrno.ioError
+        }
         pageTable.zap(address ..< address + size)
         tlb.invalidate(address ..< address + size)
     }

@@ -28,6 +28,9 @@ struct SimDeviceTiming: Sendable, Hashable {
         let issue = Double(activity.accesses) * issueNanoseconds / Double(executionUnits)
         let memory = Double(activity.localBytes) * 1e9 / memoryBytesPerSecond
         let walks = Double(activity.tlbMisses) * Double(walkNanoseconds)
-        return UInt64((max(issue, memory) + walks).rounded(.up))
+        let total = (max(issue, memory) + walks).rounded(.up)
+        // Bounded as the host bounds every count (and a Double past UInt64 would trap).
+        let limit = Double(KernelActivity.countLimit)
+        return total.isFinite && total < limit ? UInt64(total) : KernelActivity.countLimit
     }
 }

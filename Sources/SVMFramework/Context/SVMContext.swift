@@ -293,6 +293,8 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         statistics.deviceFaults.count()
         activity.record(.deviceFault(deviceID: hostDevice, address: address, access: access, batch: batch))
         guard let device = devices.withLock({ $0.byID[hostDevice] }) else { throw PluginErrno.noDevice }
+        // Its translations can no longer be trusted (see SVMDevice.zap): map nothing more.
+        guard device.outOfServiceReason == nil else { throw PluginErrno.ioError }
         device.thrashing.begin(kernel: device.kernelNumber, batch: batch)
         let path = DeviceFaultPath(
             space: space, mirror: mirror, migrator: migrator, cpu: cpu, statistics: statistics, trace: trace,

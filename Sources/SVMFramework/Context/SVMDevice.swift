@@ -14,6 +14,8 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
     let thrashing = ThrashingGuard()
     /// Kernels launched through ``run(_:)``: tells one kernel's fault batches from the next's.
     private let kernelsLaunched = Atomic<UInt64>(0)
+    /// Why the device is out of service (see ``zap(_:)``); set once, never cleared.
+    private let outOfService = Mutex<String?>(nil)
     /// Held by every call into the device from the framework's threads; see ``DeviceLifetime``.
     private let lifetime: DeviceLifetime
     /// Waits until the address-space changes the program has made are handled (see
@@ -55,9 +57,13 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
     /// the kernel: the launch waits until the mirror has invalidated the device mappings it
     /// touched (the kernel would see stale device mappings otherwise).
     public func run(_ kernel: DeviceKernel) throws -> KernelResult {
+        try checkInService()
         addressSpaceSettled()
         kernelsLaunched.add(1, ordering: .relaxed)
-        return try device.runKernel(kernel)
+        let result = try device.runKernel(kernel)
+        // Taken out of service while it ran: what it did may have used a stale translation.
+        try checkInService()
+        return result
     }
 
     /// Kernels launched so far: the number of the running (or last) one, 0 before any.
@@ -78,8 +84,40 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
 
     // MARK: SVMDeviceMapper
 
+    /// Takes the device's translations of `interval` away. A zap that fails (`EIO` is
+    /// documented) is tried again; one that keeps failing leaves translations the host can
+    /// no longer take back, so the device is taken out of service (``outOfServiceReason``):
+    /// no kernel runs on it any more, the kernel running meanwhile is reported failed, and
+    /// its faults are refused. Its memory's data stays reachable: migrations back use the
+    /// copy ops, not the page table. A device without a page table never bound anything.
     public func zap(_ interval: AddressInterval) {
-        // A device that cannot zap cannot have bound anything either.
-        _ = ifOpen { try? $0.zap(address: interval.start, size: interval.size) }
+        _ = ifOpen { device in
+            var failure: (any Error)?
+            for _ in 0..<Self.zapAttempts {
+                do {
+                    try device.zap(address: interval.start, size: interval.size)
+                    return
+                } catch {
+                    if error as? PluginErrno == .notSupported { return }
+                    failure = error
+                }
+            }
+            takeOutOfService("its zap of \(interval) failed \(Self.zapAttempts) times (\(failure.map { "\($0)" } ?? "?")), so it may still map memory the host took away")
+        }
+    }
+
+    /// Attempts of one zap before the device is taken out of service.
+    static let zapAttempts = 3
+
+    /// Why the device no longer runs kernels, or `nil` while it does.
+    public var outOfServiceReason: String? { outOfService.withLock { $0 } }
+
+    private func takeOutOfService(_ reason: String) {
+        outOfService.withLock { current in if current == nil { current = reason } }
+    }
+
+    /// Refuses the call when the device is out of service.
+    func checkInService() throws {
+        if let reason = outOfServiceReason { throw SVMDeviceOutOfService(device: name, reason: reason) }
     }
 }

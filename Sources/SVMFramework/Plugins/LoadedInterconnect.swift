@@ -3,26 +3,27 @@ import SVMPluginKit
 
 /// An interconnect plugin's C table seen through the Swift ``Interconnect`` protocol.
 final class LoadedInterconnect: Interconnect, @unchecked Sendable {
-    // Immutable: the plugin's static table, and the plugin kept alive while we exist.
-    private let ops: UnsafePointer<svm_interconnect_ops>
+    // Immutable: the host's copy of the plugin's table, and the plugin kept alive while we
+    // exist.
+    private let ops: svm_interconnect_ops
     private let lifetime: PluginLifetime
     private var context: UnsafeMutableRawPointer? { lifetime.context }
 
-    init(ops: UnsafePointer<svm_interconnect_ops>, lifetime: PluginLifetime) {
+    init(ops: svm_interconnect_ops, lifetime: PluginLifetime) {
         self.ops = ops
         self.lifetime = lifetime
     }
 
     func linkInfo() throws -> LinkInfo {
         var info = svm_link_info.sized()
-        try PluginErrno.check(ops.pointee.link_info!(context, &info))
+        try PluginErrno.check(ops.link_info!(context, &info))
         guard let link = LinkInfo(info) else { throw PluginErrno.invalidArgument }
         return link
     }
 
     func canConnect(_ a: DeviceInfo, _ b: DeviceInfo) throws -> Bool {
         // Optional op: absent means any two devices can be joined.
-        guard ops.pointee.has(\.can_connect), let canConnect = ops.pointee.can_connect else {
+        guard ops.has(\.can_connect), let canConnect = ops.can_connect else {
             return true
         }
         var rawA = a.raw

@@ -1,3 +1,4 @@
+import CSVMPlatform
 import CSVMPluginABI
 import SVMPluginKit
 import Synchronization
@@ -9,18 +10,18 @@ import Synchronization
 /// `PluginErrno.notSupported` (``freeDeviceMemory(offset:size:)`` does nothing). The loader
 /// has checked that `devmem_alloc` never comes without the three ops it needs.
 final class LoadedOpenDevice: OpenDevice, SVMCapableDevice, @unchecked Sendable {
-    // Immutable tables and context; `closed` guards against a second close_device and
+    // Immutable tables (the host's copies) and context; `closed` guards against a second close_device and
     // against ops after close.
-    private let ops: UnsafePointer<svm_device_ops>
-    private let pagemapOps: UnsafePointer<svm_pagemap_ops>
+    private let ops: svm_device_ops
+    private let pagemapOps: svm_pagemap_ops
     private let context: UnsafeMutableRawPointer?
     private let closed = Atomic<Bool>(false)
     /// Keeps the plugin from being finalised before this device is closed.
     private let plugin: PluginLifetime
 
     init(
-        ops: UnsafePointer<svm_device_ops>, pagemapOps: UnsafePointer<svm_pagemap_ops>,
-        context: UnsafeMutableRawPointer?, plugin: PluginLifetime
+        ops: svm_device_ops, pagemapOps: svm_pagemap_ops, context: UnsafeMutableRawPointer?,
+        plugin: PluginLifetime
     ) {
         self.ops = ops
         self.pagemapOps = pagemapOps
@@ -36,25 +37,25 @@ final class LoadedOpenDevice: OpenDevice, SVMCapableDevice, @unchecked Sendable 
 
     // The optional ops, nil when the table is too small for them or they are NULL.
     private var devmemAlloc: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeMutablePointer<UInt64>?) -> Int32)? {
-        pagemapOps.pointee.has(\.devmem_alloc) ? pagemapOps.pointee.devmem_alloc : nil
+        pagemapOps.has(\.devmem_alloc) ? pagemapOps.devmem_alloc : nil
     }
     private var devmemFree: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UInt64) -> Void)? {
-        pagemapOps.pointee.has(\.devmem_free) ? pagemapOps.pointee.devmem_free : nil
+        pagemapOps.has(\.devmem_free) ? pagemapOps.devmem_free : nil
     }
     private var copyToDevmem: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeRawPointer?, UInt64) -> Int32)? {
-        pagemapOps.pointee.has(\.copy_to_devmem) ? pagemapOps.pointee.copy_to_devmem : nil
+        pagemapOps.has(\.copy_to_devmem) ? pagemapOps.copy_to_devmem : nil
     }
     private var copyToRAM: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeMutableRawPointer?, UInt64) -> Int32)? {
-        pagemapOps.pointee.has(\.copy_to_ram) ? pagemapOps.pointee.copy_to_ram : nil
+        pagemapOps.has(\.copy_to_ram) ? pagemapOps.copy_to_ram : nil
     }
     private var bindOp: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UInt64, UnsafePointer<svm_bind_piece>?, UInt32, UInt32) -> Int32)? {
-        ops.pointee.has(\.bind) ? ops.pointee.bind : nil
+        ops.has(\.bind) ? ops.bind : nil
     }
     private var zapOp: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UInt64) -> Int32)? {
-        ops.pointee.has(\.zap) ? ops.pointee.zap : nil
+        ops.has(\.zap) ? ops.zap : nil
     }
     private var runKernelOp: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<svm_kernel>?, UnsafeMutablePointer<svm_kernel_result>?) -> Int32)? {
-        ops.pointee.has(\.run_kernel) ? ops.pointee.run_kernel : nil
+        ops.has(\.run_kernel) ? ops.run_kernel : nil
     }
 
     private var isOpen: Bool { !closed.load(ordering: .acquiring) }
@@ -64,13 +65,13 @@ final class LoadedOpenDevice: OpenDevice, SVMCapableDevice, @unchecked Sendable 
     func pagemapInfo() throws -> PagemapInfo {
         guard isOpen else { throw PluginErrno.noDevice }
         var info = svm_pagemap_info.sized()
-        try PluginErrno.check(pagemapOps.pointee.pagemap_info!(context, &info))
+        try PluginErrno.check(pagemapOps.pagemap_info!(context, &info))
         return PagemapInfo(info)
     }
 
     func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        ops.pointee.close_device!(context)
+        ops.close_device!(context)
     }
 
     // MARK: ABI 1.1, device memory
@@ -108,14 +109,22 @@ final class LoadedOpenDevice: OpenDevice, SVMCapableDevice, @unchecked Sendable 
         guard let count = UInt32(exactly: pieces.count) else { throw PluginErrno.invalidArgument }
         let raw = pieces.map(\.raw)
         try raw.withUnsafeBufferPointer { buffer in
-            try PluginErrno.check(bindOp(context, address, size, buffer.baseAddress, count, access.rawValue))
+            try PluginErrno.check(withoutHostServices { bindOp(context, address, size, buffer.baseAddress, count, access.rawValue) })
         }
+    }
+
+    /// Runs a call of bind or zap, which the ABI forbids to call host services: the host holds
+    /// its notifier lock, and a service would take it again (see ``PluginServices``).
+    private func withoutHostServices(_ call: () -> Int32) -> Int32 {
+        svm_thread_enter_plugin_call_without_host_services()
+        defer { svm_thread_leave_plugin_call_without_host_services() }
+        return call()
     }
 
     func zap(address: UInt64, size: UInt64) throws {
         guard isOpen else { throw PluginErrno.noDevice }
         guard let zapOp else { throw PluginErrno.notSupported }
-        try PluginErrno.check(zapOp(context, address, size))
+        try PluginErrno.check(withoutHostServices { zapOp(context, address, size) })
     }
 
     func runKernel(_ kernel: DeviceKernel) throws -> KernelResult {

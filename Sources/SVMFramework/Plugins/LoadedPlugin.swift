@@ -25,29 +25,29 @@ public final class LoadedPlugin: @unchecked Sendable {
     let services: PluginServices
 
     init(
-        descriptor: UnsafePointer<svm_plugin_descriptor>, identity: PluginIdentity,
+        tables: PluginTables, identity: PluginIdentity,
         negotiatedABI: ABIVersion, path: String, origin: PluginSearchPath.Origin,
         context: UnsafeMutableRawPointer?, services: PluginServices
     ) {
-        let lifetime = PluginLifetime(descriptor: descriptor, context: context)
+        let lifetime = PluginLifetime(fini: tables.descriptor.fini, context: context)
         self.lifetime = lifetime
         name = identity.name
         version = identity.version
         description = identity.description
         kind = identity.kind
-        pluginABI = ABIVersion(major: descriptor.pointee.abi_major, minor: descriptor.pointee.abi_minor)
+        pluginABI = ABIVersion(major: tables.descriptor.abi_major, minor: tables.descriptor.abi_minor)
         self.negotiatedABI = negotiatedABI
         self.path = path
         self.origin = origin
         self.services = services
-        let raw = descriptor.pointee
+        // The loader checked that the tables of the plugin's kind are there.
         switch identity.kind {
         case .device:
-            device = LoadedDeviceDriver(ops: raw.device_ops!, pagemapOps: raw.pagemap_ops!, lifetime: lifetime)
+            device = LoadedDeviceDriver(ops: tables.deviceOps!, pagemapOps: tables.pagemapOps!, lifetime: lifetime)
             interconnect = nil
         case .interconnect:
             device = nil
-            interconnect = LoadedInterconnect(ops: raw.interconnect_ops!, lifetime: lifetime)
+            interconnect = LoadedInterconnect(ops: tables.interconnectOps!, lifetime: lifetime)
         }
     }
 

@@ -50,7 +50,7 @@ public final class PluginHost: Sendable {
                 let context = try PluginLoader.initialize(validated, path: candidate.path, services: services)
                 plugins.append(
                     LoadedPlugin(
-                        descriptor: validated.descriptor, identity: validated.identity,
+                        tables: validated.tables, identity: validated.identity,
                         negotiatedABI: validated.negotiatedABI, path: candidate.path,
                         origin: candidate.origin, context: context, services: services))
             } catch {

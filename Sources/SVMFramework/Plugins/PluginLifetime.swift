@@ -7,16 +7,16 @@ import CSVMPluginABI
 /// run while a device is open or an op can still be called, however long a caller keeps a
 /// ``LoadedPlugin`` after the ``PluginHost`` is gone.
 final class PluginLifetime: @unchecked Sendable {
-    // Immutable: the plugin's static descriptor and the context its init returned.
-    let descriptor: UnsafePointer<svm_plugin_descriptor>
+    // Immutable: the descriptor's fini (from the host's copy) and the context init returned.
+    private let fini: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?
     let context: UnsafeMutableRawPointer?
 
-    init(descriptor: UnsafePointer<svm_plugin_descriptor>, context: UnsafeMutableRawPointer?) {
-        self.descriptor = descriptor
+    init(fini: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?, context: UnsafeMutableRawPointer?) {
+        self.fini = fini
         self.context = context
     }
 
     deinit {
-        if let fini = descriptor.pointee.fini { fini(context) }
+        if let fini { fini(context) }
     }
 }

@@ -10,6 +10,8 @@ public struct PluginLoadFailure: Error, Sendable, Hashable, CustomStringConverti
         case notSharedObject(String)
         /// The file has no `svm_plugin_entry` symbol.
         case noEntrySymbol
+        /// The `svm_plugin_entry` symbol is not a function (data, for one).
+        case entryNotAFunction
         /// The entry returned NULL: the plugin will not serve this host's ABI.
         case refusedByPlugin(host: ABIVersion)
         /// The plugin was built against another ABI major.
@@ -45,6 +47,8 @@ public struct PluginLoadFailure: Error, Sendable, Hashable, CustomStringConverti
             return "not a loadable shared object (\(message))"
         case .noEntrySymbol:
             return "no entry symbol '\(PluginLoader.entrySymbol)': not an SVM plugin"
+        case .entryNotAFunction:
+            return "the entry symbol '\(PluginLoader.entrySymbol)' is not a function"
         case .refusedByPlugin(let host):
             return "the plugin refused this host's ABI \(host)"
         case .abiMajorMismatch(let plugin, let host):

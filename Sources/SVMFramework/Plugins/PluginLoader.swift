@@ -14,7 +14,11 @@ struct PluginLoader {
 
     /// A descriptor that passed validation, before init.
     struct Validated {
+        /// The plugin's own descriptor, which its init receives.
         let descriptor: UnsafePointer<svm_plugin_descriptor>
+        /// The host's copies of the descriptor and the ops tables it names, each read only up
+        /// to the `struct_size` the plugin gave: the host reads these, never the plugin's.
+        let tables: PluginTables
         let identity: PluginIdentity
         let negotiatedABI: ABIVersion
     }
@@ -31,13 +35,15 @@ struct PluginLoader {
             throw fail(.notSharedObject(error.message))
         }
         guard let symbol = library.symbol(entrySymbol) else { throw fail(.noEntrySymbol) }
+        // Calling a data symbol would jump into data.
+        guard DynamicLibrary.isFunction(symbol) else { throw fail(.entryNotAFunction) }
         let entry = unsafeBitCast(symbol, to: EntryFunction.self)
         var request = svm_plugin_request.sized()
         request.host_abi_major = ABIVersion.current.major
         request.host_abi_minor = ABIVersion.current.minor
         guard let descriptor = entry(&request) else { throw fail(.refusedByPlugin(host: .current)) }
 
-        let raw = descriptor.pointee
+        let raw = svm_plugin_descriptor.copy(from: descriptor)
         guard raw.has(\.abi_minor) else { throw fail(.malformedDescriptor("struct_size \(raw.struct_size) is too small")) }
         let pluginABI = ABIVersion(major: raw.abi_major, minor: raw.abi_minor)
         guard pluginABI.major == ABIVersion.current.major else {
@@ -48,28 +54,34 @@ struct PluginLoader {
         }
         guard let kind = PluginKind(raw: raw.kind) else { throw fail(.malformedDescriptor("unknown kind \(raw.kind)")) }
         guard let namePointer = raw.name else { throw fail(.malformedDescriptor("name is NULL")) }
+        // Read no further than a name may be long; checked before it is printed anywhere.
+        guard PluginText.byteCount(namePointer, upTo: Int(SVM_NAME_MAX)) < Int(SVM_NAME_MAX) else {
+            throw fail(.malformedDescriptor("the plugin name is longer than \(SVM_NAME_MAX - 1) bytes"))
+        }
         let name = String(cString: namePointer)
         if let problem = PluginIdentity.problem(withName: name) { throw fail(.malformedDescriptor(problem)) }
         guard let versionPointer = raw.version, versionPointer.pointee != 0 else {
             throw fail(.malformedDescriptor("version of '\(name)' is empty"))
         }
-        if let missing = missingRequiredOp(raw, kind: kind) { throw fail(.missingRequiredOp(missing)) }
+        let tables = PluginTables(raw)
+        if let missing = missingRequiredOp(tables, kind: kind) { throw fail(.missingRequiredOp(missing)) }
         let identity = PluginIdentity(
-            name: name, version: String(cString: versionPointer),
-            description: raw.description.map { String(cString: $0) } ?? "", kind: kind)
+            name: name, version: PluginText.sanitized(versionPointer, limit: PluginText.versionLimit),
+            description: raw.description.map { PluginText.sanitized($0, limit: PluginText.descriptionLimit) } ?? "",
+            kind: kind)
         let negotiated = ABIVersion(major: pluginABI.major, minor: min(pluginABI.minor, ABIVersion.current.minor))
-        return Validated(descriptor: descriptor, identity: identity, negotiatedABI: negotiated)
+        return Validated(descriptor: descriptor, tables: tables, identity: identity, negotiatedABI: negotiated)
     }
 
     /// The optional pagemap ops a plugin must provide once it provides `devmem_alloc`.
     static let devmemCompanions = ["pagemap_ops.devmem_free", "pagemap_ops.copy_to_devmem", "pagemap_ops.copy_to_ram"]
 
     /// The name of the first required op that is NULL (or outside its table's size).
-    static func missingRequiredOp(_ raw: svm_plugin_descriptor, kind: PluginKind) -> String? {
-        if raw.`init` == nil { return "init" }
+    static func missingRequiredOp(_ tables: PluginTables, kind: PluginKind) -> String? {
+        if tables.descriptor.`init` == nil { return "init" }
         switch kind {
         case .device:
-            guard let ops = raw.device_ops?.pointee else { return "device_ops" }
+            guard let ops = tables.deviceOps else { return "device_ops" }
             let deviceOps: [(String, Bool)] = [
                 ("device_count", ops.has(\.device_count) && ops.device_count != nil),
                 ("device_info", ops.has(\.device_info) && ops.device_info != nil),
@@ -77,7 +89,7 @@ struct PluginLoader {
                 ("close_device", ops.has(\.close_device) && ops.close_device != nil),
             ]
             if let (name, _) = deviceOps.first(where: { !$0.1 }) { return "device_ops.\(name)" }
-            guard let pagemap = raw.pagemap_ops?.pointee else { return "pagemap_ops" }
+            guard let pagemap = tables.pagemapOps else { return "pagemap_ops" }
             if !(pagemap.has(\.pagemap_info) && pagemap.pagemap_info != nil) { return "pagemap_ops.pagemap_info" }
             // [1.1] Device memory is optional, but devmem_alloc needs the ops that free it
             // and move data in and out: the host could not migrate back otherwise.
@@ -91,7 +103,7 @@ struct PluginLoader {
                 if let (name, _) = companions.first(where: { !$0.1 }) { return name }
             }
         case .interconnect:
-            guard let ops = raw.interconnect_ops?.pointee else { return "interconnect_ops" }
+            guard let ops = tables.interconnectOps else { return "interconnect_ops" }
             if !(ops.has(\.link_info) && ops.link_info != nil) { return "interconnect_ops.link_info" }
         }
         return nil
@@ -102,7 +114,7 @@ struct PluginLoader {
         _ validated: Validated, path: String, services: PluginServices
     ) throws(PluginLoadFailure) -> UnsafeMutableRawPointer? {
         var context: UnsafeMutableRawPointer?
-        let status = validated.descriptor.pointee.`init`!(validated.descriptor, services.table, &context)
+        let status = validated.tables.descriptor.`init`!(validated.descriptor, services.table, &context)
         if let error = PluginErrno(status: status) {
             throw PluginLoadFailure(path: path, reason: .initFailed(error, detail: services.lastError.withLock { $0 }))
         }

@@ -1,3 +1,4 @@
+import CSVMPlatform
 import CSVMPluginABI
 import SVMPluginKit
 import Synchronization
@@ -37,13 +38,13 @@ final class PluginServices: Sendable {
         raw.abi_minor = ABIVersion.current.minor
         raw.log = { context, level, message in
             guard let services = PluginServices.from(context), let message else { return }
-            services.log(LogLevel(rawValue: level) ?? .error, String(cString: message))
+            services.log(LogLevel(rawValue: level) ?? .error, PluginText.sanitized(message, limit: PluginText.logLimit))
         }
         raw.report_device_fault = { context, hostDevice, fault in
             guard let services = PluginServices.from(context), let fault else {
                 return PluginErrno.invalidArgument.status
             }
-            return services.reportDeviceFault(hostDevice: hostDevice, fault: fault.pointee)
+            return services.reportDeviceFault(hostDevice: hostDevice, fault: svm_device_fault.copy(from: fault))
         }
         raw.report_device_reset = { context, hostDevice in
             guard let services = PluginServices.from(context) else { return PluginErrno.invalidArgument.status }
@@ -73,13 +74,24 @@ final class PluginServices: Sendable {
         logHandler(PluginLogRecord(plugin: pluginName, level: level, message: message))
     }
 
+    /// `-EINVAL`, with an error logged for the plugin, when `service` is called from inside
+    /// bind or zap, which the ABI forbids (the host holds its notifier lock, and serving the
+    /// call would take it again); `nil` when the call may proceed.
+    private func refusedInsidePluginCall(_ service: String) -> Int32? {
+        guard svm_thread_in_plugin_call_without_host_services() != 0 else { return nil }
+        log(.error, "\(service) called from inside bind or zap, which the ABI forbids: refused with EINVAL")
+        return PluginErrno.invalidArgument.status
+    }
+
     private func reportDeviceReset(hostDevice: UInt64) -> Int32 {
+        if let refused = refusedInsidePluginCall("report_device_reset") { return refused }
         // No SVM space attached: no data of the host's lives in the device's memory.
         guard let handler = faultHandler.withLock({ $0 }) else { return 0 }
         return PluginErrno.status { try handler.handleDeviceReset(hostDevice: hostDevice) }
     }
 
     private func reportDeviceFault(hostDevice: UInt64, fault: svm_device_fault) -> Int32 {
+        if let refused = refusedInsidePluginCall("report_device_fault") { return refused }
         guard let handler = faultHandler.withLock({ $0 }) else {
             // No SVM space is attached: nothing can back the address.
             return PluginErrno.badAddress.status
