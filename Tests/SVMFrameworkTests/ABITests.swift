@@ -1,6 +1,6 @@
-import Glibc
 import CSVMPlatform
 import CSVMPluginABI
+import Glibc
 import SVMPluginKit
 import Testing
 
@@ -95,7 +95,7 @@ struct ABITests {
 @Suite("Host services")
 struct HostServicesTests {
     final class RecordingFaultHandler: DeviceFaultHandler {
-        let seen = Mutex<[(UInt64, UInt64, DeviceAccess)]>([])
+        let seen = Locked<[(UInt64, UInt64, DeviceAccess)]>([])
         func handleDeviceFault(hostDevice: UInt64, address: UInt64, access: DeviceAccess) throws {
             seen.withLock { $0.append((hostDevice, address, access)) }
             if address == 0 { throw PluginErrno.badAddress }

@@ -1,6 +1,6 @@
 import SVMPluginKit
-import Synchronization
 import SVMTestSupport
+import Synchronization
 import Testing
 
 @testable import SVMFramework
@@ -214,8 +214,8 @@ struct SequenceRetryTests {
 
     final class LockProbe: Sendable {
         let lock = NotifierLock()
-        let writes = Mutex(0)
-        let readersSeenByWriters = Mutex(0)
+        let writes = Locked(0)
+        let readersSeenByWriters = Locked(0)
         let readers = Atomic<Int>(0)
     }
 

@@ -96,7 +96,7 @@ import Testing
             alarm(120)
             let f = try SimDeviceFixture()
             defer { f.shutdown() }
-            let handOff = Mutex<[UInt]>([])
+            let handOff = Locked<[UInt]>([])
             let churn = TestThread {
                 for round in 0..<1000 {
                     let block = malloc(MallocMemoryTests.sizes[round % 4])

@@ -199,8 +199,8 @@ import Testing
         let threads = 3
         let slice = 64 << 10
         let buffer = MappedBuffer(size: 4 << 20)
-        let failures = Mutex<[String]>([])
-        let wrongAddresses = Mutex<[UInt64]>([])
+        let failures = Locked<[String]>([])
+        let wrongAddresses = Locked<[UInt64]>([])
         f.context.trace.enable()
         let workers = (0..<threads).map { thread in
             TestThread {

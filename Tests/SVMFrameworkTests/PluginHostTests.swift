@@ -7,7 +7,7 @@ import Testing
 
 /// Collects what plugins log, from any thread.
 final class LogCollector: Sendable {
-    private let records = Mutex<[PluginLogRecord]>([])
+    private let records = Locked<[PluginLogRecord]>([])
     var all: [PluginLogRecord] { records.withLock { $0 } }
     var handler: @Sendable (PluginLogRecord) -> Void { { record in self.records.withLock { $0.append(record) } } }
 }

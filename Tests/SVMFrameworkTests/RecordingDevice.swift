@@ -9,7 +9,7 @@ import Testing
 final class RecordingDevice: OpenDevice, @unchecked Sendable {
     let memory: UnsafeMutableRawPointer
     let capacity: UInt64
-    let state = Mutex<(next: UInt64, binds: [(UInt64, [BindPiece])], zaps: Int, free: [UInt64: [UInt64]])>((0, [], 0, [:]))
+    let state = Locked<(next: UInt64, binds: [(UInt64, [BindPiece])], zaps: Int, free: [UInt64: [UInt64]])>((0, [], 0, [:]))
     /// When set, every copy out of device memory fails with `EIO` (a broken device).
     let failCopiesOut = Atomic<Bool>(false)
 

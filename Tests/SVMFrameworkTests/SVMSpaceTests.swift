@@ -1,3 +1,4 @@
+import SVMPluginKit
 import Synchronization
 import Testing
 
@@ -5,8 +6,8 @@ import Testing
 
 /// A CPU address space the test controls.
 final class FakeCPUAddressSpace: CPUAddressSpace {
-    let mappings = Mutex<[CPUMapping]>([])
-    let absentPages = Mutex<Set<UInt64>>([])
+    let mappings = Locked<[CPUMapping]>([])
+    let absentPages = Locked<Set<UInt64>>([])
 
     func add(_ start: UInt64, _ end: UInt64, writable: Bool = true, shared: Bool = false) {
         mappings.withLock {
@@ -26,7 +27,7 @@ final class FakeCPUAddressSpace: CPUAddressSpace {
 /// A device that records what it was asked to zap.
 final class RecordingMapper: SVMDeviceMapper {
     let deviceID: UInt64
-    let zapped = Mutex<[AddressInterval]>([])
+    let zapped = Locked<[AddressInterval]>([])
     init(_ id: UInt64) { deviceID = id }
     func zap(_ interval: AddressInterval) { zapped.withLock { $0.append(interval) } }
 }

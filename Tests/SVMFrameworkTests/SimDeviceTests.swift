@@ -303,7 +303,7 @@ struct SimDeviceTests {
         let bed = try SimDeviceTestbed(options: ["memory": "4M"])
         let device = bed.device
         let size = 2 * Self.mebibyte
-        let wrong = Mutex<[String]>([])
+        let wrong = Locked<[String]>([])
         let workers = (0 ..< 3).map { thread in
             TestThread {
                 // Raw buffers and memcmp: comparing 2 MiB arrays is slow in debug builds.
@@ -481,7 +481,7 @@ struct SimDeviceTests {
             pieces: [BindPiece(address: offset, linkProtocol: .localVRAM, order: 9)], access: [.writable, .atomic])
 
         final class Results: Sendable {
-            let all = Mutex<[Result<KernelResult, PluginErrno>]>([])
+            let all = Locked<[Result<KernelResult, PluginErrno>]>([])
         }
         let results = Results()
         let rounds = 40
@@ -523,7 +523,7 @@ struct SimDeviceTests {
             let device: any OpenDevice
             let piece: BindPiece
             /// Held across the decision and the bind, and by the test across pause and zap.
-            let paused = Mutex(false)
+            let paused = Locked(false)
             init(device: any OpenDevice, piece: BindPiece) {
                 self.device = device
                 self.piece = piece

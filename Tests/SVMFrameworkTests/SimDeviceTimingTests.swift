@@ -16,7 +16,7 @@ struct SimDeviceTimingTests {
     final class BatchRecorder: DeviceFaultHandler {
         let device: any OpenDevice
         let bindBytes: UInt64
-        let batches = Mutex<[UInt64]>([])
+        let batches = Locked<[UInt64]>([])
 
         init(device: any OpenDevice, bindBytes: UInt64) {
             self.device = device

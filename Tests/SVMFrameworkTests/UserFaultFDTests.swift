@@ -1,6 +1,7 @@
 import CSVMPlatform
 import Glibc
 import SVMFramework
+import SVMPluginKit
 import SVMTestSupport
 import Synchronization
 import Testing
@@ -301,7 +302,7 @@ fileprivate final class Worker<Value: Sendable>: Sendable {
     private let box = Box()
 
     private final class Box: Sendable {
-        let value = Mutex<Value?>(nil)
+        let value = Locked<Value?>(nil)
     }
 
     init(_ body: @escaping @Sendable () -> Value) {

@@ -35,7 +35,7 @@ public final class SystemMemoryFaultHandler: DeviceFaultHandler {
     /// The device whose faults this serves.
     public let device: any OpenDevice
     /// Held while a fault is serviced, so tests see a consistent record.
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     public init(device: any OpenDevice) { self.device = device }
 

@@ -14,7 +14,7 @@ final class SimDeviceBounceBuffers: Sendable {
     /// Bytes per buffer.
     let size: Int
     /// Addresses of the buffers not in use.
-    private let idle = Mutex<[UInt]>([])
+    private let idle = Locked<[UInt]>([])
 
     init(size: Int) { self.size = size }
 

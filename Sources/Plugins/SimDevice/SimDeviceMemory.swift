@@ -37,7 +37,7 @@ final class SimDeviceMemory: @unchecked Sendable {
         var lost: Set<UInt64> = []
     }
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     /// Maps `size` bytes and prepares the allocator.
     ///
@@ -55,7 +55,7 @@ final class SimDeviceMemory: @unchecked Sendable {
         base = address
         self.size = size
         self.minPageSize = minPageSize
-        state = Mutex(State(allocator: allocator))
+        state = Locked(State(allocator: allocator))
     }
 
     /// Returns the bytes to the host. No other member may be used afterwards.

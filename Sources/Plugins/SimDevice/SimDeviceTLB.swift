@@ -1,3 +1,4 @@
+import SVMPluginKit
 import Synchronization
 
 /// A simulated device's TLB: a fully associative cache of page-table leaves (4K, 64K or
@@ -8,12 +9,12 @@ import Synchronization
 /// Shared by the kernels running on the device; every call takes its mutex.
 final class SimDeviceTLB: Sendable {
     let capacity: Int
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     init(entries: Int) {
         precondition(entries > 0)
         capacity = entries
-        state = Mutex(State(capacity: entries))
+        state = Locked(State(capacity: entries))
     }
 
     /// Looks up the leaf `[start, start + size)`, filling it on a miss. True on a hit.

@@ -1,10 +1,11 @@
 import CPCIAccess
 import Foundation
+import SVMPluginKit
 import Synchronization
 
 /// libpciaccess keeps its state in one global (`pci_sys`) and is not thread-safe: two hosts
 /// initialising this plugin at once would crash it, so every use goes through this lock.
-private let libpciaccessLock = Mutex(())
+private let libpciaccessLock = Locked(())
 
 /// One Intel GPU bound to the xe driver.
 struct XeGPU: Sendable, Equatable {

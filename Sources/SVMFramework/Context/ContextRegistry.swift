@@ -1,3 +1,4 @@
+import SVMPluginKit
 import Synchronization
 
 /// The live contexts of the process, for what reaches all of them from outside their own
@@ -8,7 +9,7 @@ enum ContextRegistry {
         weak var context: SVMContext?
     }
 
-    private static let contexts = Mutex<[Weak]>([])
+    private static let contexts = Locked<[Weak]>([])
 
     static func register(_ context: SVMContext) {
         ForkPreparation.install()

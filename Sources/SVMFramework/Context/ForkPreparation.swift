@@ -1,4 +1,5 @@
 import Glibc
+import SVMPluginKit
 import Synchronization
 
 /// What `fork()` does to device-resident data: before the address space is copied, every
@@ -27,7 +28,7 @@ import Synchronization
 /// `posix_spawn` share the parent's memory until `exec` and need nothing.
 enum ForkPreparation {
     /// The contexts each forking thread prepared, for its parent handler to open again.
-    private static let prepared = Mutex<[pthread_t: [SVMContext]]>([:])
+    private static let prepared = Locked<[pthread_t: [SVMContext]]>([:])
 
     /// Installed once per process, the first time a context registers.
     private static let handlers: Void = {

@@ -62,7 +62,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     private let cpu: ProcessAddressSpace
     private let host: PluginHost?
     /// Devices by id; ids are never reused.
-    private let devices = Mutex<(nextID: UInt64, byID: [UInt64: SVMDevice])>((1, [:]))
+    private let devices = Locked<(nextID: UInt64, byID: [UInt64: SVMDevice])>((1, [:]))
 
     /// Creates the context and, with a `host`, becomes its device-fault handler. `kernelFaults`
     /// says whether the CPU mirror serves the kernel's own accesses where the process may.

@@ -15,7 +15,7 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
     /// Kernels launched through ``run(_:)``: tells one kernel's fault batches from the next's.
     private let kernelsLaunched = Atomic<UInt64>(0)
     /// Why the device is out of service (see ``zap(_:)``); set once, never cleared.
-    private let outOfService = Mutex<String?>(nil)
+    private let outOfService = Locked<String?>(nil)
     /// Held by every call into the device from the framework's threads; see ``DeviceLifetime``.
     private let lifetime: DeviceLifetime
     /// Waits until the address-space changes the program has made are handled (see

@@ -1,4 +1,5 @@
 import Glibc
+import SVMPluginKit
 import Synchronization
 
 /// Something of the framework's own that made no progress for the fault timeout: a
@@ -41,7 +42,7 @@ final class StallWatchdog: @unchecked Sendable {
         var migrations: Set<MigrationGate.Passage> = []
         var handlerWork: Int64 = 0
     }
-    private let seen = Mutex(Seen())
+    private let seen = Locked(Seen())
 
     init(gate: MigrationGate, mirror: CPUMirror, statistics: SVMStatistics, trace: SVMTrace) {
         self.gate = gate

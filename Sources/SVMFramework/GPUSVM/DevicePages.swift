@@ -1,3 +1,4 @@
+import SVMPluginKit
 import Synchronization
 
 /// The pages of one range as one device sees them (`drm_gpusvm_pages`): their addresses,
@@ -8,11 +9,11 @@ public final class DevicePages: Sendable {
     public let flags = AtomicFlags<DevicePagesFlags>()
     /// The addresses and the sequence number they are valid for; protected by this mutex and
     /// replaced whole under the notifier lock.
-    private let state = Mutex<(addresses: [PagemapAddress], sequence: UInt64)>(([], 0))
+    private let state = Locked<(addresses: [PagemapAddress], sequence: UInt64)>(([], 0))
 
     /// Serializes commits of these pages: two faults of one device on one range commit
     /// under the notifier lock held for reading, so they would otherwise bind twice.
-    private let commits = Mutex(())
+    private let commits = Locked(())
 
     public init(deviceID: UInt64) { self.deviceID = deviceID }
 

@@ -24,7 +24,7 @@ public final class NotifierLock: Sendable {
     #if DEBUG
     /// The threads holding the lock now and how (debug builds): written by each thread for
     /// itself, right after it takes the lock and right before it lets it go.
-    private let holders = Mutex<[UInt: Mode]>([:])
+    private let holders = Locked<[UInt: Mode]>([:])
     #endif
 
     public init() {}

@@ -1,3 +1,4 @@
+import SVMPluginKit
 import Synchronization
 
 /// Where the data of a range lives, and the migrations that move it (the MM-level state
@@ -40,7 +41,7 @@ public final class RangeResidency: Sendable {
 
     /// Protects the residency and the departure: every read and transition is one critical
     /// section.
-    private let state = Mutex(State())
+    private let state = Locked(State())
     /// Signalled when a migration ends (committed or given up), for parties waiting on it.
     private let settled = ChangeSignal()
 

@@ -1,3 +1,4 @@
+import SVMPluginKit
 import Synchronization
 
 /// One chunk of the mirrored address space (`drm_gpusvm_range`): 2 MiB, 64 KiB or 4 KiB,
@@ -8,7 +9,7 @@ public final class SVMRange: Sendable {
     /// Where the data lives: system memory, device memory, or a migration in flight.
     public let residency = RangeResidency()
     /// Device pages by device id; protected by this mutex (inserted under the SVM lock).
-    private let pagesByDevice = Mutex<[UInt64: DevicePages]>([:])
+    private let pagesByDevice = Locked<[UInt64: DevicePages]>([:])
 
     public init(interval: AddressInterval, flags: RangeFlags = []) {
         self.interval = interval

@@ -1,3 +1,4 @@
+import SVMPluginKit
 import Synchronization
 
 /// The mirror of one CPU address space for devices (`drm_gpusvm`): notifiers, their ranges,
@@ -16,12 +17,12 @@ public final class SVMSpace: @unchecked Sendable {
     public let notifierLock = NotifierLock()
 
     /// Serializes tree changes; the trees themselves are also guarded by `notifierLock`.
-    private let structure = Mutex(())
+    private let structure = Locked(())
     // Protected by `structure` for writing and `notifierLock` for reading.
     private var notifiers = IntervalTree<Notifier>()
-    private let devices = Mutex<[SVMDeviceMapper]>([])
+    private let devices = Locked<[SVMDeviceMapper]>([])
     /// Ranges an unmap ended, waiting for the garbage collector.
-    private let garbage = Mutex<[SVMRange]>([])
+    private let garbage = Locked<[SVMRange]>([])
 
     public init(configuration: SVMConfiguration = .standard, cpu: any CPUAddressSpace) {
         self.configuration = configuration

@@ -1,3 +1,4 @@
+import SVMPluginKit
 import Synchronization
 
 /// The CPU addresses whose data was lost (a device reset, or a device that kept failing to
@@ -8,7 +9,7 @@ import Synchronization
 /// the memory up; what it maps there next is new), and moves with an `mremap`.
 public final class LostMemory: Sendable {
     /// Disjoint and never adjacent: touching intervals merge.
-    private let intervals = Mutex(IntervalTree<Void>())
+    private let intervals = Locked(IntervalTree<Void>())
 
     public init() {}
 

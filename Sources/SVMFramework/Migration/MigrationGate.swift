@@ -1,4 +1,5 @@
 import CSVMPlatform
+import SVMPluginKit
 import Synchronization
 
 /// The migrations under way, and the way into device memory, which a `fork` closes: while
@@ -39,7 +40,7 @@ final class MigrationGate: Sendable {
         }
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     /// Signalled when the gate opens or a migration ends.
     private let changed = ChangeSignal()
     /// How long a waiter sleeps before it looks again (a signal wakes it sooner): a bound

@@ -45,9 +45,9 @@ struct Migrator: Sendable {
     final class FaultInjection: Sendable {
         /// Called inside every migration to device memory, with the range, once the
         /// migration owns it (a test makes it sleep to provoke a stall).
-        let stall = Mutex<(@Sendable (AddressInterval) -> Void)?>(nil)
+        let stall = Locked<(@Sendable (AddressInterval) -> Void)?>(nil)
         /// The same inside every migration back to system memory.
-        let stallHome = Mutex<(@Sendable (AddressInterval) -> Void)?>(nil)
+        let stallHome = Locked<(@Sendable (AddressInterval) -> Void)?>(nil)
     }
 
     /// How long a migration to device memory waits at a closed gate before giving up (the

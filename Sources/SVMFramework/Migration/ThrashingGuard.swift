@@ -1,3 +1,4 @@
+import SVMPluginKit
 import Synchronization
 
 /// Keeps one device's kernel from thrashing when device memory cannot hold the ranges its
@@ -23,7 +24,7 @@ final class ThrashingGuard: Sendable {
         var evictedInKernel: Set<ObjectIdentifier> = []
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// A fault of kernel launch `kernel` (0: none) in fault batch `batch` (0: the device
     /// does not batch) arrived.

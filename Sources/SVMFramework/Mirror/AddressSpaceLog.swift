@@ -20,7 +20,7 @@ final class AddressSpaceLog: Sendable {
         var handled = 0
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     /// Held for writing while the mirror reads an event and logs it, for reading while a
     /// migration puts pages where the log says (``withChanges(since:_:)``).
     private let reading = ReaderWriterLock(preferWriters: true)

@@ -1,6 +1,7 @@
 import CSVMPlatform
 import DequeModule
 import Glibc
+import SVMPluginKit
 import Synchronization
 
 /// What the mirror hands to the SVM layer: CPU faults and address-space changes.
@@ -75,7 +76,7 @@ final class CPUMirror: @unchecked Sendable {
     /// The handler thread, for ``isHandlerThread``; written once before it runs.
     private var handler = pthread_t()
     private let started = Atomic<Bool>(false)
-    private let stopped = Mutex(false)
+    private let stopped = Locked(false)
     // Handler-thread state: events read ahead while resolving, and faults waiting for a
     // migration to finish. Only the handler thread touches them.
     private var backlog: Deque<(event: UserFaultFDEvent, ticket: UInt64)> = []

@@ -72,7 +72,7 @@ final class StagingPool: Sendable {
     }
 
     /// Protected by the mutex, held only to push or pop.
-    private let shelf = Mutex(Shelf())
+    private let shelf = Locked(Shelf())
     /// How many empty and how many filled free slots the background worker keeps ready.
     let readySlots: Int
     private let worker = BackgroundWorker()

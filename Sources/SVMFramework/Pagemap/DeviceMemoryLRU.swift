@@ -1,3 +1,4 @@
+import SVMPluginKit
 import Synchronization
 
 /// The ranges resident in one device's memory, least recently used first: eviction under
@@ -8,7 +9,7 @@ final class DeviceMemoryLRU: Sendable {
         var lastUse: UInt64
     }
     /// Protected by the mutex; a use tick per entry, so eviction scans for the minimum.
-    private let entries = Mutex<(tick: UInt64, byRange: [ObjectIdentifier: Entry])>((0, [:]))
+    private let entries = Locked<(tick: UInt64, byRange: [ObjectIdentifier: Entry])>((0, [:]))
 
     /// Marks `range` used now (inserting it).
     func touch(_ range: SVMRange) {

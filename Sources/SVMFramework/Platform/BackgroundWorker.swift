@@ -1,4 +1,5 @@
 import Glibc
+import SVMPluginKit
 import Synchronization
 
 /// A thread that runs one job whenever it is woken, off the waker's path, until stopped.
@@ -14,7 +15,7 @@ final class BackgroundWorker: @unchecked Sendable {
         var job: (@Sendable () -> Void)?
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     // sem_t must not move: it lives in its own allocation.
     private let signal: UnsafeMutablePointer<sem_t>
     /// Written once, under `state`, before the thread runs; joined by ``stop()``.

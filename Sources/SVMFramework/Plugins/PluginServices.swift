@@ -15,9 +15,9 @@ final class PluginServices: Sendable {
     let clock: SimulationClock
     let logHandler: @Sendable (PluginLogRecord) -> Void
     /// Where faults go; set once the SVM core attaches.
-    let faultHandler: Mutex<(any DeviceFaultHandler)?>
+    let faultHandler: Locked<(any DeviceFaultHandler)?>
     /// The last error-level line the plugin logged, kept to explain a failed init.
-    let lastError = Mutex<String?>(nil)
+    let lastError = Locked<String?>(nil)
 
     // Allocated in init and never freed or changed: the plugin may read it from any thread.
     nonisolated(unsafe) let table: UnsafeMutablePointer<svm_host_services>
@@ -31,7 +31,7 @@ final class PluginServices: Sendable {
         self.options = options
         self.clock = clock
         self.logHandler = logHandler
-        self.faultHandler = Mutex(faultHandler)
+        self.faultHandler = Locked(faultHandler)
         table = .allocate(capacity: 1)
         var raw = svm_host_services.sized()
         raw.abi_major = ABIVersion.current.major

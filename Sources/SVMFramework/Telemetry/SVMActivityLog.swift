@@ -53,7 +53,7 @@ public final class SVMActivityLog: Sendable {
     }
 
     private let enabled = Atomic<Bool>(false)
-    private let entries = Mutex<[Entry]>([])
+    private let entries = Locked<[Entry]>([])
 
     public init() {}
 

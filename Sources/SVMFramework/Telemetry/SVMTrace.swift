@@ -1,5 +1,6 @@
 import CSVMPlatform
 import Glibc
+import SVMPluginKit
 import Synchronization
 
 /// A record of the steps the SVM layer took (migrations, page placements, zero fills,
@@ -20,7 +21,7 @@ public final class SVMTrace: Sendable {
     }
 
     private let enabled = Atomic<Bool>(false)
-    private let entries = Mutex<[Entry]>([])
+    private let entries = Locked<[Entry]>([])
 
     public init() {}
 
