@@ -26,17 +26,12 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "The device plugin.")
         var device = "SimDevice"
 
-        @Option(help: "Forks timed per case (1 to 1000).")
+        @Option(parsing: .unconditional, help: "Forks timed per case (1 to 1000).", transform: NumberArgument.integer(1...1000))
         var repetitions = 16
 
         @Flag(help: "Print the report as JSON.")
         var json = false
 
-        func validate() throws {
-            guard (1...1000).contains(repetitions) else {
-                throw ValidationError("--repetitions must be between 1 and 1000, not \(repetitions)")
-            }
-        }
 
         func run() throws {
             let host = try plugins.makeHost(withDevicePlugin: device)
@@ -87,7 +82,7 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "The device plugin to fault on.")
         var device = "SimDevice"
 
-        @Option(help: "Faults measured per chunk size (1 to 4096).")
+        @Option(parsing: .unconditional, help: "Faults measured per chunk size (1 to 4096).", transform: NumberArgument.integer(1...4096))
         var iterations = 64
 
         @Option(name: .customLong("chunk"), help: ArgumentHelp(
@@ -95,19 +90,15 @@ struct BenchCommand: ParsableCommand {
             valueName: "size"))
         var chunks: [String] = []
 
-        @Option(help: "Repetitions of the one-2-MiB-fault against 512-4-KiB-faults comparison (0 skips it).")
+        @Option(
+            parsing: .unconditional, help: "Repetitions of the one-2-MiB-fault against 512-4-KiB-faults comparison (0 to 1000; 0 skips it).",
+            transform: NumberArgument.integer(0...1000))
         var comparisons = 8
 
         @Flag(help: "Print the report as JSON.")
         var json = false
 
         func validate() throws {
-            guard (1...4096).contains(iterations) else {
-                throw ValidationError("--iterations must be between 1 and 4096, not \(iterations)")
-            }
-            guard (0...1000).contains(comparisons) else {
-                throw ValidationError("--comparisons must be between 0 and 1000, not \(comparisons)")
-            }
             _ = try chunkSizes()
         }
 

@@ -30,7 +30,9 @@ extension BenchCommand {
         @Option(help: ArgumentHelp("Working sets, comma-separated.", valueName: "sizes"))
         var sizes = "64M,256M,1G,4G"
 
-        @Option(help: "Runs per working set; the median wall time is reported (1 to 100).")
+        @Option(
+            parsing: .unconditional, help: "Runs per working set; the median wall time is reported (1 to 100).",
+            transform: NumberArgument.integer(1...100))
         var repetitions = 3
 
         @Flag(help: "Print the results as JSON.")
@@ -67,9 +69,6 @@ extension BenchCommand {
 
         func validate() throws {
             _ = try workingSets()
-            guard (1...100).contains(repetitions) else {
-                throw ValidationError("--repetitions must be between 1 and 100, not \(repetitions)")
-            }
         }
 
         func run() throws {

@@ -36,15 +36,17 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The workload: \(WorkloadKind.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "name"))
     var workload: String = WorkloadKind.stream.rawValue
 
-    @Option(help: ArgumentHelp(
+    @Option(parsing: .unconditional, help: ArgumentHelp(
         "Bytes of the workload's arrays together, e.g. 64M or 1G (default: 96M; 1.5x device memory for oversubscription).",
         valueName: "size"))
     var size: String?
 
-    @Option(name: .customLong("device-memory"), help: ArgumentHelp("Device memory of the simulated GPU, a multiple of 2M.", valueName: "size"))
+    @Option(name: .customLong("device-memory"), parsing: .unconditional, help: ArgumentHelp("Device memory of the simulated GPU, a multiple of 2M.", valueName: "size"))
     var deviceMemory = "256M"
 
-    @Option(help: "The seed of every random choice (the gather's indices, initial values).")
+    @Option(
+        parsing: .unconditional, help: "The seed of every random choice (the gather's indices, initial values).",
+        transform: NumberArgument.integer(0...UInt64.max))
     var seed: UInt64 = 1
 
     @Option(help: ArgumentHelp("Where device faults put data: migrate (to device memory) or system (map CPU pages in place).", valueName: "policy"))
@@ -53,10 +55,15 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The host link: gen4 (PCIe Gen4 x16, 31.5 GB/s) or gen5 (PCIe Gen5 x16, 63 GB/s).", valueName: "link"))
     var link = "gen4"
 
-    @Option(name: .customLong("fault-latency"), help: ArgumentHelp("Driver time per fault batch, in microseconds.", valueName: "us"))
+    @Option(
+        name: .customLong("fault-latency"), parsing: .unconditional,
+        help: ArgumentHelp("Driver time per fault batch, in microseconds (0 to 1000000).", valueName: "us"),
+        transform: NumberArgument.decimal(0...1_000_000, unit: "us"))
     var faultLatency: Double = 45
 
-    @Option(name: .customLong("copy-engines"), help: "Copy engines of the device.")
+    @Option(
+        name: .customLong("copy-engines"), parsing: .unconditional, help: "Copy engines of the device (1 to 64).",
+        transform: NumberArgument.integer(1...64))
     var copyEngines = 2
 
     @Option(name: .customLong("kernel-faults"), help: ArgumentHelp(
@@ -108,11 +115,7 @@ struct RunCommand: ParsableCommand {
         case "gen5": configuration.timing.link = .pcieGen5x16
         default: throw ValidationError("--link '\(link)' is not gen4 or gen5")
         }
-        guard faultLatency.isFinite, (0...1_000_000).contains(faultLatency) else {
-            throw ValidationError("--fault-latency must be between 0 and 1000000 us, not \(faultLatency)")
-        }
         configuration.timing.faultServiceNanoseconds = UInt64((faultLatency * 1000).rounded())
-        guard (1...64).contains(copyEngines) else { throw ValidationError("--copy-engines must be between 1 and 64, not \(copyEngines)") }
         configuration.timing.copyEngines = copyEngines
         let options = try plugins.parsedOptions()
         if options["SimDevice"]?["memory"] != nil {

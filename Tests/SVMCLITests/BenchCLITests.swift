@@ -112,6 +112,15 @@ struct BenchCLITests {
         let badChunk = try ProcessRunner.svmCLI(["bench", "fault", "--chunk", "3M"])
         #expect(badChunk.status == 2)
         #expect(badChunk.standardError.contains("--chunk '3M'"))
+        for (arguments, message) in [
+            (["fault", "--iterations", "-3"], "The value '-3' is invalid for '--iterations <iterations>': expected an integer from 1 to 4096"),
+            (["fault", "--comparisons", "1e9"], "invalid for '--comparisons <comparisons>': expected an integer from 0 to 1000"),
+            (["fork", "--repetitions", "-1"], "invalid for '--repetitions <repetitions>': expected an integer from 1 to 1000"),
+            (["sim", "--repetitions", "101"], "invalid for '--repetitions <repetitions>': expected an integer from 1 to 100"),
+        ] {
+            let result = try ProcessRunner.svmCLI(["bench"] + arguments)
+            #expect(result.status == 2 && result.standardError.contains(message), "\(arguments): \(result.standardError)")
+        }
         let unknown = try ProcessRunner.svmCLI(["bench", "fault", "--device", "NoSuchGPU"])
         #expect(unknown.status == 1)
         #expect(unknown.standardError.contains("NoSuchGPU"))

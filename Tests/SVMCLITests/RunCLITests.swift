@@ -119,10 +119,20 @@ struct RunCLITests {
             (["--workload", "bogus"], "--workload 'bogus'"), (["--size", "lots"], "--size 'lots'"),
             (["--device-memory", "3M"], "device memory"), (["--link", "gen9"], "--link 'gen9'"),
             (["--copy-engines", "0"], "--copy-engines"), (["--plugin-option", "SimDevice.memory=1G"], "--device-memory"),
+            // Negative numbers are values, not options; overflow, extremes and ranges are named.
+            (["--size", "-1"], "--size '-1' is not a size"), (["--device-memory", "-2M"], "--device-memory '-2M' is not a size"),
+            (["--seed", "-1"], "The value '-1' is invalid for '--seed <seed>': expected an integer from 0 to 18446744073709551615"),
+            (["--seed", "99999999999999999999999"], "invalid for '--seed <seed>': expected an integer from 0 to"),
+            (["--copy-engines", "-1"], "The value '-1' is invalid for '--copy-engines <copy-engines>': expected an integer from 1 to 64"),
+            (["--copy-engines", "65"], "expected an integer from 1 to 64"),
+            (["--fault-latency", "-5"], "The value '-5' is invalid for '--fault-latency <us>': expected a number of us from 0 to 1000000"),
+            (["--fault-latency", "1e309"], "invalid for '--fault-latency <us>'"), (["--fault-latency", "nan"], "invalid for '--fault-latency <us>'"),
+            (["--size", "99999999999999999999T"], "--size '99999999999999999999T' is not a size"),
         ] {
             let result = try ProcessRunner.svmCLI(["run"] + arguments)
             #expect(result.status == 2, "\(arguments)")
             #expect(result.standardError.contains(named), "\(arguments): \(result.standardError)")
+            #expect(!result.standardError.contains("Missing value"), "\(arguments): \(result.standardError)")
         }
         let result = try ProcessRunner.svmCLI(["run", "--size", "1M", "--trace", "/nonexistent/dir/trace.json"])
         #expect(result.status == 1)
