@@ -5,7 +5,7 @@ import Synchronization
 
 /// libpciaccess keeps its state in one global (`pci_sys`) and is not thread-safe: two hosts
 /// initialising this plugin at once would crash it, so every use goes through this lock.
-private let libpciaccessLock = Locked(())
+private let libpciaccessLock = Lock()
 
 /// One Intel GPU bound to the xe driver.
 struct XeGPU: Sendable, Equatable {
@@ -98,7 +98,7 @@ struct XeDiscovery {
     }
 
     private static func libpciaccessFunctions(notes: inout [String]) -> [PCIFunction] {
-        libpciaccessLock.withLock { _ in libpciaccessFunctionsLocked(notes: &notes) }
+        libpciaccessLock.withLock { libpciaccessFunctionsLocked(notes: &notes) }
     }
 
     private static func libpciaccessFunctionsLocked(notes: inout [String]) -> [PCIFunction] {

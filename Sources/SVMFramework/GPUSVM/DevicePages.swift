@@ -13,14 +13,14 @@ public final class DevicePages: Sendable {
 
     /// Serializes commits of these pages: two faults of one device on one range commit
     /// under the notifier lock held for reading, so they would otherwise bind twice.
-    private let commits = Locked(())
+    private let commits = Lock()
 
     public init(deviceID: UInt64) { self.deviceID = deviceID }
 
     /// Runs a page-table commit (zap what is there, bind, ``publishLocked(_:sequence:hasDevmem:under:)``)
     /// alone among the commits of these pages. The caller holds the notifier lock for reading.
     public func withCommit<T>(_ body: () throws -> T) rethrows -> T {
-        try commits.withLock { _ in try body() }
+        try commits.withLock { try body() }
     }
 
     /// Records freshly collected addresses; the caller holds `lock` (the notifier lock) for

@@ -17,7 +17,7 @@ public final class SVMSpace: @unchecked Sendable {
     public let notifierLock = NotifierLock()
 
     /// Serializes tree changes; the trees themselves are also guarded by `notifierLock`.
-    private let structure = Locked(())
+    private let structure = Lock()
     // Protected by `structure` for writing and `notifierLock` for reading.
     private var notifiers = IntervalTree<Notifier>()
     private let devices = Locked<[SVMDeviceMapper]>([])
@@ -60,7 +60,7 @@ public final class SVMSpace: @unchecked Sendable {
         guard let mapping = cpu.mapping(containing: address) else { throw .notMapped(address: address) }
         guard mapping.readable else { throw .accessDenied(address: address, write: write) }
         if write && !mapping.writable { throw .accessDenied(address: address, write: true) }
-        let existing = structure.withLock { _ -> (SVMRange, Notifier)? in
+        let existing = structure.withLock { () -> (SVMRange, Notifier)? in
             guard let notifier = notifiers.find(containing: address)?.value,
                 let range = notifier.ranges.find(containing: address)?.value
             else { return nil }
@@ -72,7 +72,7 @@ public final class SVMSpace: @unchecked Sendable {
         // be a missing page, which waits for the CPU mirror when it serves kernel-mode
         // faults, and the mirror's handler takes that lock.
         let heap = mapping.anonymous && !mapping.shared && cpu.isAllocatorHeap(address)
-        let (range, notifier) = try structure.withLock { _ throws(SVMFaultError) in
+        let (range, notifier) = try structure.withLock { () throws(SVMFaultError) in
             let notifierInterval = Notifier.interval(containing: address, size: configuration.notifierSize)
             let existingNotifier = notifiers.find(containing: address)?.value
             let notifier = existingNotifier ?? Notifier(interval: notifierInterval)
@@ -98,13 +98,13 @@ public final class SVMSpace: @unchecked Sendable {
     /// Runs `body` with the range containing `address` (or `nil`) while no range can be
     /// inserted: for work that must not race with a new range being made and migrated.
     public func withRange<T>(containing address: UInt64, _ body: (SVMRange?) -> T) -> T {
-        structure.withLock { _ in body(range(containing: address)) }
+        structure.withLock { body(range(containing: address)) }
     }
 
     /// Runs `body` with the ranges overlapping `interval`, in address order, while no range
     /// can be inserted.
     public func withRanges<T>(overlapping interval: AddressInterval, _ body: ([SVMRange]) -> T) -> T {
-        structure.withLock { _ in
+        structure.withLock {
             let ranges = notifierLock.withReadLock {
                 notifiers.overlapping(interval).flatMap { $0.value.ranges.overlapping(interval).map(\.value) }
             }
@@ -166,7 +166,7 @@ public final class SVMSpace: @unchecked Sendable {
         let queued = garbage.withLock { queue in defer { queue.removeAll() }; return queue }
         guard !queued.isEmpty else { return 0 }
         let mappers = devices.withLock { $0 }
-        return structure.withLock { _ in
+        return structure.withLock {
             notifierLock.withWriteLock {
                 var removed = 0
                 for range in queued {
