@@ -20,6 +20,14 @@ public struct DeviceAccess: OptionSet, Sendable, Hashable {
     public static let atomic = DeviceAccess(rawValue: SVM_ACCESS_ATOMIC.rawValue)
 }
 
+extension DeviceAccess: CustomStringConvertible {
+    /// "read", "write", "atomic", joined with "+"; "none" for no bit.
+    public var description: String {
+        let names = [(Self.read, "read"), (.write, "write"), (.atomic, "atomic")].filter { contains($0.0) }.map(\.1)
+        return names.isEmpty ? "none" : names.joined(separator: "+")
+    }
+}
+
 /// The services the host gives a plugin (`struct svm_host_services`), valid until the
 /// plugin's `shutdown()` returns. Every call checks that the host's table has the service,
 /// so a plugin built against a newer minor still runs in an older host.

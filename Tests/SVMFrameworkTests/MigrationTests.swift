@@ -168,4 +168,22 @@ import Testing
         }
         #expect(f.context.space.range(containing: buffer.address)?.flags.load().contains(.unmapped) ?? true)
     }
+
+    /// A device fault that keeps failing says why when it gives up: here every device-memory
+    /// allocation fails, and device atomics need device memory.
+    @Test func faultGivingUpNamesWhy() throws {
+        let f = try SimDeviceFixture(options: ["fail-alloc-every": "1"])
+        defer { f.shutdown() }
+        f.context.faultTimeout = .milliseconds(300)
+        let buffer = MappedBuffer(size: 2 << 20)
+        buffer.fill(seed: 1)
+        let result = try f.device.run(.increment(destination: buffer.address, size: 4096, addend: 1))
+        #expect(result.stoppedBy == .tryAgain)
+        let why = try #require(f.device.lastFaultFailure)
+        #expect(why.hasPrefix("the device fault at 0x\(String(buffer.address, radix: 16)) (atomic) in range [0x"), "\(why)")
+        #expect(why.contains("gave up after 0.3 seconds"), "\(why)")
+        #expect(why.contains("device memory allocation failed"), "\(why)")
+        let error = ExperimentError.kernelStopped(kernel: "k", status: .tryAgain, address: buffer.address, why: why)
+        #expect("\(error)".hasSuffix("; " + why))
+    }
 }

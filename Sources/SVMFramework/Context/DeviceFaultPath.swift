@@ -62,12 +62,51 @@ struct DeviceFaultPath {
     ///   `.tryAgain` (the fault timeout passed).
     func service(device: SVMDevice, address: UInt64, access: DeviceAccess) throws {
         var progress = Progress(deadline: .now + timeout)
+        let before = FailureCounts(device: device, statistics: statistics)
         do {
             try withSequenceRetry(timeout: timeout) { () throws -> Void? in
                 try attempt(device: device, address: address, access: access, progress: &progress)
             }
-        } catch is SequenceRetryTimeout {
+        } catch let timeout as SequenceRetryTimeout {
+            let failed = FailureCounts(device: device, statistics: statistics) - before
+            let range = space.withRange(containing: address) { $0.map { " in range \($0.interval)" } } ?? ""
+            device.recordFaultFailure(
+                "the device fault at 0x\(String(address, radix: 16)) (\(access))\(range) gave up after \(timeout.timeout) and \(timeout.attempts) attempts: \(failed.explanation)")
             throw PluginErrno.tryAgain
+        }
+    }
+
+    /// Failures counted while a fault ran, to say why it gave up: the device's failed
+    /// allocations, and the context's failed copies and migrations (other faults' too, if
+    /// any ran meanwhile).
+    private struct FailureCounts {
+        var allocations: Int
+        var copies: Int
+        var migrations: Int
+
+        init(device: SVMDevice, statistics: SVMStatistics) {
+            allocations = device.pagemap.failedAllocations.load(ordering: .relaxed)
+            copies = statistics.failedCopies.load(ordering: .relaxed)
+            migrations = statistics.failedMigrations.load(ordering: .relaxed)
+        }
+
+        private init(allocations: Int, copies: Int, migrations: Int) {
+            self.allocations = allocations
+            self.copies = copies
+            self.migrations = migrations
+        }
+
+        static func - (after: Self, before: Self) -> Self {
+            Self(allocations: after.allocations - before.allocations, copies: after.copies - before.copies,
+                 migrations: after.migrations - before.migrations)
+        }
+
+        var explanation: String {
+            var parts: [String] = []
+            if allocations > 0 { parts.append("device memory allocation failed \(allocations) times") }
+            if copies > 0 { parts.append("copies to or from device memory failed \(copies) times") }
+            if migrations > 0 { parts.append("\(migrations) migrations were given up") }
+            return parts.isEmpty ? "the range stayed busy or kept being invalidated" : parts.joined(separator: ", ")
         }
     }
 

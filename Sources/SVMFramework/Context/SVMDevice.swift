@@ -16,6 +16,8 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
     private let kernelsLaunched = Atomic<UInt64>(0)
     /// Why the device is out of service (see ``zap(_:)``); set once, never cleared.
     private let outOfService = Locked<String?>(nil)
+    /// See ``lastFaultFailure``.
+    private let faultFailure = Locked<String?>(nil)
     /// Held by every call into the device from the framework's threads; see ``DeviceLifetime``.
     private let lifetime: DeviceLifetime
     /// Waits until the address-space changes the program has made are handled (see
@@ -108,6 +110,14 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
 
     /// Attempts of one zap before the device is taken out of service.
     static let zapAttempts = 3
+
+    /// Why the last device fault that gave up did (its timeout passed), for the message of
+    /// the kernel it stopped; `nil` before any did.
+    public var lastFaultFailure: String? { faultFailure.withLock { $0 } }
+
+    func recordFaultFailure(_ reason: String) {
+        faultFailure.withLock { $0 = reason }
+    }
 
     /// Why the device no longer runs kernels, or `nil` while it does.
     public var outOfServiceReason: String? { outOfService.withLock { $0 } }

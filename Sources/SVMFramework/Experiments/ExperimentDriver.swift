@@ -37,7 +37,7 @@ public final class ExperimentDriver {
     /// counts as lost too.
     /// - Parameter reads: arrays the kernel reads that it does not name with a size (a
     ///   gather's table).
-    /// - Throws: ``ExperimentError/kernelStopped(kernel:status:address:)`` when a fault was refused.
+    /// - Throws: ``ExperimentError/kernelStopped(kernel:status:address:why:)`` when a fault was refused.
     @discardableResult
     public func launch(_ name: String, _ kernel: DeviceKernel, reads: [SVMArray] = []) throws -> KernelResult? {
         let footprint = KernelFootprint(kernel)
@@ -54,7 +54,8 @@ public final class ExperimentDriver {
                 skip(footprint)
                 return result
             }
-            throw ExperimentError.kernelStopped(kernel: name, status: status, address: result.faultAddress)
+            let why = status == .tryAgain ? device.lastFaultFailure : nil
+            throw ExperimentError.kernelStopped(kernel: name, status: status, address: result.faultAddress, why: why)
         }
         return result
     }

@@ -57,6 +57,10 @@ public final class SVMPagemap: Sendable {
     /// Device memory in use now, as the plugin reports it.
     public var usedBytes: UInt64 { (try? lifetime.ifOpen { try device.pagemapInfo().usedBytes }) ?? 0 }
 
+    /// Allocations that failed for good (out of memory with nothing left to evict, or an
+    /// error), for the message of a device fault that keeps failing.
+    let failedAllocations = Atomic<Int>(0)
+
     /// Allocates `size` bytes, calling `evict` to make room while the memory is full;
     /// `nil` when nothing more can be evicted or the device has no memory for SVM.
     func allocate(size: UInt64, evict: () -> Bool) -> DeviceAllocation? {
@@ -66,11 +70,15 @@ public final class SVMPagemap: Sendable {
                 guard let offset = try lifetime.ifOpen({ try device.allocateDeviceMemory(size: size) }) else { return nil }
                 return DeviceAllocation(pagemap: self, offset: offset, size: size)
             } catch let error as PluginErrno where error == .outOfMemory {
-                guard evict() else { return nil }
+                guard evict() else {
+                    failedAllocations.add(1, ordering: .relaxed)
+                    return nil
+                }
             } catch let error as PluginErrno where error == .notSupported {
                 devmemWorks.store(false, ordering: .relaxed)
                 return nil
             } catch {
+                failedAllocations.add(1, ordering: .relaxed)
                 return nil
             }
         }
