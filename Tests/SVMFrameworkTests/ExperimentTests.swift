@@ -178,6 +178,18 @@ struct ExperimentTests {
         }
     }
 
+    @Test("Copies out of device memory that always fail: every workload reports the data lost, reads none of it, checks the rest right", arguments: WorkloadKind.allCases)
+    func permanentCopyOutFailures(workload: WorkloadKind) throws {
+        var configuration = configuration(workload, 12 << 20, deviceMemory: 8 << 20)
+        // The copy path, where data comes back through copy_to_ram.
+        configuration.deviceOptions = ["fail-copy-out-every": "1", "zero-copy": "off"]
+        let report = try run(configuration)
+        #expect(!report.verified)
+        #expect(report.verification.wrong == 0, "\(report.verification)")
+        #expect(report.verification.lost > 0 && (report.svm["lostBytes"] ?? 0) > 0, "\(report.verification) \(report.svm)")
+        #expect((report.svm["failedCopies"] ?? 0) > 0)
+    }
+
     @Test("Injected device reset after the last kernel: what device memory held is reported lost, the rest checks right")
     func resetAfterLastKernel() throws {
         // 12 MiB (six ranges) swept twice through 8 MiB of device memory: after the second

@@ -16,6 +16,9 @@ struct SimDeviceConfiguration: Sendable {
     /// Fault injection: every Nth zap fails with `EIO` and leaves the translations in place
     /// (0: never).
     var failZapEvery = 0
+    /// Fault injection: every Nth copy out of device memory (`copy_to_ram`) fails with `EIO`
+    /// (0: never); copies in still work.
+    var failCopyOutEvery = 0
     /// Fault injection: the device resets once, after its Nth kernel (0: never), losing
     /// the contents of its memory.
     var resetAfterKernel = 0
@@ -72,6 +75,7 @@ struct SimDeviceConfiguration: Sendable {
         if let every = try integer("fail-alloc-every", 0...1 << 30) { failAllocationEvery = every }
         if let every = try integer("fail-copy-every", 0...1 << 30) { failCopyEvery = every }
         if let every = try integer("fail-zap-every", 0...1 << 30) { failZapEvery = every }
+        if let every = try integer("fail-copy-out-every", 0...1 << 30) { failCopyOutEvery = every }
         if let kernel = try integer("reset-after-kernel", 0...1 << 30) { resetAfterKernel = kernel }
         if let text = options("zero-copy") {
             switch text {

@@ -23,6 +23,7 @@ final class SimDeviceInstance: OpenDevice {
     private let allocations = Atomic<Int>(0)
     private let copies = Atomic<Int>(0)
     private let zaps = Atomic<Int>(0)
+    private let copiesOut = Atomic<Int>(0)
     /// Kernels run so far, for `reset-after-kernel`.
     private let kernels = Atomic<Int>(0)
     /// Kernels run under it shared, a reset exclusively: no kernel reads device memory
@@ -92,6 +93,10 @@ final class SimDeviceInstance: OpenDevice {
 
     func copyFromDeviceMemory(offset: UInt64, to destination: UnsafeMutableRawPointer, size: UInt64) throws {
         try injectCopyFailure("copy_to_ram")
+        if Self.injects(configuration.failCopyOutEvery, copiesOut) {
+            host.log(.debug, "copy_to_ram: injected failure (EIO)")
+            throw PluginErrno.ioError
+        }
         try memory.copy(from: offset, to: destination, length: size)
     }
 
