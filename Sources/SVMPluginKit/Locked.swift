@@ -9,37 +9,18 @@ import Glibc
 /// see, which made every access inside a `withLock` look like a race (64 of 65 reports of a
 /// TSan run were such). Uncontended, both cost an atomic exchange each way.
 public final class Locked<Value: ~Copyable>: @unchecked Sendable {
-    // The mutex must not move: it lives in its own allocation. `value` is read and written
-    // only while it is held.
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    // `value` is read and written only while `lock` is held.
+    private let lock = Lock()
     private var value: Value
 
     public init(_ value: consuming Value) {
         self.value = value
-        mutex = .allocate(capacity: 1)
-        mutex.initialize(to: pthread_mutex_t())
-        let status = pthread_mutex_init(mutex, nil)
-        precondition(status == 0, "pthread_mutex_init failed: \(status)")
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
     }
 
     /// Runs `body` with the value while holding the lock. Not reentrant: a thread that
     /// calls it again from `body` deadlocks.
     public func withLock<Result, Failure: Error>(_ body: (inout Value) throws(Failure) -> Result) throws(Failure) -> Result {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body(&value)
-    }
-
-    /// Runs `body` with the value if the lock is free now; `nil` without waiting otherwise.
-    public func withLockIfAvailable<Result, Failure: Error>(_ body: (inout Value) throws(Failure) -> Result) throws(Failure) -> Result? {
-        guard pthread_mutex_trylock(mutex) == 0 else { return nil }
-        defer { pthread_mutex_unlock(mutex) }
-        return try body(&value)
+        try lock.withLock { () throws(Failure) -> Result in try body(&value) }
     }
 }
 
