@@ -70,7 +70,10 @@ import Testing
             let bytes = UnsafeMutablePointer<UInt8>(bitPattern: base)!
             seen.store(Int(bytes[100]), ordering: .releasing)
         }
-        usleep(100_000)
+        // Until the handler has read the CPU fault and serves it (slow under ThreadSanitizer):
+        // the device fault below waits for the events read before it.
+        let readBy = ContinuousClock.now + .seconds(2)
+        while !f.context.mirrorHandlerIsBusy && ContinuousClock.now < readBy { usleep(1000) }
         let other = MappedBuffer(size: 2 << 20)
         other.fill(seed: 44)
         let waiterStart = ContinuousClock.now

@@ -153,6 +153,9 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
 
     /// Fault injection for tests: `stall` runs inside every migration back to system memory
     /// once it owns its range, on whichever thread migrates (the handler's, for a CPU fault).
+    /// Whether the CPU mirror's handler is serving a fault or an event now.
+    @_spi(Testing) public var mirrorHandlerIsBusy: Bool { mirror?.handlerWork != nil }
+
     @_spi(Testing) public func injectHomeMigrationStall(_ stall: (@Sendable (AddressInterval) -> Void)?) {
         migrator?.injection.stallHome.withLock { $0 = stall }
     }
