@@ -61,23 +61,22 @@ final class SimDeviceInstance: OpenDevice {
     // MARK: Device memory
 
     func allocateDeviceMemory(size: UInt64) throws -> UInt64 {
-        if Self.injects(configuration.failAllocationEvery, allocations) {
-            host.log(.debug, "devmem_alloc(\(size)): injected failure (ENOMEM)")
-            throw PluginErrno.outOfMemory
-        }
+        try inject(configuration.failAllocationEvery, allocations, .outOfMemory, "devmem_alloc(\(size)): injected failure (ENOMEM)")
         return try memory.allocate(size: size)
     }
 
-    /// Whether this call, counted in `calls`, is an Nth one that fails.
-    private static func injects(_ every: Int, _ calls: borrowing Atomic<Int>) -> Bool {
-        guard every > 0 else { return false }
-        return calls.add(1, ordering: .relaxed).newValue % every == 0
+    /// Throws `error`, after logging `message`, when this call, counted in `calls`, is an
+    /// Nth one (`every`; 0: never).
+    private func inject(
+        _ every: Int, _ calls: borrowing Atomic<Int>, _ error: PluginErrno, _ message: @autoclosure () -> String
+    ) throws(PluginErrno) {
+        guard every > 0, calls.add(1, ordering: .relaxed).newValue % every == 0 else { return }
+        host.log(.debug, message())
+        throw error
     }
 
     private func injectCopyFailure(_ operation: String) throws(PluginErrno) {
-        guard Self.injects(configuration.failCopyEvery, copies) else { return }
-        host.log(.debug, "\(operation): injected failure (EIO)")
-        throw .ioError
+        try inject(configuration.failCopyEvery, copies, .ioError, "\(operation): injected failure (EIO)")
     }
 
     func freeDeviceMemory(offset: UInt64, size: UInt64) {
@@ -93,10 +92,7 @@ final class SimDeviceInstance: OpenDevice {
 
     func copyFromDeviceMemory(offset: UInt64, to destination: UnsafeMutableRawPointer, size: UInt64) throws {
         try injectCopyFailure("copy_to_ram")
-        if Self.injects(configuration.failCopyOutEvery, copiesOut) {
-            host.log(.debug, "copy_to_ram: injected failure (EIO)")
-            throw PluginErrno.ioError
-        }
+        try inject(configuration.failCopyOutEvery, copiesOut, .ioError, "copy_to_ram: injected failure (EIO)")
         try memory.copy(from: offset, to: destination, length: size)
     }
 
@@ -127,10 +123,9 @@ final class SimDeviceInstance: OpenDevice {
 
     func zap(address: UInt64, size: UInt64) throws {
         guard size <= UInt64.max - address else { throw PluginErrno.invalidArgument }
-        if Self.injects(configuration.failZapEvery, zaps) {
-            host.log(.debug, "zap(0x\(String(address, radix: 16)), \(size)): injected failure (EIO), translations kept")
-            throw PluginErrno.ioError
-        }
+        try inject(
+            configuration.failZapEvery, zaps, .ioError,
+            "zap(0x\(String(address, radix: 16)), \(size)): injected failure (EIO), translations kept")
         pageTable.zap(address ..< address + size)
         tlb.invalidate(address ..< address + size)
     }

@@ -62,13 +62,13 @@ struct DeviceFaultPath {
     ///   `.tryAgain` (the fault timeout passed).
     func service(device: SVMDevice, address: UInt64, access: DeviceAccess) throws {
         var progress = Progress(deadline: .now + timeout)
-        let before = FailureCounts(device: device, statistics: statistics)
+        let before = FailureCounts.now(device: device, statistics: statistics)
         do {
             try withSequenceRetry(timeout: timeout) { () throws -> Void? in
                 try attempt(device: device, address: address, access: access, progress: &progress)
             }
         } catch let timeout as SequenceRetryTimeout {
-            let failed = FailureCounts(device: device, statistics: statistics) - before
+            let failed = FailureCounts.now(device: device, statistics: statistics) - before
             let range = space.withRange(containing: address) { $0.map { " in range \($0.interval)" } } ?? ""
             device.recordFaultFailure(
                 "the device fault at 0x\(String(address, radix: 16)) (\(access))\(range) gave up after \(timeout.timeout) and \(timeout.attempts) attempts: \(failed.explanation)")
@@ -84,16 +84,11 @@ struct DeviceFaultPath {
         var copies: Int
         var migrations: Int
 
-        init(device: SVMDevice, statistics: SVMStatistics) {
-            allocations = device.pagemap.failedAllocations.load(ordering: .relaxed)
-            copies = statistics.failedCopies.load(ordering: .relaxed)
-            migrations = statistics.failedMigrations.load(ordering: .relaxed)
-        }
-
-        private init(allocations: Int, copies: Int, migrations: Int) {
-            self.allocations = allocations
-            self.copies = copies
-            self.migrations = migrations
+        static func now(device: SVMDevice, statistics: SVMStatistics) -> Self {
+            Self(
+                allocations: device.pagemap.failedAllocations.load(ordering: .relaxed),
+                copies: statistics.failedCopies.load(ordering: .relaxed),
+                migrations: statistics.failedMigrations.load(ordering: .relaxed))
         }
 
         static func - (after: Self, before: Self) -> Self {

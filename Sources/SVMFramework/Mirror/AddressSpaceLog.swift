@@ -41,11 +41,17 @@ final class AddressSpaceLog: Sendable {
     /// event can be read, and be called again with the longer list.
     ///
     /// Only the changes that can apply to data of `interval` (see
-    /// ``AddressSpaceChange/relevant(to:)``): a thread discarding other memory without pause
+    /// `relevant(to:)` below): a thread discarding other memory without pause
     /// logs thousands of changes during one migration, and following each of them for each
     /// page made putting 64 KiB back take minutes.
     func withChanges<T>(since position: Int, affecting interval: AddressInterval, _ body: ([AddressSpaceChange]) -> T) -> T {
-        reading.withReadLock { body(changes(since: position).relevant(to: interval)) }
+        reading.withReadLock {
+            // Filtered where the log lies: no copy of changes the range does not need.
+            let relevant = state.withLock { state in
+                state.changes[max(0, position - state.base)...].relevant(to: interval)
+            }
+            return body(relevant)
+        }
     }
 
     /// Runs `body` with the discards read but not handled yet, reading no event until it
@@ -120,7 +126,7 @@ extension AddressSpaceChange {
     }
 }
 
-extension [AddressSpaceChange] {
+extension Sequence<AddressSpaceChange> {
     /// The changes that can move or drop a byte of `interval`, in order: those touching the
     /// interval or a place a remap before them carried part of it to. Every other change
     /// leaves each such byte where it is (``destination(of:)`` is the same without them).
