@@ -78,6 +78,25 @@ public struct HostServices: @unchecked Sendable {
         if let error = PluginErrno(status: report(table.pointee.host_ctx, hostDevice)) { throw error }
     }
 
+    /// Declares `[address, address + size)` memory of the plugin's own (ABI 1.5): the host
+    /// makes no SVM range over it and answers a device fault on it with `-EFAULT`. Throws
+    /// `PluginErrno.notSupported` from a host older than 1.5, `.invalidArgument` for an
+    /// interval that is unaligned, empty, not mapped or overlaps one declared before.
+    public func addPrivateMemory(address: UInt64, size: UInt64) throws(PluginErrno) {
+        guard table.pointee.has(\.add_private_memory), let add = table.pointee.add_private_memory else {
+            throw .notSupported
+        }
+        if let error = PluginErrno(status: add(table.pointee.host_ctx, address, size)) { throw error }
+    }
+
+    /// Withdraws an interval ``addPrivateMemory(address:size:)`` declared, before unmapping it.
+    public func removePrivateMemory(address: UInt64, size: UInt64) throws(PluginErrno) {
+        guard table.pointee.has(\.remove_private_memory), let remove = table.pointee.remove_private_memory else {
+            throw .notSupported
+        }
+        if let error = PluginErrno(status: remove(table.pointee.host_ctx, address, size)) { throw error }
+    }
+
     /// The host's simulated time in nanoseconds.
     public func now() -> UInt64 {
         guard table.pointee.has(\.clock_now_ns), let now = table.pointee.clock_now_ns else {

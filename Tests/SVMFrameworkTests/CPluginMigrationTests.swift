@@ -6,8 +6,8 @@ import Testing
 @testable import SVMFramework
 
 /// The copy path with a plugin written in C: the example plugin built with
-/// `EXAMPLE_DEVICE_MEMORY` has malloc'd device memory, which it does not declare host memory,
-/// so every migration copies (staging memory and `copy_to_devmem` / `copy_to_ram`).
+/// `EXAMPLE_DEVICE_MEMORY` has device memory it declares private (ABI 1.5) but not host
+/// memory, so every migration copies (staging memory and `copy_to_devmem` / `copy_to_ram`).
 @Suite struct CPluginMigrationTests {
     static let chunk = 2 << 20
 
@@ -36,6 +36,18 @@ import Testing
             context.close(device)
             context.shutdown()
         }
+    }
+
+    @Test("The C plugin declares its device memory private while the device is open: a device fault there is refused")
+    func privateDeviceMemory() throws {
+        // A size no other test's device has, since tests run alongside in this process.
+        let size = UInt64(23 << 20)
+        let f = try Fixture(memoryMiB: 23)
+        let memory = try #require(PrivateMemory.process.declared.first { $0.size == size }, "not declared")
+        #expect(throws: PluginErrno.badAddress) { try f.fault(memory.start + 4096, .write) }
+        #expect(f.context.space.range(containing: memory.start + 4096) == nil)
+        f.shutdown()
+        #expect(!PrivateMemory.process.declared.contains(memory), "still declared after close")
     }
 
     @Test("A device fault copies the range into the C plugin's memory; a CPU fault copies it back")

@@ -58,6 +58,7 @@ import Testing
             Case(file: "liblognewlines.so", defines: ["HOSTILE_NAME=\"LogNewlines\"", "HOSTILE_LOG_NEWLINES"], outcome: .works),
             Case(file: "libloghuge.so", defines: ["HOSTILE_NAME=\"LogHuge\"", "HOSTILE_LOG_HUGE"], outcome: .works),
             Case(file: "libpageend.so", defines: ["HOSTILE_NAME=\"PageEnd\"", "HOSTILE_PAGE_END_TABLES"], outcome: .works),
+            Case(file: "libbadprivate.so", defines: ["HOSTILE_NAME=\"BadPrivate\"", "HOSTILE_BAD_PRIVATE_MEMORY"], outcome: .works),
             Case(file: "libentrydata.so", defines: ["HOSTILE_ENTRY_IS_DATA"], outcome: .refused("the entry symbol 'svm_plugin_entry' is not a function")),
         ]
         return cases
@@ -122,6 +123,10 @@ import Testing
             #expect(lines.allSatisfy { !$0.unicodeScalars.contains { $0.properties.generalCategory == .control } })
             #expect(lines.contains("first line\\nsecond line\\r\\u{1B}[31mred\\u{1B}[0m\\ttab\\u{7F}"))
             #expect(lines.contains { $0.hasSuffix("… (cut at 1024 bytes)") && $0.utf8.count < 1100 })
+            // Each bad private-memory declaration was refused with one error line naming it.
+            let refusals = log.all.filter { $0.plugin == "BadPrivate" && $0.level == .error }.map(\.message)
+            #expect(refusals.count == 6 && refusals.allSatisfy { $0.hasSuffix("refused with EINVAL") }, "\(refusals)")
+            #expect(refusals.filter { $0.contains("not all mapped") }.count == 1, "\(refusals)")
             // The page-end tables were read only up to their struct_size: the 1.1 ops absent.
             let pageEnd = try #require(host.plugin(named: "PageEnd")?.device)
             let device = try pageEnd.openDevice(at: 0, hostDevice: 1)

@@ -41,7 +41,7 @@ extern "C" {
 #endif
 
 #define SVM_PLUGIN_ABI_MAJOR 1
-#define SVM_PLUGIN_ABI_MINOR 4
+#define SVM_PLUGIN_ABI_MINOR 5
 
 /* The one symbol a plugin exports. */
 #define SVM_PLUGIN_ENTRY_SYMBOL "svm_plugin_entry"
@@ -140,6 +140,21 @@ struct svm_host_services {
      * a lock the host's calls into the plugin take. Returns 0, or -ENODEV when host_device
      * is unknown. */
     svm_status (*report_device_reset)(void *host_ctx, uint64_t host_device);
+
+    /* [1.5] Declare [address, address + size) memory of the plugin's own (simulated device
+     * memory, bounce buffers, staging): the host never makes an SVM range over it, and a
+     * device fault on it is answered -EFAULT, as for memory that is not mapped. Without the
+     * declaration a device access through a stray pointer could migrate the plugin's pages
+     * away, and the plugin's next touch of them, under a lock the host's zap takes, would
+     * deadlock. Declare after mapping, before any device may touch the memory. address and
+     * size are 4096-aligned, size is not 0, and every page is mapped. Any thread; the host
+     * takes only a lock of its own. Returns 0, or -EINVAL for a bad or unmapped interval or
+     * one overlapping a declared one. */
+    svm_status (*add_private_memory)(void *host_ctx, uint64_t address, uint64_t size);
+
+    /* [1.5] Withdraw exactly an interval add_private_memory declared, before unmapping it.
+     * Returns 0, or -EINVAL when no such interval was declared. */
+    svm_status (*remove_private_memory)(void *host_ctx, uint64_t address, uint64_t size);
 };
 
 /* ---------------------------------------------------------------------------------------

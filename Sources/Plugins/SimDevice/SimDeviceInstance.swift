@@ -14,7 +14,7 @@ final class SimDeviceInstance: OpenDevice {
     private let memory: SimDeviceMemory
     private let pageTable = SimDevicePageTable()
     private let tlb: SimDeviceTLB
-    private let bounceBuffers = SimDeviceBounceBuffers(size: Int(SimDeviceKernelRun.bounceBytes))
+    private let bounceBuffers: SimDeviceBounceBuffers
     /// Set once by `close`; the ABI calls nothing afterwards, so this only makes a second
     /// close harmless.
     private let closed = Atomic<Bool>(false)
@@ -40,7 +40,8 @@ final class SimDeviceInstance: OpenDevice {
         self.configuration = configuration
         self.host = host
         memory = try SimDeviceMemory(
-            size: configuration.memoryBytes, minPageSize: UInt64(configuration.minPageSize))
+            size: configuration.memoryBytes, minPageSize: UInt64(configuration.minPageSize), host: host)
+        bounceBuffers = SimDeviceBounceBuffers(size: Int(SimDeviceKernelRun.bounceBytes), host: host)
         tlb = SimDeviceTLB(entries: configuration.timing.tlbEntries)
     }
 

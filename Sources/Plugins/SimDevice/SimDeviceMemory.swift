@@ -6,7 +6,8 @@ import Synchronization
 
 /// A simulated device's memory (its VRAM): host memory, handed out by a buddy allocator.
 ///
-/// The bytes are working memory (``mapWorkingMemory(size:reserve:)``) with `MAP_NORESERVE`,
+/// The bytes are working memory declared private to the host
+/// (``HostServices/mapPrivateMemory(size:reserve:)``) with `MAP_NORESERVE`,
 /// so a device of several GiB costs host RAM only for the pages the simulation has touched.
 /// With `zero-copy` on (the default) the memory is declared host memory (ABI 1.4): the host
 /// moves pages in and out, fills every page of an allocation before the device uses it and
@@ -27,6 +28,8 @@ final class SimDeviceMemory: @unchecked Sendable {
     /// The bytes of device memory.
     let size: UInt64
     let minPageSize: UInt64
+    /// Told of the mapping, and of its end.
+    private let host: HostServices
 
     private struct State {
         var allocator: BuddyAllocator
@@ -43,7 +46,7 @@ final class SimDeviceMemory: @unchecked Sendable {
     ///
     /// - Throws: `PluginErrno.invalidArgument` for a size the allocator refuses,
     ///   `.outOfMemory` when the host cannot reserve the address space.
-    init(size: UInt64, minPageSize: UInt64) throws(PluginErrno) {
+    init(size: UInt64, minPageSize: UInt64, host: HostServices) throws(PluginErrno) {
         let allocator: BuddyAllocator
         do {
             allocator = try BuddyAllocator(totalBytes: size, minChunkSize: minPageSize, placement: .topDown)
@@ -51,7 +54,8 @@ final class SimDeviceMemory: @unchecked Sendable {
             throw .invalidArgument
         }
         guard let length = Int(exactly: size) else { throw .invalidArgument }
-        guard let address = mapWorkingMemory(size: length, reserve: false) else { throw .outOfMemory }
+        guard let address = host.mapPrivateMemory(size: length, reserve: false) else { throw .outOfMemory }
+        self.host = host
         base = address
         self.size = size
         self.minPageSize = minPageSize
@@ -60,7 +64,7 @@ final class SimDeviceMemory: @unchecked Sendable {
 
     /// Returns the bytes to the host. No other member may be used afterwards.
     func unmap() {
-        munmap(base, Int(size))
+        host.unmapPrivateMemory(base, size: Int(size))
     }
 
     /// Bytes allocated now.

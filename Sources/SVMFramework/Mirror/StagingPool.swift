@@ -210,8 +210,10 @@ final class StagingPool: Sendable {
         // No huge pages: a 4 KiB migration must not make the kernel fault a whole 2 MiB page.
         madvise(block, size, MADV_NOHUGEPAGE)
         // The handler thread copies into slots: they must never share a VMA with the
-        // program's memory, which an SVM range could cover.
+        // program's memory, which an SVM range could cover, nor be covered by a range made
+        // on a device fault through a stray pointer. Never withdrawn, as never unmapped.
         keepApartFromProgramMemory(block, size: size)
+        try? PrivateMemory.process.add(address: aligned, size: UInt64(size))
         return (0..<slotsPerBlock).map { Slot(address: aligned + UInt64($0) * slotSize) }
     }
 }

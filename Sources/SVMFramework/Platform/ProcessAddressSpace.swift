@@ -11,7 +11,8 @@ public final class ProcessAddressSpace: CPUAddressSpace {
     /// Whether the ioctl works here; cleared on the first `ENOTTY`/`EINVAL`.
     private let queryWorks: Atomic<Bool>
 
-    public init() {
+    public init(privateMemory: PrivateMemory = .process) {
+        self.privateMemory = privateMemory
         mapsDescriptor = open("/proc/self/maps", O_RDONLY | O_CLOEXEC)
         queryWorks = Atomic(mapsDescriptor >= 0)
     }
@@ -21,9 +22,17 @@ public final class ProcessAddressSpace: CPUAddressSpace {
     /// Whether `find_vma` is one ioctl (`PROCMAP_QUERY`) rather than a parse of the maps file.
     public var usesMapQuery: Bool { queryWorks.load(ordering: .relaxed) }
 
+    /// Memory of the framework's and the plugins' own, which is not the program's.
+    private let privateMemory: PrivateMemory
+
+    /// The mapping containing `address`, cut to the program's part of it: `nil` on private
+    /// memory (``PrivateMemory``) as on unmapped memory.
     public func mapping(containing address: UInt64) -> CPUMapping? {
         guard let area = area(containing: address) else { return nil }
-        return CPUMapping(area)
+        var mapping = CPUMapping(area)
+        guard let programPart = privateMemory.programPart(of: mapping.interval, around: address) else { return nil }
+        mapping.interval = programPart
+        return mapping
     }
 
     public func isAllocatorHeap(_ address: UInt64) -> Bool {

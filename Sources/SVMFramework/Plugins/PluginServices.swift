@@ -50,6 +50,18 @@ final class PluginServices: Sendable {
             guard let services = PluginServices.from(context) else { return PluginErrno.invalidArgument.status }
             return services.reportDeviceReset(hostDevice: hostDevice)
         }
+        raw.add_private_memory = { context, address, size in
+            guard let services = PluginServices.from(context) else { return PluginErrno.invalidArgument.status }
+            return services.changePrivateMemory("add_private_memory", address: address, size: size) { (memory) throws(PrivateMemory.Refusal) in
+                try memory.add(address: address, size: size)
+            }
+        }
+        raw.remove_private_memory = { context, address, size in
+            guard let services = PluginServices.from(context) else { return PluginErrno.invalidArgument.status }
+            return services.changePrivateMemory("remove_private_memory", address: address, size: size) { (memory) throws(PrivateMemory.Refusal) in
+                try memory.remove(address: address, size: size)
+            }
+        }
         raw.clock_now_ns = { context in PluginServices.from(context)?.clock.now ?? 0 }
         raw.config_get = { context, key, buffer, size in
             guard let services = PluginServices.from(context), let key else {
@@ -81,6 +93,26 @@ final class PluginServices: Sendable {
         guard svm_thread_in_plugin_call_without_host_services() != 0 else { return nil }
         log(.error, "\(service) called from inside bind or zap, which the ABI forbids: refused with EINVAL")
         return PluginErrno.invalidArgument.status
+    }
+
+    /// Runs `change` on the process's private memory; a refusal is `-EINVAL` with an error
+    /// logged for the plugin, naming the interval.
+    private func changePrivateMemory(
+        _ service: String, address: UInt64, size: UInt64, _ change: (PrivateMemory) throws(PrivateMemory.Refusal) -> Void
+    ) -> Int32 {
+        do {
+            try change(.process)
+            return 0
+        } catch {
+            let interval = "0x\(String(address, radix: 16)) + \(size)"
+            switch error {
+            case .badInterval: log(.error, "\(service)(\(interval)): empty, unaligned or wrapping: refused with EINVAL")
+            case .notMapped: log(.error, "\(service)(\(interval)): not all mapped: refused with EINVAL")
+            case .overlaps(let other): log(.error, "\(service)(\(interval)): overlaps \(other), declared before: refused with EINVAL")
+            case .notDeclared: log(.error, "\(service)(\(interval)): not an interval add_private_memory declared: refused with EINVAL")
+            }
+            return PluginErrno.invalidArgument.status
+        }
     }
 
     private func reportDeviceReset(hostDevice: UInt64) -> Int32 {

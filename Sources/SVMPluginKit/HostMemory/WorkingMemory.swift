@@ -12,7 +12,9 @@ import Glibc
 /// touching the bounce buffer under its page-table lock would fault into the mirror's
 /// handler, which needs that lock to zap: a deadlock. `MADV_DONTDUMP` gives the mapping a
 /// flag the program's memory does not have (and keeps it out of core dumps), so it never
-/// merges with it (``keepApartFromProgramMemory(_:size:)``).
+/// merges with it (``keepApartFromProgramMemory(_:size:)``). A device may still fault on it
+/// through a stray pointer: a plugin declares it to the host as well
+/// (``HostServices/mapPrivateMemory(size:reserve:)``), which then makes no range over it.
 ///
 /// - Parameters:
 ///   - size: bytes, a multiple of the page size.
@@ -33,4 +35,33 @@ public func mapWorkingMemory(size: Int, reserve: Bool = true) -> UnsafeMutableRa
 /// mapped otherwise than by ``mapWorkingMemory(size:reserve:)`` (aligned, for one).
 public func keepApartFromProgramMemory(_ address: UnsafeMutableRawPointer, size: Int) {
     _ = madvise(address, size, MADV_DONTDUMP)
+}
+
+extension HostServices {
+    /// ``mapWorkingMemory(size:reserve:)`` declared to the host as the plugin's own
+    /// (``addPrivateMemory(address:size:)``), so that no device fault through a stray pointer
+    /// makes an SVM range over it. From a host older than ABI 1.5, which cannot be told, the
+    /// memory is only kept apart from the program's.
+    ///
+    /// - Returns: the mapping, released with ``unmapPrivateMemory(_:size:)``; `nil` when
+    ///   `mmap` fails or the host refuses the declaration.
+    public func mapPrivateMemory(size: Int, reserve: Bool = true) -> UnsafeMutableRawPointer? {
+        guard let address = mapWorkingMemory(size: size, reserve: reserve) else { return nil }
+        do {
+            try addPrivateMemory(address: UInt64(UInt(bitPattern: address)), size: UInt64(size))
+        } catch .notSupported {
+            // An older host: nothing to tell it.
+        } catch {
+            munmap(address, size)
+            return nil
+        }
+        return address
+    }
+
+    /// Withdraws the declaration of memory ``mapPrivateMemory(size:reserve:)`` mapped, then
+    /// unmaps it.
+    public func unmapPrivateMemory(_ address: UnsafeMutableRawPointer, size: Int) {
+        try? removePrivateMemory(address: UInt64(UInt(bitPattern: address)), size: UInt64(size))
+        munmap(address, size)
+    }
 }

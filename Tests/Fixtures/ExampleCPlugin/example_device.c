@@ -10,15 +10,17 @@
  *
  * As it stands it implements none of the optional ops of ABI 1.1 (device memory, bind, zap,
  * kernels): the host describes its device but answers -EOPNOTSUPP for them. Built with
- * EXAMPLE_DEVICE_MEMORY it also has device memory (malloc'd, so not host memory the host may
- * move pages into: every migration takes the copy path) and a page table that only
- * accepts binds and zaps, enough for the host to migrate ranges to it and back.
+ * EXAMPLE_DEVICE_MEMORY it also has device memory (mapped memory it declares its own with
+ * add_private_memory, ABI 1.5, but not host memory the host may move pages into: every
+ * migration takes the copy path) and a page table that only accepts binds and zaps, enough
+ * for the host to migrate ranges to it and back.
  *
  * The EXAMPLE_* macros exist for the test suite, which compiles broken variants of this
  * file (another name, another ABI major, no entry symbol, a missing required op, a failing
  * init, devmem_alloc without the ops it requires) to check that the host refuses each of
  * them and loads the rest, and a variant declaring ABI 1.0 (EXAMPLE_ABI_1_0).
  */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MAP_NORESERVE under -std=c11 */
 #include "svm_plugin_abi.h"
 
 #include <errno.h>
@@ -26,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #ifndef EXAMPLE_NAME
 #define EXAMPLE_NAME "ExampleC"
@@ -142,9 +145,21 @@ static svm_status example_open_device(void *plugin_ctx, uint32_t index, uint64_t
     device->plugin = plugin_ctx;
     device->host_device = host_device;
 #ifdef EXAMPLE_DEVICE_MEMORY
-    /* calloc: pages cost memory only once written. */
-    device->memory = calloc(1, device->plugin->memory_bytes);
-    if (!device->memory) {
+    /* Anonymous memory of its own: pages cost memory only once written. */
+    void *memory = mmap(NULL, device->plugin->memory_bytes, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (memory == MAP_FAILED) {
+        free(device);
+        return -ENOMEM;
+    }
+    device->memory = memory;
+    /* The plugin's own memory, not the program's: the host makes no SVM range over it, even
+     * when a device faults on it through a stray pointer. A host older than 1.5 has no such
+     * service; the memory then only relies on nobody pointing a device at it. */
+    const struct svm_host_services *host = device->plugin->host;
+    if (SVM_ABI_HAS(host, struct svm_host_services, add_private_memory) && host->add_private_memory &&
+        host->add_private_memory(host->host_ctx, (uint64_t)(uintptr_t)memory, device->plugin->memory_bytes) != 0) {
+        munmap(memory, device->plugin->memory_bytes);
         free(device);
         return -ENOMEM;
     }
@@ -158,7 +173,10 @@ static void example_close_device(void *device_ctx) {
 #ifdef EXAMPLE_DEVICE_MEMORY
     struct example_device *device = device_ctx;
     pthread_mutex_destroy(&device->lock);
-    free(device->memory);
+    const struct svm_host_services *host = device->plugin->host;
+    if (SVM_ABI_HAS(host, struct svm_host_services, remove_private_memory) && host->remove_private_memory)
+        host->remove_private_memory(host->host_ctx, (uint64_t)(uintptr_t)device->memory, device->plugin->memory_bytes);
+    munmap(device->memory, device->plugin->memory_bytes);
 #endif
     free(device_ctx);
 }

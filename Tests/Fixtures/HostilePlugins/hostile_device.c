@@ -12,6 +12,7 @@
  *   HOSTILE_PAGE_END_TABLES           the ops tables declare their ABI 1.0 size and end
  *                                     exactly at a page boundary, before an unmapped page
  *   HOSTILE_ENTRY_IS_DATA             the entry symbol is an array, not a function
+ *   HOSTILE_BAD_PRIVATE_MEMORY        init declares bad private-memory intervals (ABI 1.5)
  */
 #define _DEFAULT_SOURCE
 #include "svm_plugin_abi.h"
@@ -63,6 +64,23 @@ static svm_status hostile_init(const struct svm_plugin_descriptor *self,
         host->log(host->host_ctx, SVM_LOG_INFO, line);
         free(line);
     }
+#elif defined(HOSTILE_BAD_PRIVATE_MEMORY)
+    /* Every bad declaration must come back -EINVAL: unaligned, empty, wrapping, unmapped,
+     * overlapping, and a withdrawal of what was never declared. */
+    void *mapped = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mapped == MAP_FAILED) return -ENOMEM;
+    uint64_t base = (uint64_t)(uintptr_t)mapped;
+    int refused = host->add_private_memory(host->host_ctx, base + 1, 4096) == -EINVAL;
+    refused += host->add_private_memory(host->host_ctx, base, 0) == -EINVAL;
+    refused += host->add_private_memory(host->host_ctx, UINT64_MAX - 4095, 2 * 4096) == -EINVAL;
+    munmap((char *)mapped + 4096, 4096);
+    refused += host->add_private_memory(host->host_ctx, base, 2 * 4096) == -EINVAL;
+    int declared = host->add_private_memory(host->host_ctx, base, 4096) == 0;
+    refused += host->add_private_memory(host->host_ctx, base, 4096) == -EINVAL;
+    refused += host->remove_private_memory(host->host_ctx, base + 4096, 4096) == -EINVAL;
+    int withdrawn = host->remove_private_memory(host->host_ctx, base, 4096) == 0;
+    munmap(mapped, 4096);
+    if (refused != 6 || !declared || !withdrawn) return -ENOTRECOVERABLE;
 #else
     (void)host;
 #endif
