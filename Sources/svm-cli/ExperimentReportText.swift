@@ -53,6 +53,10 @@ struct ExperimentReportText {
             lines.append("")
             lines.append("Failures     \(failedCopies) device copy(ies) failed; \(givenUp) migration(s) to device memory given up (the data stayed in system memory); copies back to system memory are tried again")
         }
+        if let failedZaps = report.svm["failedZaps"], failedZaps > 0 {
+            if failedCopies + givenUp == 0 { lines.append("") }
+            lines.append("\(failedCopies + givenUp == 0 ? "Failures     " : "             ")\(failedZaps) zap(s) failed; each is tried \(SVMDevice.zapAttempts) times before the device is taken out of service")
+        }
         if let thrashing = report.svm["thrashingAvoided"], thrashing > 0 {
             lines.append("")
             lines.append("Thrashing    \(thrashing) device fault(s) on ranges their kernel had evicted were mapped in system memory instead of migrated again (device memory cannot hold what one step needs)")

@@ -10,12 +10,41 @@ import Testing
 /// refused.
 @Suite("Experiments", .serialized)
 struct ExperimentTests {
-    func run(_ configuration: ExperimentConfiguration, trace: TraceRecorder? = nil) throws -> ExperimentReport {
+    func run(_ configuration: ExperimentConfiguration, plugin: String = PackagePaths.product("libSimDevice.so"), trace: TraceRecorder? = nil) throws -> ExperimentReport {
         let host = PluginHost(
             configuration: PluginHost.Configuration(
-                searchPath: PluginSearchPath(builtinDirectory: nil, commandLineEntries: [PackagePaths.product("libSimDevice.so")]),
+                searchPath: PluginSearchPath(builtinDirectory: nil, commandLineEntries: [plugin]),
                 options: configuration.pluginOptions))
         return try Experiment(configuration: configuration, host: host).run(trace: trace)
+    }
+
+    /// Who makes a device's ops fail: SimDevice itself (its `fail-*` options), or a plugin
+    /// of another author around it (the FailureProxy fixture, in C, which returns `-EIO`
+    /// without calling SimDevice).
+    enum FailureInjector: String, CaseIterable, CustomTestStringConvertible {
+        case simDevice = "SimDevice"
+        case proxy = "FailureProxy"
+
+        var testDescription: String { rawValue }
+
+        /// The option that fails every `every`th zap, or copy out of device memory.
+        func zapOption(every: Int) -> [String: String] {
+            [self == .simDevice ? "fail-zap-every" : "proxy-fail-zap-every": "\(every)"]
+        }
+
+        func copyOutOption(every: Int) -> [String: String] {
+            [self == .simDevice ? "fail-copy-out-every" : "proxy-fail-copy-out-every": "\(every)"]
+        }
+
+        /// Runs `body` with the plugin file to load, the proxy built for the occasion.
+        func withPlugin<T>(_ body: (String) throws -> T) throws -> T {
+            let simDevice = PackagePaths.product("libSimDevice.so")
+            guard self == .proxy else { return try body(simDevice) }
+            let folder = try TemporaryDirectory()
+            let proxy = folder.file("libFailureProxy.so")
+            try CPluginCompiler.compile(PackagePaths.fixture("FailureProxy/failure_proxy.c"), defines: ["PROXY_TARGET=\"\(simDevice)\""], output: proxy)
+            return try body(proxy)
+        }
     }
 
     func configuration(_ workload: WorkloadKind, _ workingSet: UInt64, deviceMemory: UInt64 = 64 << 20, seed: UInt64 = 1) -> ExperimentConfiguration {
@@ -158,19 +187,25 @@ struct ExperimentTests {
         #expect(broken.devices[0].migrationsToDevice == 0 && broken.devices[0].remoteBytesWritten > 0)
     }
 
-    @Test("Injected zap failures: a zap failing once in a while is tried again and the run verifies; one that keeps failing takes the device out of service, never a stale mapping", arguments: WorkloadKind.allCases)
-    func zapFailures(workload: WorkloadKind) throws {
+    @Test("Injected zap failures: a zap failing once in a while is tried again and the run verifies; one that keeps failing takes the device out of service, never a stale mapping", arguments: WorkloadKind.allCases, FailureInjector.allCases)
+    func zapFailures(workload: WorkloadKind, injector: FailureInjector) throws {
+        try injector.withPlugin { plugin in try zapFailures(workload: workload, injector: injector, plugin: plugin) }
+    }
+
+    func zapFailures(workload: WorkloadKind, injector: FailureInjector, plugin: String) throws {
         // 12 MiB through 8 MiB of device memory: evictions zap in every workload.
         var configuration = configuration(workload, 12 << 20, deviceMemory: 8 << 20)
-        configuration.deviceOptions = ["fail-zap-every": "4"]
-        let report = try run(configuration)
+        configuration.devicePlugin = injector.rawValue
+        configuration.deviceOptions = injector.zapOption(every: 4)
+        let report = try run(configuration, plugin: plugin)
         #expect(report.verified, "\(report.verification)")
+        #expect((report.svm["failedZaps"] ?? 0) > 0, "no zap failed: \(report.svm)")
 
         // Every zap fails: the first one takes the device out of service; the run stops
         // with that reason instead of computing with translations the host took away.
-        configuration.deviceOptions = ["fail-zap-every": "1"]
+        configuration.deviceOptions = injector.zapOption(every: 1)
         do {
-            let broken = try run(configuration)
+            let broken = try run(configuration, plugin: plugin)
             // A run whose only zaps came after its last kernel may finish: then it checks right.
             #expect(broken.verification.wrong == 0, "\(broken.verification)")
         } catch {
@@ -178,12 +213,13 @@ struct ExperimentTests {
         }
     }
 
-    @Test("Copies out of device memory that always fail: every workload reports the data lost, reads none of it, checks the rest right", arguments: WorkloadKind.allCases)
-    func permanentCopyOutFailures(workload: WorkloadKind) throws {
+    @Test("Copies out of device memory that always fail: every workload reports the data lost, reads none of it, checks the rest right", arguments: WorkloadKind.allCases, FailureInjector.allCases)
+    func permanentCopyOutFailures(workload: WorkloadKind, injector: FailureInjector) throws {
         var configuration = configuration(workload, 12 << 20, deviceMemory: 8 << 20)
+        configuration.devicePlugin = injector.rawValue
         // The copy path, where data comes back through copy_to_ram.
-        configuration.deviceOptions = ["fail-copy-out-every": "1", "zero-copy": "off"]
-        let report = try run(configuration)
+        configuration.deviceOptions = injector.copyOutOption(every: 1).merging(["zero-copy": "off"]) { $1 }
+        let report = try injector.withPlugin { try run(configuration, plugin: $0) }
         #expect(!report.verified)
         #expect(report.verification.wrong == 0, "\(report.verification)")
         #expect(report.verification.lost > 0 && (report.svm["lostBytes"] ?? 0) > 0, "\(report.verification) \(report.svm)")

@@ -232,7 +232,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     /// from ``reserveDeviceID()``).
     public func adopt(_ device: any OpenDevice, id: UInt64, name: String) -> SVMDevice {
         let svmDevice = SVMDevice(
-            deviceID: id, name: name, device: device, hostMemory: registerHostMemory,
+            deviceID: id, name: name, device: device, hostMemory: registerHostMemory, statistics: statistics,
             addressSpaceSettled: { [mirror, weak self] in
                 // Bounded: a stuck handler (which the watchdog reports) must not hang launches.
                 mirror?.waitUntilEventsHandled(deadline: .now + (self?.faultTimeout ?? .seconds(10)))

@@ -20,6 +20,8 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
     private let faultFailure = Locked<String?>(nil)
     /// Held by every call into the device from the framework's threads; see ``DeviceLifetime``.
     private let lifetime: DeviceLifetime
+    /// Where failed zaps are counted (the context's).
+    private let statistics: SVMStatistics
     /// Waits until the address-space changes the program has made are handled (see
     /// ``CPUMirror/waitUntilEventsHandled(deadline:)``).
     private let addressSpaceSettled: @Sendable () -> Void
@@ -28,8 +30,10 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
     ///   its host memory for zero-copy migration; `nil` when the plugin declares none.
     init(deviceID: UInt64, name: String, device: any OpenDevice,
          hostMemory: (PagemapInfo) -> Result<AddressInterval, SVMPagemap.HostMemoryRefusal>? = { _ in nil },
+         statistics: SVMStatistics = SVMStatistics(),
          addressSpaceSettled: @escaping @Sendable () -> Void = {}) {
         self.deviceID = deviceID
+        self.statistics = statistics
         self.name = name
         self.device = device
         self.addressSpaceSettled = addressSpaceSettled
@@ -101,6 +105,7 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
                     return
                 } catch {
                     if error as? PluginErrno == .notSupported { return }
+                    statistics.failedZaps.count()
                     failure = error
                 }
             }
@@ -109,7 +114,7 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
     }
 
     /// Attempts of one zap before the device is taken out of service.
-    static let zapAttempts = 3
+    public static let zapAttempts = 3
 
     /// Why the last device fault that gave up did (its timeout passed), for the message of
     /// the kernel it stopped; `nil` before any did.

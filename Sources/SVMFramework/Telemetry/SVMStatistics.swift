@@ -43,6 +43,9 @@ public final class SVMStatistics: Sendable {
     /// Copies to or from device memory the device failed (a migration to device memory then
     /// gives up; one back to system memory tries again).
     public let failedCopies = Atomic<Int>(0)
+    /// Zaps a device failed, each attempt (``SVMDevice/zap(_:)`` tries again, then takes the
+    /// device out of service).
+    public let failedZaps = Atomic<Int>(0)
     /// Device faults on a range the running kernel had evicted (it thrashes): mapped in
     /// place instead of migrated again (see ``ThrashingGuard``).
     public let thrashingAvoided = Atomic<Int>(0)
@@ -89,6 +92,7 @@ public final class SVMStatistics: Sendable {
             "evictions": evictions.load(ordering: .relaxed),
             "failedMigrations": failedMigrations.load(ordering: .relaxed),
             "failedCopies": failedCopies.load(ordering: .relaxed),
+            "failedZaps": failedZaps.load(ordering: .relaxed),
             "thrashingAvoided": thrashingAvoided.load(ordering: .relaxed),
             "deviceResets": deviceResets.load(ordering: .relaxed),
             "lostRanges": lostRanges.load(ordering: .relaxed),
