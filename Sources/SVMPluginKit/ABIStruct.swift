@@ -67,7 +67,8 @@ extension svm_kernel_result: ABIStruct {}
 /// when a plugin forgot the terminator, with control characters escaped (``PluginText``).
 func abiName<Tuple>(_ tuple: Tuple) -> String {
     withUnsafeBytes(of: tuple) { bytes in
-        PluginText.sanitized(String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self), limit: bytes.count)
+        // At most SVM_NAME_MAX - 1 bytes before the NUL: a buffer with no NUL is cut with a mark.
+        PluginText.sanitized(String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self), limit: bytes.count - 1)
     }
 }
 

@@ -59,6 +59,9 @@ import Testing
             Case(file: "libloghuge.so", defines: ["HOSTILE_NAME=\"LogHuge\"", "HOSTILE_LOG_HUGE"], outcome: .works),
             Case(file: "libpageend.so", defines: ["HOSTILE_NAME=\"PageEnd\"", "HOSTILE_PAGE_END_TABLES"], outcome: .works),
             Case(file: "libbadprivate.so", defines: ["HOSTILE_NAME=\"BadPrivate\"", "HOSTILE_BAD_PRIVATE_MEMORY"], outcome: .works),
+            Case(file: "liblinkname.so", defines: ["HOSTILE_NAME=\"LinkName\"", "HOSTILE_INTERCONNECT"], outcome: .works),
+            Case(file: "liblinkprotocol.so", defines: ["HOSTILE_NAME=\"LinkProtocol\"", "HOSTILE_INTERCONNECT", "HOSTILE_LINK_PROTOCOL=99"],
+                 outcome: .problem("link_info returned protocol 99, which this host does not know")),
             Case(file: "libentrydata.so", defines: ["HOSTILE_ENTRY_IS_DATA"], outcome: .refused("the entry symbol 'svm_plugin_entry' is not a function")),
         ]
         return cases
@@ -112,12 +115,15 @@ import Testing
                     guard let plugin else { Issue.record("\(hostile.file) was refused: \(String(describing: refusal(hostile.file)))"); continue }
                     let report = PluginReport(plugin, detailed: true)
                     #expect(report.problem == nil, "\(hostile.file): \(String(describing: report.problem))")
-                    for text in [plugin.version] + (report.devices ?? []).map(\.info.name) {
+                    for text in [plugin.version] + (report.devices ?? []).map(\.info.name) + [report.link?.name].compactMap({ $0 }) {
                         #expect(!text.unicodeScalars.contains { $0.properties.generalCategory == .control }, "\(hostile.file): \(text)")
                     }
                 }
             }
             #expect(host.plugin(named: "EscapeVersion")?.version == "1.0\\u{1B}[2J\\n2")
+            // A link name with no NUL is read no further than its buffer, its escapes shown.
+            let link = try host.plugin(named: "LinkName").map { try #require(PluginReport($0, detailed: true).link) }
+            #expect(link?.name.hasPrefix("link\\n\\u{1B}[2J") == true && link?.name.contains("…") == true, "\(String(describing: link))")
             let lines = log.all.filter { $0.plugin == "LogNewlines" || $0.plugin == "LogHuge" }.map(\.message)
             #expect(lines.count == 2)
             #expect(lines.allSatisfy { !$0.unicodeScalars.contains { $0.properties.generalCategory == .control } })

@@ -17,7 +17,9 @@ final class LoadedInterconnect: Interconnect, @unchecked Sendable {
     func linkInfo() throws -> LinkInfo {
         var info = svm_link_info.sized()
         try PluginErrno.check(ops.link_info!(context, &info))
-        guard let link = LinkInfo(info) else { throw PluginErrno.invalidArgument }
+        guard let link = LinkInfo(info) else {
+            throw PluginContractViolation("link_info returned protocol \(info.protocol), which this host does not know")
+        }
         return link
     }
 

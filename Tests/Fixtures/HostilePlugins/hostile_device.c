@@ -13,6 +13,9 @@
  *                                     exactly at a page boundary, before an unmapped page
  *   HOSTILE_ENTRY_IS_DATA             the entry symbol is an array, not a function
  *   HOSTILE_BAD_PRIVATE_MEMORY        init declares bad private-memory intervals (ABI 1.5)
+ *   HOSTILE_INTERCONNECT              an interconnect plugin instead, whose link_info writes
+ *                                     HOSTILE_LINK_PROTOCOL and a name filling all of
+ *                                     name[] with no NUL, escapes and a newline in it
  */
 #define _DEFAULT_SOURCE
 #include "svm_plugin_abi.h"
@@ -131,11 +134,36 @@ static const struct svm_pagemap_ops hostile_pagemap_ops = {
     .pagemap_info = hostile_pagemap_info,
 };
 
+#ifndef HOSTILE_LINK_PROTOCOL
+#define HOSTILE_LINK_PROTOCOL SVM_PROTOCOL_FABRIC
+#endif
+
+static svm_status hostile_link_info(void *plugin_ctx, struct svm_link_info *info) {
+    (void)plugin_ctx;
+    memset(info->name, 'L', sizeof info->name);
+    memcpy(info->name, "link\n\x1b[2J", 9); /* no NUL */
+    info->protocol = HOSTILE_LINK_PROTOCOL;
+    info->bandwidth_bytes_per_s = UINT64_MAX;
+    info->latency_ns = UINT64_MAX;
+    info->max_endpoints = UINT32_MAX;
+    return 0;
+}
+
+static const struct svm_interconnect_ops hostile_interconnect_ops = {
+    .struct_size = sizeof(struct svm_interconnect_ops),
+    .link_info = hostile_link_info,
+};
+
 static struct svm_plugin_descriptor hostile_descriptor = {
     .struct_size = sizeof(struct svm_plugin_descriptor),
     .abi_major = SVM_PLUGIN_ABI_MAJOR,
     .abi_minor = SVM_PLUGIN_ABI_MINOR,
+#ifdef HOSTILE_INTERCONNECT
+    .kind = SVM_PLUGIN_KIND_INTERCONNECT,
+    .interconnect_ops = &hostile_interconnect_ops,
+#else
     .kind = SVM_PLUGIN_KIND_DEVICE,
+#endif
     .name = HOSTILE_NAME,
     .version = HOSTILE_VERSION,
     .description = "a plugin that breaks the ABI on purpose",
