@@ -11,7 +11,11 @@ _Static_assert(offsetof(struct svm_host_services, report_device_reset) == 48, "h
 _Static_assert(offsetof(struct svm_host_services, add_private_memory) == 56, "host services 1.5 appended after report_device_reset");
 _Static_assert(sizeof(struct svm_host_services) == 72, "host services 1.5 size");
 _Static_assert(offsetof(struct svm_device_info, name) == 8, "device info layout");
-_Static_assert(sizeof(struct svm_device_info) == 96, "device info size");
+_Static_assert(offsetof(struct svm_device_info, location) == 96, "device info 1.6 appended after page_size_mask");
+_Static_assert(sizeof(struct svm_device_info) == 160, "device info 1.6 size");
+_Static_assert(offsetof(struct svm_interconnect_ops, link_count) == 24, "interconnect ops 1.6 appended after can_connect");
+_Static_assert(sizeof(struct svm_topology_link) == 224, "topology link size");
+_Static_assert(offsetof(struct svm_path, hops) == 32, "path layout");
 _Static_assert(sizeof(struct svm_link_info) == 96, "link info size");
 /* ABI 1.1 growth: appended members only. */
 _Static_assert(sizeof(struct svm_bind_piece) == 16, "bind piece layout");

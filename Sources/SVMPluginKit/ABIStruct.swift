@@ -60,6 +60,8 @@ extension svm_pagemap_info: ABIStruct {}
 extension svm_pagemap_ops: ABIStruct {}
 extension svm_link_info: ABIStruct {}
 extension svm_interconnect_ops: ABIStruct {}
+extension svm_topology_link: ABIStruct {}
+extension svm_path: ABIStruct {}
 extension svm_kernel: ABIStruct {}
 extension svm_kernel_result: ABIStruct {}
 

@@ -22,11 +22,15 @@ public struct DeviceInfo: Sendable, Hashable, Codable {
     public var memoryBytes: UInt64
     /// The granularities the device page table maps, in bytes, ascending.
     public var pageSizes: [UInt64]
+    /// Where the device sits, which interconnects name it by (ABI 1.6): a PCI address or a
+    /// simulated slot ("sim:0"); empty when unknown.
+    public var location: String
 
     public init(
         name: String, flags: DeviceFlags, vendorID: UInt32 = 0, deviceID: UInt32 = 0,
-        memoryBytes: UInt64, pageSizes: [UInt64]
+        memoryBytes: UInt64, pageSizes: [UInt64], location: String = ""
     ) {
+        self.location = location
         self.name = name
         self.flags = flags
         self.vendorID = vendorID
@@ -43,6 +47,7 @@ public struct DeviceInfo: Sendable, Hashable, Codable {
         memoryBytes = raw.has(\.memory_bytes) ? raw.memory_bytes : 0
         let mask = raw.has(\.page_size_mask) ? raw.page_size_mask : 0
         pageSizes = (0..<64).filter { mask & (1 << $0) != 0 }.map { UInt64(1) << UInt64($0) }
+        location = raw.has(\.location) ? abiName(raw.location) : ""
     }
 
     public var raw: svm_device_info {
@@ -53,6 +58,7 @@ public struct DeviceInfo: Sendable, Hashable, Codable {
         raw.device_id = deviceID
         raw.memory_bytes = memoryBytes
         raw.page_size_mask = pageSizes.reduce(0) { $0 | $1 }
+        setABIName(&raw.location, location)
         return raw
     }
 }

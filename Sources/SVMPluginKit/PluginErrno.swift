@@ -48,12 +48,14 @@ public struct PluginErrno: Error, Hashable, Sendable, CustomStringConvertible {
     public static let ioError = PluginErrno(EIO)
     /// The key, file or item does not exist.
     public static let notFound = PluginErrno(ENOENT)
+    /// No peer path between two devices: they reach each other through system memory only.
+    public static let noLink = PluginErrno(ENOLINK)
 
     /// The errno values the ABI documents (`svm_plugin_abi.h`), by name.
     public static let documented: [Int32: String] = [
         EINVAL: "EINVAL", ENODEV: "ENODEV", ENOMEM: "ENOMEM", EAGAIN: "EAGAIN",
         EOPNOTSUPP: "EOPNOTSUPP", EFAULT: "EFAULT", EACCES: "EACCES", EIO: "EIO",
-        ENOENT: "ENOENT",
+        ENOENT: "ENOENT", ENOLINK: "ENOLINK",
     ]
 
     /// The `svm_status` value that carries this error across the ABI (an undocumented one

@@ -267,6 +267,32 @@ extension PluginExporter {
             }
             return status != 0 ? status : (answer ? 0 : PluginErrno.notSupported.status)
         }
+        ops.link_count = { context, count in
+            guard let instance = PluginInstance.from(context), let interconnect = instance.interconnect, let count
+            else { return PluginErrno.invalidArgument.status }
+            return instance.status("link_count") { count.pointee = UInt32(try interconnect.links().count) }
+        }
+        ops.topology_link = { context, index, link in
+            guard let instance = PluginInstance.from(context), let interconnect = instance.interconnect, let link
+            else { return PluginErrno.invalidArgument.status }
+            return instance.status("topology_link") {
+                let links = try interconnect.links()
+                guard Int(index) < links.count else { throw PluginErrno.noDevice }
+                links[Int(index)].raw.copyPrefix(into: link)
+            }
+        }
+        ops.path = { context, from, to, path in
+            guard let instance = PluginInstance.from(context), let interconnect = instance.interconnect,
+                let from, let to, let path
+            else { return PluginErrno.invalidArgument.status }
+            var found: PeerPath?
+            let status = instance.status("path") { found = try interconnect.path(from: String(cString: from), to: String(cString: to)) }
+            guard status == 0 else { return status }
+            // No path is an answer, not a failure worth a log line.
+            guard let found else { return PluginErrno.noLink.status }
+            found.raw.copyPrefix(into: path)
+            return 0
+        }
         return ops
     }
 }

@@ -4,7 +4,9 @@ import SVMPluginKit
 import SVMTestSupport
 import Testing
 
-/// An SVM context with SimDevice loaded through the plugin host, as a user sets it up.
+/// An SVM context with SimDevice loaded through the plugin host, as a user sets it up, with
+/// the built-in P2PFabric (by default a fabric link between every two devices; the
+/// `interconnect` options change that, e.g. `["topology": "none"]`).
 final class SimDeviceFixture: @unchecked Sendable {
     let host: PluginHost
     let context: SVMContext
@@ -15,9 +17,12 @@ final class SimDeviceFixture: @unchecked Sendable {
 
     init(devices count: Int = 1, memory: String = "64M", policy: MigrationPolicy = .migrateOnDeviceFault,
          configuration: SVMConfiguration = .standard, options: [String: String] = [:],
-         kernelFaults: KernelFaults = .whenPermitted, test: String = #function) throws {
+         kernelFaults: KernelFaults = .whenPermitted, interconnect: [String: String] = [:], test: String = #function) throws {
         watchdog = Watchdog(seconds: 300, "\(test) did not shut its SimDevice fixture down")
-        host = makeHost(options: ["SimDevice": options.merging(["devices": "\(count)", "memory": memory]) { mine, _ in mine }])
+        host = makeHost(options: [
+            "SimDevice": options.merging(["devices": "\(count)", "memory": memory]) { mine, _ in mine },
+            "P2PFabric": interconnect,
+        ])
         let context = SVMContext(configuration: configuration, policy: policy, host: host, kernelFaults: kernelFaults)
         self.context = context
         devices = try (0..<count).map { try context.openDevice(plugin: "SimDevice", index: $0) }

@@ -165,9 +165,9 @@ import Testing
         }
     }
 
-    @Test("Device to device through system memory is one migration, recorded with source and target")
+    @Test("Device to device through system memory (no peer path) is one migration, recorded with source and target")
     func deviceToDeviceIsOneMigration() throws {
-        let f = try SimDeviceFixture(devices: 2)
+        let f = try SimDeviceFixture(devices: 2, interconnect: ["topology": "none"])
         defer { f.shutdown() }
         f.context.activity.enable()
         let buffer = MappedBuffer(size: Self.chunk)

@@ -28,7 +28,8 @@
  * Ops return svm_status: 0 on success, or a negative errno that tells the caller what to
  * do: -EINVAL bad argument (a bug in the caller), -ENODEV no such device, -ENOMEM out of
  * memory (the caller may evict and retry), -EAGAIN transient (retry), -EOPNOTSUPP not
- * supported (fall back), -EFAULT bad address, -EIO device error.
+ * supported (fall back), -EFAULT bad address, -EIO device error, -ENOLINK no peer path
+ * between two devices (they reach each other through system memory only).
  */
 #ifndef SVM_PLUGIN_ABI_H
 #define SVM_PLUGIN_ABI_H
@@ -41,7 +42,7 @@ extern "C" {
 #endif
 
 #define SVM_PLUGIN_ABI_MAJOR 1
-#define SVM_PLUGIN_ABI_MINOR 5
+#define SVM_PLUGIN_ABI_MINOR 6
 
 /* The one symbol a plugin exports. */
 #define SVM_PLUGIN_ENTRY_SYMBOL "svm_plugin_entry"
@@ -51,6 +52,9 @@ extern "C" {
 
 /* The most devices one plugin may expose (device_count); the host refuses a larger count. */
 #define SVM_MAX_DEVICES 256
+
+/* The most links one path between two devices may cross. */
+#define SVM_MAX_HOPS 8
 
 /* True when the struct at ptr, whose owner set struct_size, contains member. */
 #define SVM_ABI_HAS(ptr, type, member) \
@@ -169,6 +173,10 @@ struct svm_device_info {
     uint32_t device_id;
     uint64_t memory_bytes;   /* device-local memory */
     uint64_t page_size_mask; /* GPU page-table granularities: bit n set = 2^n bytes */
+    /* [1.6] Where the device sits, which interconnects name it by: a PCI address
+     * ("0000:03:00.0") or a simulated slot ("sim:0"). Empty: nowhere an interconnect knows,
+     * so the device reaches others through system memory only. */
+    char location[SVM_NAME_MAX];
 };
 
 /* [1.1] One physically contiguous piece of a bind. */
@@ -361,6 +369,37 @@ struct svm_link_info {
     uint32_t reserved;
 };
 
+/* [1.6] What one link of a topology is. */
+enum svm_link_kind {
+    SVM_LINK_PCIE = 1,   /* a PCIe link: between the root complex, switches and devices */
+    SVM_LINK_FABRIC = 2, /* a device fabric link between two devices */
+};
+
+/* [1.6] One link of the topology: between two nodes, named by the plugin ("root",
+ * "switch0") or by a device's location ("sim:0"). */
+struct svm_topology_link {
+    uint32_t struct_size;
+    uint32_t kind; /* enum svm_link_kind */
+    char name[SVM_NAME_MAX];
+    char end_a[SVM_NAME_MAX]; /* the end nearer the root complex, for PCIe */
+    char end_b[SVM_NAME_MAX];
+    uint64_t bandwidth_bytes_per_s; /* per direction */
+    uint64_t latency_ns;            /* one way, for a minimal transfer */
+    uint32_t lanes;
+    uint32_t pcie_generation; /* 1 to 6 for PCIe links, 0 for fabric links */
+};
+
+/* [1.6] How one device reaches another's memory: the links crossed, in order. */
+struct svm_path {
+    uint32_t struct_size;
+    uint32_t protocol;  /* SVM_PROTOCOL_PCIE_P2P or SVM_PROTOCOL_FABRIC */
+    uint32_t hop_count; /* 1 to SVM_MAX_HOPS */
+    uint32_t reserved;
+    uint64_t bandwidth_bytes_per_s; /* the narrowest hop's */
+    uint64_t latency_ns;            /* the hops' together */
+    struct svm_topology_link hops[SVM_MAX_HOPS];
+};
+
 struct svm_interconnect_ops {
     uint32_t struct_size;
     uint32_t reserved;
@@ -372,6 +411,22 @@ struct svm_interconnect_ops {
      * Absent: any two devices can be joined. Host thread, no host lock. */
     svm_status (*can_connect)(void *plugin_ctx, const struct svm_device_info *a,
                               const struct svm_device_info *b);
+
+    /* ---- [1.6] the topology. Optional: a fabric without them joins no devices for peer
+     * access. Host thread, no host lock. ---- */
+
+    /* [optional] How many links the topology has. */
+    svm_status (*link_count)(void *plugin_ctx, uint32_t *count);
+
+    /* [optional] Describe link index (< count). -ENODEV for a bad index. */
+    svm_status (*topology_link)(void *plugin_ctx, uint32_t index, struct svm_topology_link *link);
+
+    /* [optional] The path by which the device at location from reaches the memory of the
+     * device at location to (device locations, see svm_device_info). 0 with *path filled:
+     * from may map to's memory and migrate to it directly. -ENOLINK: no peer path (they
+     * reach each other through system memory only); -ENODEV: a location the topology does
+     * not have. */
+    svm_status (*path)(void *plugin_ctx, const char *from, const char *to, struct svm_path *path);
 };
 
 /* ---------------------------------------------------------------------------------------

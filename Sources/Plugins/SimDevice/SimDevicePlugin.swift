@@ -49,7 +49,7 @@ public final class SimDevicePlugin: DevicePlugin {
         guard (0..<configuration.deviceCount).contains(index) else { throw PluginErrno.noDevice }
         return DeviceInfo(
             name: "sim\(index)", flags: .simulated, memoryBytes: configuration.memoryBytes,
-            pageSizes: SimDeviceConfiguration.pageTableSizes)
+            pageSizes: SimDeviceConfiguration.pageTableSizes, location: "sim:\(index)")
     }
 
     public func openDevice(at index: Int, hostDevice: UInt64) throws -> any OpenDevice {

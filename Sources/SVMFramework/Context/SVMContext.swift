@@ -63,6 +63,8 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     private let host: PluginHost?
     /// Devices by id; ids are never reused.
     private let devices = Locked<(nextID: UInt64, byID: [UInt64: SVMDevice])>((1, [:]))
+    /// The paths between the devices opened by plugin name; a leaf lock.
+    private let topologyState = Locked(DeviceTopology())
 
     /// Creates the context and, with a `host`, becomes its device-fault handler. `kernelFaults`
     /// says whether the CPU mirror serves the kernel's own accesses where the process may.
@@ -224,9 +226,32 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         guard let driver = plugin.device else { throw SVMContextError.notADevicePlugin(pluginName) }
         let id = reserveDeviceID()
         let open = try driver.openDevice(at: index, hostDevice: id)
-        let name = (try? driver.deviceInfo(at: index).name) ?? "\(pluginName)[\(index)]"
-        return adopt(open, id: id, name: name)
+        let info = try? driver.deviceInfo(at: index)
+        let device = adopt(open, id: id, name: info?.name ?? "\(pluginName)[\(index)]")
+        if let info { join(device, info: info, interconnects: host.plugins.compactMap { plugin in plugin.interconnect.map { (plugin.name, $0) } }) }
+        return device
     }
+
+    /// Adds `device` to the topology: asks the interconnects for its paths to and from the
+    /// devices open before, and tells the pagemaps of both ends.
+    private func join(_ device: SVMDevice, info: DeviceInfo, interconnects: [(name: String, interconnect: any Interconnect)]) {
+        let failures = topologyState.withLock { topology in
+            topology.add(DeviceTopology.Device(id: device.deviceID, info: info), interconnects: interconnects)
+        }
+        topologyFailures.withLock { $0 += failures }
+        let topology = self.topology
+        for other in allDevices where other !== device {
+            device.pagemap.setPeerPath(topology.path(from: device.deviceID, to: other.deviceID), to: other.deviceID)
+            other.pagemap.setPeerPath(topology.path(from: other.deviceID, to: device.deviceID), to: device.deviceID)
+        }
+    }
+
+    /// What interconnect plugins failed to answer about paths (each pair then has none).
+    public var topologyProblems: [String] { topologyFailures.withLock { $0 } }
+    private let topologyFailures = Locked<[String]>([])
+
+    /// Which open devices reach each other's memory directly (see ``DeviceTopology``).
+    public var topology: DeviceTopology { topologyState.withLock { $0 } }
 
     /// Uses an already open device (a plugin's device opened with `hostDevice` = `id`
     /// from ``reserveDeviceID()``).
@@ -273,6 +298,8 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         release(device)
         space.unregister(deviceID: device.deviceID)
         _ = devices.withLock { $0.byID.removeValue(forKey: device.deviceID) }
+        topologyState.withLock { $0.remove(device.deviceID) }
+        for other in allDevices { other.pagemap.setPeerPath(nil, to: device.deviceID) }
         // The fault handler may still be using the device (an unmap it is handling): wait
         // for that, and make later calls no-ops, before the plugin closes it.
         device.markClosed()

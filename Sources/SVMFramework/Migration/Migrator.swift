@@ -23,9 +23,12 @@ import Synchronization
 /// ones go to their new address (see `Migrator+Placement.swift`).
 ///
 /// ## Device to device
-/// Until peers can map each other, data goes through system memory: one migration, owning
-/// the range throughout (`device(A) → migrating(A → B) → device(B)`), recorded once with
-/// its source and target.
+/// One migration, owning the range throughout (`device(A) → migrating(A → B) → device(B)`),
+/// recorded once with its source, target and route. When A has a peer path to B (they share
+/// an owner group, see `DeviceTopology`), the data goes directly (`Migrator+Peer.swift`):
+/// pages moved from A's memory into B's where both are host memory, else copied out of A
+/// and into B; the CPU pages stay holes. Otherwise it goes through system memory: back into
+/// the CPU pages, then on to B.
 ///
 /// Every step that can fail gives up cleanly: the data goes back into place and the range
 /// stays in system memory (the fault is then served from system memory). Losing data is in
@@ -82,6 +85,9 @@ struct Migrator: Sendable {
         var source = MemoryLocation.system
         if case .device(let old) = previous {
             source = .device(old.pagemap)
+            if let path = old.pagemap.peerPath(to: pagemap.deviceID) {
+                return migrateDirectly(range, from: old, to: pagemap, path: path, timeslice: timeslice, thrashing: thrashing)
+            }
             trace.record("device \(old.deviceID) to device \(pagemap.deviceID): through system memory", interval)
             space.invalidateForMigration(interval)
             // The data must be back at the range's own addresses, whole, to go on.
@@ -176,7 +182,7 @@ struct Migrator: Sendable {
     }
 
     /// Whether an address-space change logged since `departure` touched `interval`.
-    private func changed(_ interval: AddressInterval, since departure: Int) -> Bool {
+    func changed(_ interval: AddressInterval, since departure: Int) -> Bool {
         mirror.log.changes(since: departure).contains { $0.affects(interval) }
     }
 

@@ -57,6 +57,17 @@ public final class SVMPagemap: Sendable {
     /// Device memory in use now, as the plugin reports it.
     public var usedBytes: UInt64 { (try? lifetime.ifOpen { try device.pagemapInfo().usedBytes }) ?? 0 }
 
+    /// The paths from this device to the memory of the devices it has a peer path to, by
+    /// device id (set by the context from its ``DeviceTopology``): a migration into one of
+    /// their memories goes directly, not through system memory. Behind its own lock, a leaf.
+    private let peers = Locked<[UInt64: PeerPath]>([:])
+
+    /// The path from this device to device `deviceID`'s memory, `nil` when there is none.
+    public func peerPath(to deviceID: UInt64) -> PeerPath? { peers.withLock { $0[deviceID] } }
+
+    /// Sets or clears (`nil`) the path to device `deviceID`'s memory.
+    func setPeerPath(_ path: PeerPath?, to deviceID: UInt64) { peers.withLock { $0[deviceID] = path } }
+
     /// Allocations that failed for good (out of memory with nothing left to evict, or an
     /// error), for the message of a device fault that keeps failing.
     let failedAllocations = Atomic<Int>(0)

@@ -115,7 +115,7 @@ public final class SimulatedTimeline {
     public func cpu(_ name: String, bytes: UInt64, activity: [SVMActivityLog.Entry]) {
         let start = queue.now
         for entry in activity {
-            guard case .migration(_, _, let bytes, let cause) = entry else { continue }
+            guard case .migration(_, _, let bytes, let cause, _) = entry else { continue }
             if cause == .cpuFault { wait(until: queue.now + parameters.cpuFaultNanoseconds) }
             for leg in entry.legs {
                 guard let device = devices[leg.deviceID] else { continue }
@@ -185,7 +185,7 @@ public final class SimulatedTimeline {
                 batches[batches.count - 1].faults.append(
                     access.contains(.atomic) ? .atomic : access.contains(.write) ? .write : .read)
                 batches[batches.count - 1].chains.append([])
-            case .migration(_, _, let bytes, let cause):
+            case .migration(_, _, let bytes, let cause, _):
                 if batches.isEmpty { batches.append(Batch(faults: [], chains: [[]])) }
                 let last = batches.count - 1
                 if batches[last].chains.isEmpty { batches[last].chains.append([]) }

@@ -26,6 +26,15 @@ public final class SVMActivityLog: Sendable {
         }
     }
 
+    /// The way a migration between two devices took.
+    public enum Route: Sendable, Hashable {
+        /// Over the links to the host: out of the source into system memory, then into the
+        /// target (and every migration from or to system memory).
+        case throughSystem
+        /// Directly over the peer path between the two devices.
+        case peer(PeerPath)
+    }
+
     /// Why data moved.
     public enum Cause: String, Sendable, Hashable, Codable {
         case deviceFault, cpuFault, eviction, release, addressSpaceChange, fork
@@ -43,9 +52,9 @@ public final class SVMActivityLog: Sendable {
         /// A device fault the context was asked to service (`batch` 0: not batched).
         case deviceFault(deviceID: UInt64, address: UInt64, access: DeviceAccess, batch: UInt64)
         /// A range's data moved from one location to another: between system memory and a
-        /// device's memory, or from one device to another (through system memory until peers
-        /// come: ``legs`` says which links it crossed).
-        case migration(from: Location, to: Location, bytes: UInt64, cause: Cause)
+        /// device's memory, or from one device to another, directly over their peer path or
+        /// through system memory (``legs`` says which host links it crossed).
+        case migration(from: Location, to: Location, bytes: UInt64, cause: Cause, route: Route = .throughSystem)
         /// A device reported a reset.
         case deviceReset(deviceID: UInt64)
         /// A range's data, held only in a device's memory, was lost.
@@ -72,10 +81,11 @@ public final class SVMActivityLog: Sendable {
 }
 
 extension SVMActivityLog.Entry {
-    /// The transfers a migration made, in order: one per device whose link it crossed
-    /// (device to device through system memory is two: out of the source, into the target).
+    /// The transfers a migration made over host links, in order: one per device whose link
+    /// it crossed (device to device through system memory is two: out of the source, into
+    /// the target; directly over a peer path, none).
     public var legs: [(deviceID: UInt64, direction: SVMActivityLog.Direction)] {
-        guard case .migration(let from, let to, _, _) = self else { return [] }
+        guard case .migration(let from, let to, _, _, let route) = self, route == .throughSystem else { return [] }
         var legs: [(deviceID: UInt64, direction: SVMActivityLog.Direction)] = []
         if case .device(let source) = from { legs.append((source, .toSystem)) }
         if case .device(let target) = to { legs.append((target, .toDevice)) }

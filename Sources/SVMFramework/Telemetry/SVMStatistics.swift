@@ -23,10 +23,13 @@ public final class SVMStatistics: Sendable {
     /// Ranges migrated back to system memory (CPU faults, evictions, releases), and bytes.
     public let migrationsToSystem = Atomic<Int>(0)
     public let bytesToSystem = Atomic<Int>(0)
-    /// Ranges migrated from one device's memory to another's (through system memory), and
-    /// the bytes they held; not counted as migrations to device or to system memory.
+    /// Ranges migrated from one device's memory to another's (directly or through system
+    /// memory), and the bytes they held; not counted as migrations to device or to system
+    /// memory.
     public let migrationsBetweenDevices = Atomic<Int>(0)
     public let bytesBetweenDevices = Atomic<Int>(0)
+    /// Of those, migrations that went directly over a peer path, not through system memory.
+    public let peerMigrations = Atomic<Int>(0)
     /// Bytes of migrations that moved pages (zero-copy: one `UFFDIO_MOVE`) and that copied
     /// them (through staging memory and the plugin's copy ops), in either direction: a
     /// device-to-device migration counts both of its legs.
@@ -86,6 +89,7 @@ public final class SVMStatistics: Sendable {
             "bytesToSystem": bytesToSystem.load(ordering: .relaxed),
             "migrationsBetweenDevices": migrationsBetweenDevices.load(ordering: .relaxed),
             "bytesBetweenDevices": bytesBetweenDevices.load(ordering: .relaxed),
+            "peerMigrations": peerMigrations.load(ordering: .relaxed),
             "bytesMoved": bytesMoved.load(ordering: .relaxed),
             "bytesCopied": bytesCopied.load(ordering: .relaxed),
             "zeroCopyFallbacks": zeroCopyFallbacks.load(ordering: .relaxed),

@@ -1,0 +1,144 @@
+import Glibc
+import SVMFramework
+import SVMPluginKit
+import SVMTestSupport
+import Testing
+
+/// Several SimDevices on one address space, in P2PFabric's topologies: the paths the fabric
+/// answers through the ABI, the owner groups they make, and migrations between devices,
+/// directly over a peer path or through system memory (IGT `xe_multigpu_svm`'s behaviours,
+/// written anew).
+@Suite("Many devices") struct ManyDevicesTests {
+    static let chunk = 2 << 20
+
+    enum Shape: String, CaseIterable, CustomTestStringConvertible {
+        case fabric, pcie, none
+        var testDescription: String { rawValue }
+        var hasPeers: Bool { self != .none }
+    }
+
+    func fabric(_ options: [String: String]) throws -> any Interconnect {
+        let host = makeHost(options: ["P2PFabric": options])
+        #expect(host.failures.isEmpty, "\(host.failures)")
+        return try #require(host.plugin(named: "P2PFabric")?.interconnect)
+    }
+
+    @Test("P2PFabric answers paths through the ABI: a fabric link, PCIe P2P through the switch, or ENOLINK across root ports")
+    func fabricPaths() throws {
+        let fabric = try fabric(["topology": "fabric", "devices": "4"])
+        let direct = try #require(try fabric.path(from: "sim:0", to: "sim:3"))
+        #expect(direct.linkProtocol == .fabric && direct.hops.map(\.name) == ["sim:0-sim:3"])
+        #expect(direct.bandwidthBytesPerSecond == 25_000_000_000 && direct.latencyNanoseconds == 700)
+        // A root-to-switch uplink, four device links and six fabric links.
+        #expect(try fabric.links().count == 11)
+        #expect(try fabric.links().filter { $0.kind == .pcie }.allSatisfy { $0.pcieGeneration == 4 && $0.lanes == 16 })
+
+        let pcie = try self.fabric(["topology": "pcie", "devices": "4", "pcie-generation": "5"])
+        let switched = try #require(try pcie.path(from: "sim:1", to: "sim:2"))
+        #expect(switched.linkProtocol == .pciePeerToPeer)
+        #expect(switched.hops.map(\.name) == ["switch0-sim:1", "switch0-sim:2"])
+        // Gen5 x16: 32 GT/s x 16 lanes x 128/130 / 8 bits.
+        #expect(switched.bandwidthBytesPerSecond == 63_015_384_615 && switched.latencyNanoseconds == 1_000)
+        #expect(try pcie.links().count == 5)
+
+        let none = try self.fabric(["topology": "none", "devices": "4"])
+        #expect(try none.path(from: "sim:0", to: "sim:1") == nil, "no P2P across root ports")
+        #expect(try none.links().count == 4)
+        #expect(throws: PluginErrno.noDevice) { try none.path(from: "sim:0", to: "sim:9") }
+        #expect(throws: PluginErrno.noDevice) { try none.path(from: "0000:03:00.0", to: "sim:1") }
+
+        let bad = makeHost(options: ["P2PFabric": ["topology": "ring"]])
+        #expect(bad.failures.first?.explanation.contains("P2PFabric.topology=ring") == true, "\(bad.failures)")
+        let tooMany = makeHost(options: ["P2PFabric": ["devices": "0"]])
+        #expect(tooMany.failures.first?.explanation.contains("P2PFabric.devices=0") == true, "\(tooMany.failures)")
+    }
+
+    @Test("Devices joined by peer paths form one owner group; across root ports each is alone", arguments: Shape.allCases)
+    func ownerGroups(shape: Shape) throws {
+        let f = try SimDeviceFixture(devices: 4, memory: "8M", interconnect: ["topology": shape.rawValue])
+        defer { f.shutdown() }
+        let ids = f.devices.map(\.deviceID)
+        let topology = f.context.topology
+        #expect(f.context.topologyProblems.isEmpty, "\(f.context.topologyProblems)")
+        #expect(topology.ownerGroups == (shape.hasPeers ? [ids] : ids.map { [$0] }))
+        for a in f.devices {
+            for b in f.devices where a !== b {
+                let path = topology.path(from: a.deviceID, to: b.deviceID)
+                #expect((path != nil) == shape.hasPeers, "\(a.name) → \(b.name)")
+                #expect(a.pagemap.peerPath(to: b.deviceID) == path)
+                if let path { #expect(path.linkProtocol == (shape == .fabric ? .fabric : .pciePeerToPeer)) }
+            }
+        }
+        // A closed device leaves the topology and its peers' pagemaps.
+        f.context.close(f.devices[3])
+        #expect(f.context.topology.devices.map(\.id) == Array(ids.prefix(3)))
+        #expect(f.devices[0].pagemap.peerPath(to: ids[3]) == nil)
+    }
+
+    /// system → A → B → system for every ordered pair, the data checked after each step: one
+    /// direct move from A to B with a peer path, through system memory without one.
+    @Test(arguments: [2, 4], Shape.allCases)
+    func migrationsBetweenEveryPair(devices count: Int, shape: Shape) throws {
+        for path in [MigrationPath.zeroCopy, .copy] {
+            let f = try SimDeviceFixture(
+                devices: count, memory: "8M", options: path.options, interconnect: ["topology": shape.rawValue])
+            defer { f.shutdown() }
+            f.context.activity.enable()
+            let buffer = MappedBuffer(size: Self.chunk)
+            var seed: UInt8 = 1
+            for a in f.devices {
+                for b in f.devices where a !== b {
+                    seed &+= 1
+                    buffer.fill(seed: seed)
+                    let pair = "\(path.rawValue) \(a.name) → \(b.name)"
+                    _ = try f.deviceRead(buffer.address, 64, on: a)
+                    let (bytes, result) = try f.deviceRead(buffer.address, Self.chunk, on: b)
+                    #expect(result.stoppedBy == nil, "\(pair)")
+                    #expect(zip(bytes.indices, bytes).allSatisfy { $1 == MappedBuffer.pattern($0, seed: seed) }, "\(pair): device read")
+                    #expect(f.device(holding: buffer.address) === b, "\(pair): not in the second device's memory")
+                    #expect(buffer.mismatches(seed: seed) == 0, "\(pair): CPU read")
+                    let migrations = f.context.activity.drain().filter { if case .migration = $0 { true } else { false } }
+                    let (idA, idB) = (a.deviceID, b.deviceID)
+                    let route: SVMActivityLog.Route = shape.hasPeers ? .peer(try #require(a.pagemap.peerPath(to: idB))) : .throughSystem
+                    let bytes64 = UInt64(Self.chunk)
+                    #expect(migrations == [
+                        .migration(from: .system, to: .device(idA), bytes: bytes64, cause: .deviceFault),
+                        .migration(from: .device(idA), to: .device(idB), bytes: bytes64, cause: .deviceFault, route: route),
+                        .migration(from: .device(idB), to: .system, bytes: bytes64, cause: .cpuFault),
+                    ], "\(pair)")
+                    #expect(migrations.count != 3 || migrations[1].legs.map(\.deviceID) == (shape.hasPeers ? [] : [idA, idB]), "\(pair)")
+                }
+            }
+            let pairs = count * (count - 1)
+            #expect(f.count("migrationsBetweenDevices") == pairs)
+            #expect(f.count("peerMigrations") == (shape.hasPeers ? pairs : 0))
+            path.checkUsed(f, exclusively: false)
+            #expect(f.devices.allSatisfy { $0.usedDeviceMemory == 0 })
+        }
+    }
+
+    @Test("Atomic increments from two devices in turn: exact values, the data travelling directly between them", arguments: Shape.allCases)
+    func atomicsFromBothDevicesInTurn(shape: Shape) throws {
+        let f = try SimDeviceFixture(devices: 2, memory: "8M", interconnect: ["topology": shape.rawValue])
+        defer { f.shutdown() }
+        let buffer = MappedBuffer(size: Self.chunk)
+        memset(buffer.base, 0, Self.chunk)
+        let rounds = 20
+        for round in 0..<rounds {
+            let device = f.devices[round % 2]
+            try f.run(.increment(destination: buffer.address, size: UInt64(Self.chunk), addend: 3), on: device)
+        }
+        let values = buffer.base.assumingMemoryBound(to: UInt32.self)
+        let wrong = (0..<Self.chunk / 4).filter { values[$0] != UInt32(3 * rounds) }
+        #expect(wrong.isEmpty, "\(wrong.count) wrong values, the first \(wrong.first.map { values[$0] } ?? 0)")
+        #expect(f.count("peerMigrations") == (shape.hasPeers ? rounds - 1 : 0))
+    }
+}
+
+extension SimDeviceFixture {
+    /// The device whose memory holds the range containing `address`, if any.
+    func device(holding address: UInt64) -> SVMDevice? {
+        guard let range = context.space.range(containing: address), case .device(let allocation) = range.residency.current else { return nil }
+        return devices.first { $0.pagemap === allocation.pagemap }
+    }
+}
