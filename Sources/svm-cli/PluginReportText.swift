@@ -20,6 +20,7 @@ enum PluginReportText {
                     line += String(format: ", PCI %04x:%04x", info.vendorID, info.deviceID)
                 }
                 line += ", memory \(ByteCount.format(info.memoryBytes)), GPU page sizes \(sizes)"
+                if !info.location.isEmpty { line += ", at \(info.location)" }
                 lines.append(line)
                 if let pagemap = device.pagemap {
                     lines.append(
@@ -29,11 +30,23 @@ enum PluginReportText {
             }
         }
         if let link = report.link {
-            let gigabytes = Double(link.bandwidthBytesPerSecond) / 1e9
+            let gigabytes = Self.gigabytes(link.bandwidthBytesPerSecond)
             lines.append(
                 "  link:    \(link.name) (\(link.linkProtocol.rawValue)), \(gigabytes) GB/s per direction, \(link.latencyNanoseconds) ns latency, up to \(link.maxEndpoints) devices")
         }
+        if let topology = report.topology, !topology.isEmpty {
+            lines.append("  topology: \(topology.count) links")
+            for link in topology {
+                let kind = link.kind == .pcie ? "PCIe Gen\(link.pcieGeneration) x\(link.lanes)" : "fabric x\(link.lanes)"
+                lines.append("    \(link.endA) - \(link.endB): \(kind), \(Self.gigabytes(link.bandwidthBytesPerSecond)) GB/s per direction, \(link.latencyNanoseconds) ns")
+            }
+        }
         return lines.joined(separator: "\n")
+    }
+
+    /// Bytes per second as GB/s with one decimal ("31.5").
+    private static func gigabytes(_ bytesPerSecond: UInt64) -> String {
+        String(format: "%.1f", Double(bytesPerSecond) / 1e9)
     }
 
     private static func kindText(_ flags: DeviceFlags) -> String {

@@ -198,7 +198,8 @@ struct PluginHostTests {
         let pcie = try #require(makeHost(options: ["P2PFabric": ["protocol": "pcie", "latency": "1500"]])
             .plugin(named: "P2PFabric")?.interconnect)
         #expect(try pcie.linkInfo().linkProtocol == .pciePeerToPeer)
-        #expect(try pcie.linkInfo().bandwidthBytesPerSecond == 31_500_000_000)
+        // 16 GT/s x 16 lanes x 128/130 / 8 bits: PCI-SIG's "31.5 GB/s".
+        #expect(try pcie.linkInfo().bandwidthBytesPerSecond == 31_507_692_308)
         #expect(try pcie.linkInfo().latencyNanoseconds == 1500)
 
         let bad = makeHost(options: ["P2PFabric": ["protocol": "carrier-pigeon"]])

@@ -22,6 +22,8 @@ public struct PluginReport: Sendable, Hashable, Codable {
     public var origin: PluginSearchPath.Origin
     public var devices: [Device]?
     public var link: LinkInfo?
+    /// An interconnect's topology (ABI 1.6), when detailed.
+    public var topology: [TopologyLink]?
     /// Why the plugin's ops could not be queried.
     public var problem: String?
 
@@ -43,7 +45,10 @@ public struct PluginReport: Sendable, Hashable, Codable {
                     try Self.device(index, of: driver)
                 }
             }
-            if let interconnect = plugin.interconnect { link = try interconnect.linkInfo() }
+            if let interconnect = plugin.interconnect {
+                link = try interconnect.linkInfo()
+                topology = try interconnect.links()
+            }
         } catch {
             problem = "\(error)"
         }
