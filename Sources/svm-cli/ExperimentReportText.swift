@@ -18,7 +18,8 @@ struct ExperimentReportText {
         let link = timing.link
         var lines: [String] = []
         lines.append("Experiment   \(configuration.workload.rawValue): \(report.workload)")
-        lines.append("Topology     \(report.devices.map(\.name).joined(separator: ", ")) with \(ByteCount.format(configuration.deviceMemoryBytes)) of device memory, "
+        let interconnect = report.devices.count > 1 ? ", interconnect \(configuration.interconnect.rawValue)" : ""
+        lines.append("Topology     \(report.devices.map(\.name).joined(separator: ", ")) with \(ByteCount.format(configuration.deviceMemoryBytes)) of device memory\(report.devices.count > 1 ? " each" : "")\(interconnect), "
             + "\(link.name) (\(Self.rate(link.bytesPerSecond)) per direction, \(Self.time(link.latencyNanoseconds)) latency), "
             + "\(timing.copyEngines) copy engine(s), \(Self.time(timing.faultServiceNanoseconds)) per fault batch")
         lines.append("Policy       \(configuration.policy == .migrateOnDeviceFault ? "migrate to device memory on device fault" : "map system memory in place"); seed \(configuration.seed)")
@@ -44,6 +45,9 @@ struct ExperimentReportText {
                 lines.append("  fault service    p50 \(Self.time(latency.p50)), p90 \(Self.time(latency.p90)), p99 \(Self.time(latency.p99)), max \(Self.time(latency.max)) (a fault waits for its whole batch)")
             }
             lines.append("  migrations       to device \(device.migrationsToDevice) (\(ByteCount.format(device.bytesToDevice))), to system \(device.migrationsToSystem) (\(ByteCount.format(device.bytesToSystem))), evictions \(device.evictions)")
+            if device.migrationsToPeers + device.migrationsFromPeers > 0 {
+                lines.append("  peer migrations  out \(device.migrationsToPeers) (\(ByteCount.format(device.bytesToPeers))), in \(device.migrationsFromPeers) (\(ByteCount.format(device.bytesFromPeers))), directly over peer paths")
+            }
             lines.append("  accesses         \(device.accesses); TLB hits \(device.tlbHits), misses \(device.tlbMisses) (each a page-table walk)")
             lines.append("  remote accesses  read \(ByteCount.format(device.remoteBytesRead)), written \(ByteCount.format(device.remoteBytesWritten)) (system memory in place, over the link)")
             lines.append("  busy             \(Self.time(device.busyNanoseconds)): executing \(Self.time(device.executionNanoseconds)), servicing faults \(Self.time(device.faultServiceNanoseconds))")
@@ -93,6 +97,17 @@ struct ExperimentReportText {
             for (label, direction) in [("host→device", link.hostToDevice), ("device→host", link.deviceToHost)] {
                 lines.append("  \(label)      \(ByteCount.format(direction.bytes)) in \(direction.transfers) transfer(s), busy \(Self.time(direction.busyNanoseconds)) (\(Self.percent(direction.busyNanoseconds, of: report.simulatedNanoseconds)) of the run)")
             }
+        }
+        if report.devices.count > 1 {
+            lines.append("")
+            let groups = report.ownerGroups.map { "{\($0.joined(separator: ", "))}" }.joined(separator: " ")
+            lines.append("Owner groups \(groups) (devices in one group migrate into each other's memory directly)")
+        }
+        let idle = report.peerLinks.filter { $0.carried.transfers == 0 }.count
+        if idle > 0 { lines.append("Peer paths   \(report.peerLinks.count), of which \(idle) carried nothing (not listed)") }
+        for peer in report.peerLinks where peer.carried.transfers > 0 {
+            let carried = peer.carried
+            lines.append("Peer \(peer.from)→\(peer.to) \(peer.linkProtocol.rawValue) over \(peer.route): \(ByteCount.format(carried.bytes)) in \(carried.transfers) transfer(s), busy \(Self.time(carried.busyNanoseconds)) (\(Self.percent(carried.busyNanoseconds, of: report.simulatedNanoseconds)) of the run)")
         }
         lines.append("")
         let wall = report.wallClock

@@ -41,8 +41,21 @@ struct RunCommand: ParsableCommand {
         valueName: "size"))
     var size: String?
 
-    @Option(name: .customLong("device-memory"), parsing: .unconditional, help: ArgumentHelp("Device memory of the simulated GPU, a multiple of 2M.", valueName: "size"))
+    @Option(name: .customLong("device-memory"), parsing: .unconditional, help: ArgumentHelp("Device memory of each simulated GPU, a multiple of 2M.", valueName: "size"))
     var deviceMemory = "256M"
+
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "Simulated GPUs the workload splits across (1 to \(ExperimentConfiguration.maxDevices)): stream, gather and oversubscription shard their arrays, ping-pong passes its buffer from device to device.",
+            valueName: "n"),
+        transform: NumberArgument.integer(1...ExperimentConfiguration.maxDevices))
+    var devices = 1
+
+    @Option(help: ArgumentHelp(
+        "How the GPUs reach each other's memory: fabric (a fabric link between every two), pcie (PCIe peer-to-peer through one switch) or none (through system memory only).",
+        valueName: "shape"))
+    var interconnect = ExperimentConfiguration.InterconnectShape.fabric.rawValue
 
     @Option(
         parsing: .unconditional, help: "The seed of every random choice (the gather's indices, initial values).",
@@ -101,6 +114,11 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("--device-memory '\(deviceMemory)' is not a size such as 256M or 1G")
         }
         configuration.deviceMemoryBytes = memory
+        configuration.devices = devices
+        guard let shape = ExperimentConfiguration.InterconnectShape(rawValue: interconnect) else {
+            throw ValidationError("--interconnect '\(interconnect)' is not fabric, pcie or none")
+        }
+        configuration.interconnect = shape
         configuration.seed = seed
         guard let policy = MigrationPolicy(rawValue: policy) else {
             throw ValidationError("--policy '\(policy)' is not migrate or system")
@@ -120,6 +138,12 @@ struct RunCommand: ParsableCommand {
         let options = try plugins.parsedOptions()
         if options["SimDevice"]?["memory"] != nil {
             throw ValidationError("give the device memory with --device-memory, not --plugin-option SimDevice.memory")
+        }
+        if options["SimDevice"]?["devices"] != nil {
+            throw ValidationError("give the number of devices with --devices, not --plugin-option SimDevice.devices")
+        }
+        if options["P2PFabric"]?["topology"] != nil || options["P2PFabric"]?["devices"] != nil {
+            throw ValidationError("give the interconnect with --interconnect and the devices with --devices, not --plugin-option P2PFabric.topology or .devices")
         }
         configuration.deviceOptions = options["SimDevice"] ?? [:]
         do {

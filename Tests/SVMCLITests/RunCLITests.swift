@@ -128,6 +128,11 @@ struct RunCLITests {
             (["--fault-latency", "-5"], "The value '-5' is invalid for '--fault-latency <us>': expected a number of us from 0 to 1000000"),
             (["--fault-latency", "1e309"], "invalid for '--fault-latency <us>'"), (["--fault-latency", "nan"], "invalid for '--fault-latency <us>'"),
             (["--size", "99999999999999999999T"], "--size '99999999999999999999T' is not a size"),
+            (["--devices", "0"], "The value '0' is invalid for '--devices <n>': expected an integer from 1 to 8"),
+            (["--devices", "9"], "expected an integer from 1 to 8"), (["--devices", "-2"], "The value '-2' is invalid for '--devices <n>'"),
+            (["--interconnect", "ring"], "--interconnect 'ring' is not fabric, pcie or none"),
+            (["--plugin-option", "SimDevice.devices=2"], "give the number of devices with --devices"),
+            (["--plugin-option", "P2PFabric.topology=pcie"], "give the interconnect with --interconnect"),
         ] {
             let result = try ProcessRunner.svmCLI(["run"] + arguments)
             #expect(result.status == 2, "\(arguments)")
@@ -137,6 +142,29 @@ struct RunCLITests {
         let result = try ProcessRunner.svmCLI(["run", "--size", "1M", "--trace", "/nonexistent/dir/trace.json"])
         #expect(result.status == 1)
         #expect(result.standardError.contains("cannot write the trace to /nonexistent/dir/trace.json"))
+    }
+
+    @Test("--devices 4 --interconnect fabric: every device runs, the buffer passes from peer to peer, the report shows each device, owner group and peer path")
+    func fourDevicesOnAFabric() throws {
+        let result = try ProcessRunner.svmCLI(["run", "--workload", "ping-pong", "--size", "4M", "--devices", "4", "--interconnect", "fabric", "--json"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any])
+        #expect(report["verified"] as? Bool == true)
+        let devices = try #require(report["devices"] as? [[String: Any]])
+        #expect(devices.map { $0["name"] as? String } == ["sim0", "sim1", "sim2", "sim3"])
+        #expect(devices.allSatisfy { ($0["kernels"] as? Int ?? 0) > 0 })
+        #expect(report["ownerGroups"] as? [[String]] == [["sim0", "sim1", "sim2", "sim3"]])
+        let peers = try #require(report["peerLinks"] as? [[String: Any]])
+        #expect(peers.count == 12)
+        // Four rounds: sim0 → sim1 → sim2 → sim3 each round, 4 MiB (two ranges) at a time.
+        func bytes(_ peer: [String: Any]) -> Int { (peer["carried"] as? [String: Any])?["bytes"] as? Int ?? -1 }
+        let used = peers.filter { bytes($0) > 0 }.map { "\($0["from"] as? String ?? "?")→\($0["to"] as? String ?? "?")" }
+        #expect(used == ["sim0→sim1", "sim1→sim2", "sim2→sim3"], "\(used)")
+        #expect(peers.allSatisfy { bytes($0) == 0 || bytes($0) == 16 << 20 })
+        #expect((report["svm"] as? [String: Int])?["peerMigrations"] == 3 * 4 * 2)
+        let text = try ProcessRunner.svmCLI(["run", "--workload", "ping-pong", "--size", "4M", "--devices", "4"])
+        #expect(text.standardOutput.contains("Owner groups {sim0, sim1, sim2, sim3}"), "\(text.standardOutput)")
+        #expect(text.standardOutput.contains("Peer sim0→sim1 fabric over sim:0-sim:1: 16 MiB in 8 transfer(s)"), "\(text.standardOutput)")
     }
 
     @Test("A bad SimDevice timing option stops the run with the plugin's message")

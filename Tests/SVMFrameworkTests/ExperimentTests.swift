@@ -13,7 +13,7 @@ struct ExperimentTests {
     func run(_ configuration: ExperimentConfiguration, plugin: String = PackagePaths.product("libSimDevice.so"), trace: TraceRecorder? = nil) throws -> ExperimentReport {
         let host = PluginHost(
             configuration: PluginHost.Configuration(
-                searchPath: PluginSearchPath(builtinDirectory: nil, commandLineEntries: [plugin]),
+                searchPath: PluginSearchPath(builtinDirectory: nil, commandLineEntries: [plugin, PackagePaths.product("libP2PFabric.so")]),
                 options: configuration.pluginOptions))
         return try Experiment(configuration: configuration, host: host).run(trace: trace)
     }
@@ -73,6 +73,48 @@ struct ExperimentTests {
         #expect(first.verified && second.verified)
         #expect(first.simulatedNanoseconds > 0)
         #expect(try deterministicJSON(first) == deterministicJSON(second))
+    }
+
+    @Test("Four devices: every workload verifies on every interconnect, and two runs on a fabric give identical reports but the wall clock", arguments: WorkloadKind.allCases)
+    func fourDevicesAreDeterministic(workload: WorkloadKind) throws {
+        for shape in ExperimentConfiguration.InterconnectShape.allCases {
+            // Every workload has at least four ranges to shard (the gather's indices are a
+            // quarter of the working set).
+            var configuration = configuration(workload, 32 << 20, deviceMemory: 8 << 20, seed: 7)
+            configuration.devices = 4
+            configuration.interconnect = shape
+            let first = try run(configuration)
+            #expect(first.verified, "\(shape): \(first.verification)")
+            if shape == .fabric {
+                // Once is enough: the other shapes time the same code with other paths.
+                let second = try run(configuration)
+                #expect(try deterministicJSON(first) == deterministicJSON(second), "\(shape)")
+            }
+            #expect(first.devices.count == 4 && first.devices.allSatisfy { $0.kernels > 0 }, "\(shape): a device ran nothing")
+            #expect(first.ownerGroups.count == (shape == .none ? 4 : 1), "\(shape)")
+            #expect(first.peerLinks.count == (shape == .none ? 0 : 12), "\(shape)")
+            let peerBytes = first.peerLinks.reduce(0) { $0 + $1.carried.bytes }
+            let toPeers = first.devices.reduce(0) { $0 + $1.bytesToPeers }
+            #expect(peerBytes == toPeers && UInt64(first.svm["peerMigrations"] ?? 0) == UInt64(first.devices.reduce(0) { $0 + $1.migrationsToPeers }))
+            if workload == .pingPong {
+                // The buffer passes from device to device: directly on a peer path, else home first.
+                #expect((first.svm["migrationsBetweenDevices"] ?? 0) > 0)
+                #expect(shape == .none ? peerBytes == 0 : peerBytes > 0, "\(shape): \(peerBytes)")
+            }
+        }
+    }
+
+    @Test("STREAM sharded across devices: each runs the triad on its own whole ranges, nothing moves between devices")
+    func streamShards() throws {
+        var configuration = configuration(.stream, 24 << 20)
+        configuration.devices = 3
+        let report = try run(configuration)
+        #expect(report.verified, "\(report.verification)")
+        // Four ranges per array: two, one and one.
+        #expect(report.devices.map(\.kernels) == [2, 2, 2])
+        #expect(report.devices.map(\.bytesToDevice) == [12 << 20, 6 << 20, 6 << 20])
+        #expect(report.svm["migrationsBetweenDevices"] == 0)
+        #expect(report.devices.allSatisfy { $0.bytesToDevice > 0 })
     }
 
     @Test("STREAM migrates all three arrays once in 2 MiB ranges, runs from device memory, and verifies")

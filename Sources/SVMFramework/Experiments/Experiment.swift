@@ -1,7 +1,7 @@
 import Glibc
 import SVMPluginKit
 
-/// Runs one experiment: opens the device in a fresh SVM context, runs the workload (real
+/// Runs one experiment: opens the devices in a fresh SVM context, runs the workload (real
 /// memory, real faults, real bytes), times every phase on a ``SimulatedTimeline`` and
 /// reports.
 ///
@@ -37,34 +37,46 @@ public struct Experiment {
         if let reason = context.mirrorUnavailableReason {
             throw ExperimentError.device("the CPU mirror cannot migrate: \(reason)")
         }
-        let device: SVMDevice
-        do {
-            device = try context.openDevice(plugin: configuration.devicePlugin)
-        } catch {
-            throw ExperimentError.device("cannot open \(configuration.devicePlugin) device 0: \(error)")
-        }
-        defer { context.close(device) }
-        guard device.pagemap.info?.capacityBytes == configuration.deviceMemoryBytes else {
-            throw ExperimentError.device(
-                "\(device.name) has \(device.pagemap.info?.capacityBytes ?? 0) bytes of device memory, the configuration \(configuration.deviceMemoryBytes): load the plugin with the configuration's plugin options")
+        var devices: [SVMDevice] = []
+        defer { for device in devices { context.close(device) } }
+        for index in 0..<configuration.devices {
+            do {
+                devices.append(try context.openDevice(plugin: configuration.devicePlugin, index: index))
+            } catch {
+                throw ExperimentError.device("cannot open \(configuration.devicePlugin) device \(index): \(error)")
+            }
         }
         let timeline = SimulatedTimeline(parameters: configuration.timing, trace: trace)
-        timeline.addDevice(id: device.deviceID, name: device.name)
+        for device in devices {
+            guard device.pagemap.info?.capacityBytes == configuration.deviceMemoryBytes else {
+                throw ExperimentError.device(
+                    "\(device.name) has \(device.pagemap.info?.capacityBytes ?? 0) bytes of device memory, the configuration \(configuration.deviceMemoryBytes): load the plugin with the configuration's plugin options")
+            }
+            timeline.addDevice(id: device.deviceID, name: device.name)
+        }
+        let topology = context.topology
+        for a in devices {
+            for b in devices where a !== b {
+                if let path = topology.path(from: a.deviceID, to: b.deviceID) { timeline.addPeerPath(from: a.deviceID, to: b.deviceID, path: path) }
+            }
+        }
         context.activity.enable()
         let driver = ExperimentDriver(
-            context: context, device: device, timeline: timeline, clock: host.clock, seed: configuration.seed,
+            context: context, devices: devices, timeline: timeline, clock: host.clock, seed: configuration.seed,
             progress: progress)
         let workload = configuration.makeWorkload()
         let verification = try workload.run(driver)
         let wall = started.duration(to: .now)
         let seconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) * 1e-18
-        let devices = timeline.deviceStatistics
-        let accesses = devices.reduce(0) { $0 + $1.accesses }
-        let faults = devices.reduce(0) { $0 + $1.faults.total }
+        let statistics = timeline.deviceStatistics
+        let accesses = statistics.reduce(0) { $0 + $1.accesses }
+        let faults = statistics.reduce(0) { $0 + $1.faults.total }
         return ExperimentReport(
             configuration: configuration, workload: workload.summary, verification: verification,
-            verified: verification.verified, skippedKernels: driver.skippedKernels, simulatedNanoseconds: timeline.now, devices: devices,
-            links: timeline.linkStatistics, faultServiceLatency: timeline.faultServiceLatency,
+            verified: verification.verified, skippedKernels: driver.skippedKernels, simulatedNanoseconds: timeline.now, devices: statistics,
+            links: timeline.linkStatistics, peerLinks: timeline.peerLinkStatistics,
+            ownerGroups: topology.ownerGroups.map { group in group.map { id in devices.first { $0.deviceID == id }?.name ?? "\(id)" } },
+            faultServiceLatency: timeline.faultServiceLatency,
             svm: context.statistics.snapshot, mirror: context.mirrorOpening?.rawValue, limitations: context.limitations,
             wallClock: .init(seconds: seconds, accessesPerSecond: Double(accesses) / seconds, faultsPerSecond: Double(faults) / seconds))
     }

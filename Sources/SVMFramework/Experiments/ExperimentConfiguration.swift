@@ -1,7 +1,8 @@
 import SVMPluginKit
 
-/// One experiment: a topology (one SimDevice behind a PCIe link), a workload, a policy and
-/// a seed. ``standard`` is what `svm-cli run` does with no arguments.
+/// One experiment: a topology (SimDevices behind PCIe links to the host, joined by the
+/// interconnect P2PFabric builds), a workload, a policy and a seed. ``standard`` is what
+/// `svm-cli run` does with no arguments: one device.
 public struct ExperimentConfiguration: Sendable, Hashable, Codable {
     public var workload: WorkloadKind = .stream
     /// Bytes of the workload's arrays together; `nil`: the workload's default (96 MiB, or
@@ -9,8 +10,24 @@ public struct ExperimentConfiguration: Sendable, Hashable, Codable {
     public var workingSetBytes: UInt64? = nil
     public var seed: UInt64 = 1
     public var policy: MigrationPolicy = .migrateOnDeviceFault
-    /// Device memory of the simulated device.
+    /// Device memory of each simulated device.
     public var deviceMemoryBytes: UInt64 = 256 << 20
+    /// How many devices the workload splits across, 1 to ``maxDevices``.
+    public var devices = 1
+    /// How P2PFabric joins the devices (its `topology` option).
+    public var interconnect: InterconnectShape = .fabric
+
+    /// P2PFabric's topologies.
+    public enum InterconnectShape: String, Sendable, Hashable, Codable, CaseIterable {
+        /// A fabric link between every two devices.
+        case fabric
+        /// PCIe peer-to-peer through one switch.
+        case pcie
+        /// No peer paths: device to device through system memory.
+        case none
+    }
+
+    public static let maxDevices = 8
     /// The device plugin and its options (device memory is set from ``deviceMemoryBytes``).
     public var devicePlugin = "SimDevice"
     public var deviceOptions: [String: String] = [:]
@@ -34,7 +51,8 @@ public struct ExperimentConfiguration: Sendable, Hashable, Codable {
     public var pluginOptions: [String: [String: String]] {
         var options = deviceOptions
         options["memory"] = "\(deviceMemoryBytes >> 20)M"
-        return [devicePlugin: options]
+        if devices > 1 { options["devices"] = "\(devices)" }
+        return [devicePlugin: options, "P2PFabric": ["topology": interconnect.rawValue, "devices": "\(max(devices, 2))"]]
     }
 
     /// The workload this configuration names.
@@ -50,6 +68,9 @@ public struct ExperimentConfiguration: Sendable, Hashable, Codable {
 
     /// - Throws: ``ExperimentError/invalidConfiguration(_:)`` naming the bad value.
     public func validate() throws(ExperimentError) {
+        guard (1...Self.maxDevices).contains(devices) else {
+            throw .invalidConfiguration("\(devices) devices: 1 to \(Self.maxDevices)")
+        }
         guard deviceMemoryBytes >= 2 << 20, deviceMemoryBytes % (2 << 20) == 0 else {
             throw .invalidConfiguration("device memory \(deviceMemoryBytes) bytes: must be a multiple of 2 MiB")
         }

@@ -1,10 +1,14 @@
 import SVMPluginKit
 
-/// What a workload uses to run: memory, one device, its kernels and CPU phases, each timed
-/// on the experiment's ``SimulatedTimeline`` right after it really ran, and a seeded
-/// generator. One thread drives it (the determinism rule).
+/// What a workload uses to run: memory, the devices, their kernels and CPU phases, each
+/// timed on the experiment's ``SimulatedTimeline`` right after it really ran, and a seeded
+/// generator. One thread drives it (the determinism rule), so kernels on different devices
+/// run one after another, in real and in simulated time.
 public final class ExperimentDriver {
-    public let device: SVMDevice
+    /// The experiment's devices, in the order they were opened; at least one.
+    public let devices: [SVMDevice]
+    /// The first device, where a workload runs what it does not split.
+    public var device: SVMDevice { devices[0] }
     public let timeline: SimulatedTimeline
     /// The only source of randomness a workload may use.
     public var random: SeededRandom
@@ -18,12 +22,13 @@ public final class ExperimentDriver {
     public private(set) var skippedKernels = 0
 
     init(
-        context: SVMContext, device: SVMDevice, timeline: SimulatedTimeline, clock: SimulationClock, seed: UInt64,
+        context: SVMContext, devices: [SVMDevice], timeline: SimulatedTimeline, clock: SimulationClock, seed: UInt64,
         progress: @escaping (Double) -> Void
     ) {
         self.context = context
         self.clock = clock
-        self.device = device
+        precondition(!devices.isEmpty, "an experiment needs a device")
+        self.devices = devices
         self.timeline = timeline
         random = SeededRandom(seed: seed)
         self.progress = progress
@@ -32,14 +37,15 @@ public final class ExperimentDriver {
     /// A new array of `count` `UInt32`s.
     public func array(count: Int) throws -> SVMArray { try SVMArray(count: count) }
 
-    /// Runs `kernel` on the device, then times it. A kernel that would use lost memory (see
+    /// Runs `kernel` on `device` (the first by default), then times it. A kernel that would use lost memory (see
     /// ``lostElements(of:)``) is not run: it returns `nil`, and what it would have written
     /// counts as lost too.
     /// - Parameter reads: arrays the kernel reads that it does not name with a size (a
     ///   gather's table).
     /// - Throws: ``ExperimentError/kernelStopped(kernel:status:address:why:)`` when a fault was refused.
     @discardableResult
-    public func launch(_ name: String, _ kernel: DeviceKernel, reads: [SVMArray] = []) throws -> KernelResult? {
+    public func launch(_ name: String, _ kernel: DeviceKernel, reads: [SVMArray] = [], on device: SVMDevice? = nil) throws -> KernelResult? {
+        let device = device ?? self.device
         let footprint = KernelFootprint(kernel)
         if (footprint.all + reads.map(\.interval)).contains(where: isLost) {
             skip(footprint)
@@ -94,16 +100,38 @@ extension ExperimentDriver {
     /// Elements one kernel launch covers: 64 MiB of `UInt32`s, so long runs report progress.
     public static let launchElements = 16 << 20
 
+    /// Elements of one 2 MiB range: shards start at multiples of it, so that no range is
+    /// used by two devices (arrays are 2 MiB aligned, see ``SVMArray``).
+    public static let shardAlignment = (2 << 20) / 4
+
     /// Launches `kernel(start, count)` over `[0, elements)` in launches of at most
     /// ``launchElements`` elements, reporting progress from `progress` up to `progress + share`.
+    /// With several devices the elements are sharded: device `d` runs the `d`th contiguous
+    /// part (whole ranges each), the devices one after another.
     public func launchInChunks(
         _ name: String, elements: Int, progress: Double = 0, share: Double = 0, reads: [SVMArray] = [],
         _ kernel: (_ start: Int, _ count: Int) -> DeviceKernel
     ) throws {
-        for start in stride(from: 0, to: elements, by: Self.launchElements) {
-            let count = min(Self.launchElements, elements - start)
-            try launch(name, kernel(start, count), reads: reads)
-            report(progress: progress + share * Double(start + count) / Double(elements))
+        for (device, shard) in shards(of: elements) {
+            for start in stride(from: shard.lowerBound, to: shard.upperBound, by: Self.launchElements) {
+                let count = min(Self.launchElements, shard.upperBound - start)
+                try launch(name, kernel(start, count), reads: reads, on: device)
+                report(progress: progress + share * Double(start + count) / Double(elements))
+            }
+        }
+    }
+
+    /// `[0, elements)` split across the devices in parts of whole ranges, as evenly as
+    /// whole ranges allow (the first devices get one more); a device left without a range
+    /// gets no part.
+    public func shards(of elements: Int) -> [(device: SVMDevice, elements: Range<Int>)] {
+        let blocks = (elements + Self.shardAlignment - 1) / Self.shardAlignment
+        var start = 0
+        return devices.enumerated().compactMap { index, device in
+            let share = blocks / devices.count + (index < blocks % devices.count ? 1 : 0)
+            let end = min(elements, start + share * Self.shardAlignment)
+            defer { start = end }
+            return start < end ? (device, start..<end) : nil
         }
     }
 }

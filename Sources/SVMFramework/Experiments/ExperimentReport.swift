@@ -11,6 +11,11 @@ public struct ExperimentReport: Sendable, Hashable, Codable {
     public var simulatedNanoseconds: UInt64
     public var devices: [DeviceStatistics]
     public var links: [LinkStatistics]
+    /// The peer paths between devices, per ordered pair, with what each carried.
+    public var peerLinks: [PeerLinkStatistics]
+    /// The devices' owner groups (by name): devices that map and migrate into each other's
+    /// memory directly.
+    public var ownerGroups: [[String]]
     /// Per device fault: the service time of its batch (the batch's latency and migrations).
     public var faultServiceLatency: LatencySummary
     /// The SVM core's counters (``SVMStatistics``): failed copies and migrations given up

@@ -2,7 +2,9 @@ import SVMPluginKit
 
 /// A CPU↔device producer/consumer: each round the device adds 1 to every element, then the
 /// CPU checks the result and adds 1 itself. The data migrates to the device and back
-/// every round: the worst case for fault-driven migration.
+/// every round: the worst case for fault-driven migration. With several devices, each in
+/// turn adds 1 before the CPU does: the data also travels from device to device, directly
+/// where they have a peer path.
 public struct PingPongWorkload: Workload {
     public var elements: Int
     public var rounds: Int
@@ -13,7 +15,7 @@ public struct PingPongWorkload: Workload {
     }
 
     public var summary: String {
-        "CPU↔device ping-pong: \(rounds) rounds of a device +1 then a CPU check and +1 over \(ByteCount.format(UInt64(elements) * 4))"
+        "CPU↔device ping-pong: \(rounds) rounds of each device +1 in turn, then a CPU check and +1, over \(ByteCount.format(UInt64(elements) * 4))"
     }
 
     public func run(_ driver: ExperimentDriver) throws -> Verification {
@@ -24,15 +26,20 @@ public struct PingPongWorkload: Workload {
             for index in 0..<elements { buffer.elements[index] = initial(index) }
         }
         var verification = Verification()
+        // Each round adds 1 per device and 1 on the CPU.
+        let perRound = driver.devices.count + 1
         for round in 0..<rounds {
-            try driver.launchInChunks(
-                "consume (+1)", elements: elements, progress: Double(round) / Double(rounds), share: 0.5 / Double(rounds)
-            ) { start, count in
-                .increment(destination: buffer.address(of: start), size: UInt64(count) * 4, addend: 1)
+            for device in driver.devices {
+                for start in stride(from: 0, to: elements, by: ExperimentDriver.launchElements) {
+                    let count = min(ExperimentDriver.launchElements, elements - start)
+                    try driver.launch(
+                        "consume (+1)", .increment(destination: buffer.address(of: start), size: UInt64(count) * 4, addend: 1), on: device)
+                }
             }
+            driver.report(progress: (Double(round) + 0.5) / Double(rounds))
             let lost = driver.lostElements(of: buffer)
             driver.cpu("check, produce (+1)", bytes: 2 * buffer.byteCount) {
-                let expected = UInt32(2 * round + 1)
+                let expected = UInt32(perRound * round + perRound - 1)
                 for index in 0..<elements {
                     // Counted once, at the end.
                     if lost[index] { continue }
@@ -46,7 +53,7 @@ public struct PingPongWorkload: Workload {
         driver.cpu("check", bytes: buffer.byteCount) {
             for index in 0..<elements {
                 if lost[index] { verification.lost += 1; continue }
-                verification.check(buffer.elements[index], initial(index) &+ UInt32(2 * rounds), "final buffer[\(index)]")
+                verification.check(buffer.elements[index], initial(index) &+ UInt32(perRound * rounds), "final buffer[\(index)]")
             }
         }
         return verification

@@ -18,6 +18,11 @@ public struct DeviceStatistics: Sendable, Hashable, Codable {
     public var migrationsToSystem = 0
     public var bytesToSystem: UInt64 = 0
     public var evictions = 0
+    /// Directly over peer paths: out of this device's memory into a peer's, and in.
+    public var migrationsToPeers = 0
+    public var bytesToPeers: UInt64 = 0
+    public var migrationsFromPeers = 0
+    public var bytesFromPeers: UInt64 = 0
     public var accesses: UInt64 = 0
     public var tlbHits: UInt64 = 0
     public var tlbMisses: UInt64 = 0

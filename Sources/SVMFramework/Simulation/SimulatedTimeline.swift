@@ -31,6 +31,8 @@ public final class SimulatedTimeline {
     private let queue = EventQueue()
     private var devices: [UInt64: SimulatedDevice] = [:]
     private var deviceOrder: [UInt64] = []
+    /// Peer paths by (from, to), in the order they were added.
+    private var peerLinks: [SimulatedPeerLink] = []
     private var faultService = Histogram<UInt64>(highestTrackableValue: 3_600_000_000_000)
     /// Where spans go, when tracing.
     public let trace: TraceRecorder?
@@ -51,6 +53,14 @@ public final class SimulatedTimeline {
         devices[id] = SimulatedDevice(
             name: name, parameters: parameters, queue: queue, trace: trace, process: process)
         deviceOrder.append(id)
+    }
+
+    /// Adds the peer path from device `from` to device `to`'s memory, which direct
+    /// migrations between them cross (both devices added before).
+    public func addPeerPath(from: UInt64, to: UInt64, path: PeerPath) {
+        precondition(devices[from] != nil && devices[to] != nil, "a peer path between unknown devices")
+        peerLinks.append(SimulatedPeerLink(
+            from: from, to: to, path: path, halfEfficiencyBytes: parameters.link.halfEfficiencyBytes, queue: queue))
     }
 
     // MARK: Phases
@@ -131,6 +141,10 @@ public final class SimulatedTimeline {
 
     public var deviceStatistics: [DeviceStatistics] { deviceOrder.map { devices[$0]!.statistics } }
     public var linkStatistics: [LinkStatistics] { deviceOrder.map { devices[$0]!.linkStatistics } }
+    public var peerLinkStatistics: [PeerLinkStatistics] {
+        let names = devices.mapValues(\.statistics.name)
+        return peerLinks.map { $0.statistics(names: names) }
+    }
     public var faultServiceLatency: LatencySummary { LatencySummary(faultService) }
 
     // MARK: Running the clock
@@ -153,18 +167,28 @@ public final class SimulatedTimeline {
     /// Runs a fault's migrations one after another.
     private func run(_ chain: [Migration], done: @escaping () -> Void) {
         guard let first = chain.first, let device = devices[first.deviceID] else { return done() }
-        device.migrate(bytes: first.bytes, direction: first.direction, cause: first.cause) {
-            self.run(Array(chain.dropFirst()), done: done)
+        let next = { self.run(Array(chain.dropFirst()), done: done) }
+        if let target = first.peerTarget {
+            // The source's copy engine drives it (the kernel's default, source_peer_migrates).
+            guard let link = peerLinks.first(where: { $0.from == first.deviceID && $0.to == target }), let destination = devices[target] else {
+                preconditionFailure("a peer migration without a peer path")
+            }
+            device.migrate(bytes: first.bytes, toPeer: destination, over: link, cause: first.cause, done: next)
+        } else {
+            device.migrate(bytes: first.bytes, direction: first.direction, cause: first.cause, done: next)
         }
     }
 
     // MARK: Reading the activity log
 
     struct Migration {
+        /// The device whose copy engine moves it: over its host link, or to `peerTarget`.
         let deviceID: UInt64
         let bytes: UInt64
         let direction: SVMActivityLog.Direction
         let cause: SVMActivityLog.Cause
+        /// For a direct migration, the device it goes to over their peer path.
+        var peerTarget: UInt64? = nil
     }
 
     struct Batch {
@@ -185,10 +209,14 @@ public final class SimulatedTimeline {
                 batches[batches.count - 1].faults.append(
                     access.contains(.atomic) ? .atomic : access.contains(.write) ? .write : .read)
                 batches[batches.count - 1].chains.append([])
-            case .migration(_, _, let bytes, let cause, _):
+            case .migration(let from, let to, let bytes, let cause, let route):
                 if batches.isEmpty { batches.append(Batch(faults: [], chains: [[]])) }
                 let last = batches.count - 1
                 if batches[last].chains.isEmpty { batches[last].chains.append([]) }
+                if case .peer = route, case .device(let source) = from, case .device(let target) = to {
+                    batches[last].chains[batches[last].chains.count - 1].append(
+                        Migration(deviceID: source, bytes: bytes, direction: .toDevice, cause: cause, peerTarget: target))
+                }
                 for leg in entry.legs {
                     batches[last].chains[batches[last].chains.count - 1].append(
                         Migration(deviceID: leg.deviceID, bytes: bytes, direction: leg.direction, cause: cause))
