@@ -28,6 +28,16 @@ struct BenchCLITests {
         let chunks: [Chunk]
         let oneTwoMiBFaultNs: Int
         let fiveHundredTwelve4KiBFaultsNs: Int
+        struct DeviceToDevice: Decodable {
+            let devices: [String]
+            let peerProtocol: String
+            let directNs: Int
+            let throughSystemNs: Int
+            let moveFloorNs: Int
+            let directToMoveFloor: Double
+            let throughSystemToMoveFloor: Double
+        }
+        let deviceToDevice: DeviceToDevice?
         let statistics: [String: Int]
     }
 
@@ -53,6 +63,12 @@ struct BenchCLITests {
         // measured one: 2 x 4 faults for each of the 3 chunk sizes).
         #expect(report.statistics["migrationsToDevice"] == 24)
         #expect(report.statistics["cpuFaultMigrations"] == 24)
+        // 2 MiB from device to device, over the default fabric and through system memory.
+        let peer = try #require(report.deviceToDevice)
+        #expect(peer.devices == ["sim0", "sim1"] && peer.peerProtocol == "fabric")
+        #expect(peer.directNs > 0 && peer.throughSystemNs > 0 && peer.moveFloorNs > 0)
+        #expect(abs(peer.directToMoveFloor - Double(peer.directNs) / Double(peer.moveFloorNs)) < 1e-9)
+        #expect(abs(peer.throughSystemToMoveFloor - Double(peer.throughSystemNs) / Double(peer.moveFloorNs)) < 1e-9)
     }
 
     @Test("bench fault --chunk measures the sizes asked for; --comparisons 0 skips the comparison")
@@ -69,6 +85,11 @@ struct BenchCLITests {
         #expect(text.standardOutput.contains("MOVE-FLOOR"))
         #expect(text.standardOutput.contains("device fault 4K: ") && text.standardOutput.contains("x move floor"))
         #expect(!text.standardOutput.contains("2 MiB as one fault"))
+        #expect(!text.standardOutput.contains("device to device"), "measured with 2M chunks only")
+        // Without a peer path (no interconnect) there is no device-to-device line.
+        let alone = try ProcessRunner.svmCLI(["bench", "fault", "--json", "--iterations", "2", "--chunk", "2M", "--comparisons", "0", "--plugin-option", "P2PFabric.topology=none"])
+        #expect(alone.status == 0, "\(alone.standardError)")
+        #expect(try JSONDecoder().decode(Report.self, from: Data(alone.standardOutput.utf8)).deviceToDevice == nil)
     }
 
     @Test("bench fork times forks with no context, an empty one and device-resident data, which each fork brings home")

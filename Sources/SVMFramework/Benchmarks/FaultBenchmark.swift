@@ -62,6 +62,8 @@ public struct FaultBenchmark: Sendable {
         /// Median time to fault in the same 2 MiB as 512 faults of 4 KiB.
         public var fiveHundredTwelve4KiBFaultsNs: Int
         public var manySmallToOneLarge: Double
+        /// 2 MiB from device to device, when the plugin has two devices with a peer path.
+        public var deviceToDevice: DeviceToDeviceBenchmark.Report?
         public var statistics: [String: Int]
     }
 
@@ -84,10 +86,11 @@ public struct FaultBenchmark: Sendable {
         }
         let oneLarge = Self.median(large)
         let manySmall = Self.median(small)
+        let deviceToDevice = chunkSizes.contains(2 << 20) ? try DeviceToDeviceBenchmark(iterations: iterations).run(host: host, plugin: plugin) : nil
         return Report(
             device: deviceName, iterations: iterations, chunks: chunks, oneTwoMiBFaultNs: oneLarge,
             fiveHundredTwelve4KiBFaultsNs: manySmall, manySmallToOneLarge: Double(manySmall) / Double(max(oneLarge, 1)),
-            statistics: statistics)
+            deviceToDevice: deviceToDevice, statistics: statistics)
     }
 
     /// A context whose ranges are exactly `chunk` bytes, with the device open in it.
