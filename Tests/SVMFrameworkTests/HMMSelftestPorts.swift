@@ -21,7 +21,7 @@ import Testing
         let (bytes, result) = try f.deviceRead(buffer.address, Self.chunk)
         #expect(result.stoppedBy == nil)
         #expect(result.faults >= 1)
-        #expect(zip(bytes[0..<Self.chunk / 2].indices, bytes[0..<Self.chunk / 2]).allSatisfy { $1 == MappedBuffer.pattern($0, seed: 1) })
+        #expect(MappedBuffer.holdsPattern(bytes[0..<Self.chunk / 2], seed: 1))
         #expect(bytes[(Self.chunk / 2)...].allSatisfy { $0 == 0 })
         #expect(f.count("migrationsToDevice") == 0)
     }
@@ -76,7 +76,7 @@ import Testing
         let (bytes, _) = try f.deviceRead(buffer.address, 2 * Self.chunk)
         #expect(f.count("migrationsToDevice") == 2)
         #expect(f.device.usedDeviceMemory == UInt64(2 * Self.chunk))
-        #expect(zip(bytes.indices, bytes).allSatisfy { $1 == MappedBuffer.pattern($0, seed: 4) })
+        #expect(MappedBuffer.holdsPattern(bytes, seed: 4))
         #expect(buffer.mismatches(seed: 4) == 0)
         #expect(f.count("cpuFaultMigrations") == 2)
         #expect(f.device.usedDeviceMemory == 0)
@@ -93,7 +93,7 @@ import Testing
         #expect(buffer.mismatches(seed: 5, 0..<2 * Self.chunk) == 0)
         #expect(f.count("cpuFaultMigrations") == 2)
         let (bytes, _) = try f.deviceRead(buffer.address, 4 * Self.chunk)
-        #expect(zip(bytes.indices, bytes).allSatisfy { $1 == MappedBuffer.pattern($0, seed: 5) })
+        #expect(MappedBuffer.holdsPattern(bytes, seed: 5))
         #expect(f.count("migrationsToDevice") == 6)
         #expect(buffer.mismatches(seed: 5) == 0)
     }
@@ -192,7 +192,7 @@ import Testing
         #expect(f.devices[0].usedDeviceMemory == UInt64(Self.chunk))
         let (second, _) = try f.deviceRead(buffer.address, Self.chunk, on: f.devices[1])
         #expect(first == second)
-        #expect(zip(second.indices, second).allSatisfy { $1 == MappedBuffer.pattern($0, seed: 9) })
+        #expect(MappedBuffer.holdsPattern(second, seed: 9))
         #expect(f.devices[0].usedDeviceMemory == 0 && f.devices[1].usedDeviceMemory == UInt64(Self.chunk))
         // One migration from system memory, then one from device to device (through system
         // memory), recorded once with both ends.
@@ -259,7 +259,7 @@ import Testing
         #expect(status == 0)
         let (bytes, result) = try f.deviceRead(target.address, Self.chunk)
         #expect(result.stoppedBy == nil)
-        #expect(zip(bytes.indices, bytes).allSatisfy { $1 == MappedBuffer.pattern($0, seed: 11) })
+        #expect(MappedBuffer.holdsPattern(bytes, seed: 11))
         #expect(target.mismatches(seed: 11) == 0)
         let (old, oldResult) = try f.deviceRead(buffer.address, 4096)
         if dontUnmap {

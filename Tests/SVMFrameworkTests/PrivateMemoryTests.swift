@@ -81,7 +81,7 @@ import Testing
             // The device still runs, its bounce buffer whole.
             let (bytes, result) = try f.deviceRead(buffer.address + 4096, 4096)
             #expect(result.stoppedBy == nil)
-            #expect(zip(bytes.indices, bytes).allSatisfy { $1 == MappedBuffer.pattern($0 + 4096, seed: 3) })
+            #expect(MappedBuffer.holdsPattern(bytes, seed: 3, from: 4096))
         }
     }
 }

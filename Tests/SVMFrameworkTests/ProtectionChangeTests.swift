@@ -56,7 +56,7 @@ import Testing
         #expect(untouched.allSatisfy { $0 == 0xAB }, "and reads nothing")
         #expect(mprotect(buffer.base, buffer.size, PROT_READ) == 0)
         let (bytes, read) = try f.deviceRead(buffer.address, buffer.size)
-        #expect(read.stoppedBy == nil && zip(bytes.indices, bytes).allSatisfy { $1 == MappedBuffer.pattern($0, seed: 32) })
+        #expect(read.stoppedBy == nil && MappedBuffer.holdsPattern(bytes, seed: 32))
         #expect(mprotect(buffer.base, buffer.size, PROT_READ | PROT_WRITE) == 0)
         #expect(buffer.mismatches(seed: 32) == 0)
     }

@@ -41,7 +41,7 @@ import Testing
         let frames = (0..<4).map { Self.frame(buffer.page($0 * 100)) }
         let (bytes, result) = try f.deviceRead(buffer.address, Self.chunk)
         #expect(result.stoppedBy == nil)
-        #expect(zip(bytes.indices, bytes).allSatisfy { $1 == MappedBuffer.pattern($0, seed: 3) })
+        #expect(MappedBuffer.holdsPattern(bytes, seed: 3))
         let (allocation, host) = try #require(Self.deviceMemory(of: buffer.address, in: f))
         #expect(allocation.pagemap === f.device.pagemap)
         for (index, frame) in frames.enumerated() where frame != 0 {
@@ -118,7 +118,7 @@ import Testing
         guard lockedMemoryKiB() >= Self.chunk / 1024 else { return }
         let (bytes, result) = try f.deviceRead(buffer.address, Self.chunk)
         #expect(result.stoppedBy == nil)
-        #expect(zip(bytes.indices, bytes).allSatisfy { $1 == MappedBuffer.pattern($0, seed: 7) })
+        #expect(MappedBuffer.holdsPattern(bytes, seed: 7))
         // A locked page moves nowhere (UFFDIO_MOVE refuses it, EINVAL): not to device memory,
         // not to a staging slot. The device uses it in place.
         #expect(f.count("zeroCopyFallbacks") >= 1)
@@ -159,7 +159,7 @@ import Testing
             }
             let (bytes, result) = try f.deviceRead(buffer.address, ZeroCopyMigrationTests.chunk)
             #expect(result.stoppedBy == nil)
-            #expect(zip(bytes.indices, bytes).allSatisfy { $1 == MappedBuffer.pattern($0, seed: 11) })
+            #expect(MappedBuffer.holdsPattern(bytes, seed: 11))
             #expect(f.count("zeroCopyFallbacks") >= 1)
             #expect(buffer.mismatches(seed: 11) == 0)
         }
@@ -174,7 +174,7 @@ import Testing
         buffer.fill(seed: 13)
         _ = try f.deviceRead(buffer.address, 64, on: f.devices[0])
         let (bytes, _) = try f.deviceRead(buffer.address, Self.chunk, on: f.devices[1])
-        #expect(zip(bytes.indices, bytes).allSatisfy { $1 == MappedBuffer.pattern($0, seed: 13) })
+        #expect(MappedBuffer.holdsPattern(bytes, seed: 13))
         let migrations = f.context.activity.drain().compactMap { entry -> SVMActivityLog.Entry? in
             if case .migration = entry { entry } else { nil }
         }

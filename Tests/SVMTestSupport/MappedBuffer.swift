@@ -88,6 +88,18 @@ public final class MappedBuffer: @unchecked Sendable {
         return count
     }
 
+    /// Whether `bytes` (read from the buffer at `offset`) hold the pattern for `seed`. A plain
+    /// loop: an element-wise comparison written inside `#expect` records every element and
+    /// takes seconds for 2 MiB in a debug build.
+    public static func holdsPattern(_ bytes: some Collection<UInt8>, seed: UInt8, from offset: Int = 0) -> Bool {
+        var index = offset
+        for byte in bytes {
+            if byte != pattern(index, seed: seed) { return false }
+            index += 1
+        }
+        return true
+    }
+
     /// How many bytes of `range` are not zero.
     public func nonZero(_ range: Range<Int>) -> Int {
         var count = 0

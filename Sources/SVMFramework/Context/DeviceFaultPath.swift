@@ -191,8 +191,13 @@ struct DeviceFaultPath {
         case .device(let allocation) where allocation.pagemap === device.pagemap:
             device.pagemap.residents.touch(range)
             return .bindDevice(allocation)
+        case .device(let allocation) where allocation.isHeld:
+            // Another device's atomics migrated it there and hold it for their timeslice
+            // (as a CPU fault waits): without this, two devices' atomics on one range steal it
+            // from each other within a kernel, again and again.
+            return .wait
         case .device:
-            // In another device's memory, with no peer path yet: through system memory.
+            // In another device's memory: directly over a peer path, or through system memory.
             let wantsDevice = policy == .migrateOnDeviceFault || atomic
             return wantsDevice && (progress.migrationsTried < Self.migrationAttempts || atomic) ? .migrate : .bringHome
         case .system:
