@@ -136,12 +136,19 @@ public struct BindPiece: Sendable, Hashable {
     public var linkProtocol: LinkProtocol
     /// The piece is `4 KiB << order` bytes.
     public var order: UInt8
+    /// For the peer protocols, the host device id of the device whose memory it is (ABI
+    /// 1.7 `svm_bind_range.owner`); 0 otherwise.
+    public var owner: UInt64
 
-    public init(address: UInt64, linkProtocol: LinkProtocol, order: UInt8) {
+    public init(address: UInt64, linkProtocol: LinkProtocol, order: UInt8, owner: UInt64 = 0) {
         self.address = address
         self.linkProtocol = linkProtocol
         self.order = order
+        self.owner = owner
     }
+
+    /// Whether the piece is a peer's memory.
+    public var isPeer: Bool { linkProtocol == .pciePeerToPeer || linkProtocol == .fabric }
 
     public var size: UInt64 { 4096 << UInt64(order) }
 
@@ -158,6 +165,21 @@ public struct BindPiece: Sendable, Hashable {
 
     public var raw: svm_bind_piece {
         svm_bind_piece(address: address, protocol: linkProtocol.raw, order: UInt32(order))
+    }
+
+    /// `nil` for a protocol this build does not know, or a size that is not `4 KiB << n`
+    /// with `address` aligned to it.
+    public init?(_ raw: svm_bind_range) {
+        guard let linkProtocol = LinkProtocol(raw: raw.protocol), raw.size >= 4096, raw.size & (raw.size - 1) == 0,
+            raw.address % raw.size == 0
+        else { return nil }
+        let order = UInt8((raw.size / 4096).trailingZeroBitCount)
+        guard order <= Self.maxOrder else { return nil }
+        self.init(address: raw.address, linkProtocol: linkProtocol, order: order, owner: raw.owner)
+    }
+
+    public var range: svm_bind_range {
+        svm_bind_range(address: address, size: size, protocol: linkProtocol.raw, reserved: 0, owner: owner)
     }
 }
 

@@ -21,6 +21,9 @@ public struct KernelActivity: Sendable, Hashable, Codable {
     public var faultBatches: UInt64 = 0
     /// Simulated time spent executing, fault service and remote transfers excluded.
     public var busyNanoseconds: UInt64 = 0
+    /// Bytes read and written in peers' memory in place, over peer paths (ABI 1.7).
+    public var peerBytesRead: UInt64 = 0
+    public var peerBytesWritten: UInt64 = 0
 
     public init() {}
 
@@ -43,6 +46,8 @@ public struct KernelActivity: Sendable, Hashable, Codable {
         systemBytesWritten = bounded(raw.system_bytes_written)
         faultBatches = bounded(raw.fault_batches)
         busyNanoseconds = bounded(raw.busy_ns)
+        peerBytesRead = raw.has(\.peer_bytes_read) ? bounded(raw.peer_bytes_read) : 0
+        peerBytesWritten = raw.has(\.peer_bytes_written) ? bounded(raw.peer_bytes_written) : 0
     }
 
     func write(into raw: inout svm_kernel_result) {
@@ -54,5 +59,7 @@ public struct KernelActivity: Sendable, Hashable, Codable {
         raw.system_bytes_written = systemBytesWritten
         raw.fault_batches = faultBatches
         raw.busy_ns = busyNanoseconds
+        raw.peer_bytes_read = peerBytesRead
+        raw.peer_bytes_written = peerBytesWritten
     }
 }

@@ -186,6 +186,22 @@ extension PluginExporter {
                     address: address, size: size, pieces: decoded, access: BindAccess(rawValue: flags))
             }
         }
+        ops.bind_ranges = { deviceContext, address, size, pieces, pieceSize, count, flags in
+            guard let box = DeviceInstance.from(deviceContext), pieces != nil || count == 0,
+                Int(pieceSize) >= MemoryLayout<svm_bind_range>.offset(of: \.owner)!
+            else { return PluginErrno.invalidArgument.status }
+            return PluginErrno.status {
+                // The host's stride may be larger than this build's struct: read what fits.
+                let decoded = (0..<Int(count)).compactMap { index -> BindPiece? in
+                    var piece = svm_bind_range()
+                    let source = UnsafeRawPointer(pieces!) + index * Int(pieceSize)
+                    withUnsafeMutableBytes(of: &piece) { $0.copyMemory(from: UnsafeRawBufferPointer(start: source, count: min(Int(pieceSize), $0.count))) }
+                    return BindPiece(piece)
+                }
+                guard decoded.count == Int(count) else { throw PluginErrno.invalidArgument }
+                try box.device.bind(address: address, size: size, pieces: decoded, access: BindAccess(rawValue: flags))
+            }
+        }
         ops.zap = { deviceContext, address, size in
             guard let box = DeviceInstance.from(deviceContext) else {
                 return PluginErrno.invalidArgument.status

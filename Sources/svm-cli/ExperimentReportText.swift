@@ -22,7 +22,12 @@ struct ExperimentReportText {
         lines.append("Topology     \(report.devices.map(\.name).joined(separator: ", ")) with \(ByteCount.format(configuration.deviceMemoryBytes)) of device memory\(report.devices.count > 1 ? " each" : "")\(interconnect), "
             + "\(link.name) (\(Self.rate(link.bytesPerSecond)) per direction, \(Self.time(link.latencyNanoseconds)) latency), "
             + "\(timing.copyEngines) copy engine(s), \(Self.time(timing.faultServiceNanoseconds)) per fault batch")
-        lines.append("Policy       \(configuration.policy == .migrateOnDeviceFault ? "migrate to device memory on device fault" : "map system memory in place"); seed \(configuration.seed)")
+        let policy = switch configuration.policy {
+        case .migrateOnDeviceFault: "migrate to device memory on device fault"
+        case .systemMemory: "map system memory in place"
+        case .accessPeerInPlace: "migrate to device memory on device fault, but map a peer's memory in place"
+        }
+        lines.append("Policy       \(policy); seed \(configuration.seed)")
         let verification = report.verification
         if report.verified {
             lines.append("Result       verified: all \(verification.checked) values right, checked on the CPU")
@@ -50,6 +55,9 @@ struct ExperimentReportText {
             }
             lines.append("  accesses         \(device.accesses); TLB hits \(device.tlbHits), misses \(device.tlbMisses) (each a page-table walk)")
             lines.append("  remote accesses  read \(ByteCount.format(device.remoteBytesRead)), written \(ByteCount.format(device.remoteBytesWritten)) (system memory in place, over the link)")
+            if device.peerBytesRead + device.peerBytesWritten > 0 {
+                lines.append("  peer accesses    read \(ByteCount.format(device.peerBytesRead)), written \(ByteCount.format(device.peerBytesWritten)) (peers' memory in place, over peer paths)")
+            }
             lines.append("  busy             \(Self.time(device.busyNanoseconds)): executing \(Self.time(device.executionNanoseconds)), servicing faults \(Self.time(device.faultServiceNanoseconds))")
         }
         let failedCopies = report.svm["failedCopies"] ?? 0, givenUp = report.svm["failedMigrations"] ?? 0

@@ -62,7 +62,9 @@ struct RunCommand: ParsableCommand {
         transform: NumberArgument.integer(0...UInt64.max))
     var seed: UInt64 = 1
 
-    @Option(help: ArgumentHelp("Where device faults put data: migrate (to device memory) or system (map CPU pages in place).", valueName: "policy"))
+    @Option(help: ArgumentHelp(
+        "Where device faults put data: migrate (to device memory), system (map CPU pages in place) or peer (migrate, but map data in a peer's memory in place over the peer path).",
+        valueName: "policy"))
     var policy = MigrationPolicy.migrateOnDeviceFault.rawValue
 
     @Option(help: ArgumentHelp("The host link: gen4 (PCIe Gen4 x16, 31.5 GB/s) or gen5 (PCIe Gen5 x16, 63 GB/s).", valueName: "link"))
@@ -121,7 +123,7 @@ struct RunCommand: ParsableCommand {
         configuration.interconnect = shape
         configuration.seed = seed
         guard let policy = MigrationPolicy(rawValue: policy) else {
-            throw ValidationError("--policy '\(policy)' is not migrate or system")
+            throw ValidationError("--policy '\(policy)' is not migrate, system or peer")
         }
         configuration.policy = policy
         guard let kernelFaults = KernelFaults(rawValue: kernelFaults) else {

@@ -104,6 +104,20 @@ struct ExperimentTests {
         }
     }
 
+    @Test("Policy peer: the gather's table, which both devices read, is read in place from the peer's memory instead of migrating between them")
+    func gatherReadsThePeersTable() throws {
+        var configuration = configuration(.gather, 16 << 20)
+        configuration.devices = 2
+        let migrated = try run(configuration)
+        configuration.policy = .accessPeerInPlace
+        let mapped = try run(configuration)
+        #expect(migrated.verified && mapped.verified, "\(migrated.verification) \(mapped.verification)")
+        #expect((migrated.svm["peerMigrations"] ?? 0) > 0 && migrated.devices.allSatisfy { $0.peerBytesRead == 0 })
+        #expect(mapped.svm["migrationsBetweenDevices"] == 0 && (mapped.svm["peerMappings"] ?? 0) > 0)
+        let read = mapped.devices.reduce(0) { $0 + $1.peerBytesRead }
+        #expect(read > 0 && mapped.peerLinks.reduce(0) { $0 + $1.carried.bytes } == read, "what was read crossed the peer paths")
+    }
+
     @Test("STREAM sharded across devices: each runs the triad on its own whole ranges, nothing moves between devices")
     func streamShards() throws {
         var configuration = configuration(.stream, 24 << 20)

@@ -261,7 +261,7 @@ private struct PageModel {
         guard let page = pages[va & ~0xFFF] else { return nil }
         return GPUPageTable.Translation(
             address: page.target.address + (va & 0xFFF), linkProtocol: page.target.linkProtocol,
-            writable: page.target.writable, atomicAllowed: page.target.atomicAllowed,
+            writable: page.target.writable, atomicAllowed: page.target.atomicAllowed, owner: page.target.owner,
             leafStart: page.leaf.lowerBound, leafSize: page.size)
     }
 

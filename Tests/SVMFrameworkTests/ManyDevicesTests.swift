@@ -136,6 +136,48 @@ import Testing
         #expect(f.count("peerMigrations") == (shape.hasPeers ? rounds - 1 : 0))
     }
 
+    /// Policy `peer`: a device reads and writes a peer's memory in place over their path
+    /// instead of migrating; both devices and the CPU see every write; a migration away zaps
+    /// the importer's mapping; atomics and devices without a path still migrate.
+    @Test(arguments: [Shape.fabric, .pcie, .none])
+    func peerMapping(shape: Shape) throws {
+        let f = try SimDeviceFixture(devices: 2, memory: "8M", policy: .accessPeerInPlace, interconnect: ["topology": shape.rawValue])
+        defer { f.shutdown() }
+        let (a, b) = (f.devices[0], f.devices[1])
+        let buffer = MappedBuffer(size: Self.chunk)
+        buffer.fill(seed: 21)
+        _ = try f.deviceRead(buffer.address, 64, on: a)
+        #expect(f.device(holding: buffer.address) === a)
+        let (bytes, read) = try f.deviceRead(buffer.address, Self.chunk, on: b)
+        #expect(read.stoppedBy == nil && MappedBuffer.holdsPattern(bytes, seed: 21))
+        guard shape.hasPeers else {
+            // No path: the data migrates, through system memory.
+            #expect(f.device(holding: buffer.address) === b && f.count("peerMappings") == 0)
+            return
+        }
+        #expect(f.device(holding: buffer.address) === a, "mapped in place, not migrated")
+        #expect(f.count("peerMappings") == 1 && f.count("migrationsBetweenDevices") == 0)
+        #expect(read.activity.peerBytesRead == UInt64(Self.chunk) && read.activity.localBytes == 0)
+        // B writes into A's memory; A and the CPU see it.
+        let written = [UInt8](repeating: 0x5a, count: 4096)
+        let write = try f.deviceWrite(buffer.address + 8192, written, on: b)
+        #expect(write.stoppedBy == nil && write.activity.peerBytesWritten == 4096 && write.faults == 0, "already mapped writable")
+        let (seen, _) = try f.deviceRead(buffer.address + 8192, 4096, on: a)
+        #expect(seen == written)
+        #expect(f.device(holding: buffer.address) === a && f.count("migrationsBetweenDevices") == 0)
+        // The CPU takes the data home: B's mapping of A's memory goes with it.
+        #expect(buffer.base.load(fromByteOffset: 8192, as: UInt8.self) == 0x5a)
+        #expect(f.device(holding: buffer.address) == nil)
+        let (again, refault) = try f.deviceRead(buffer.address, 4096, on: b)
+        #expect(refault.faults > 0 && MappedBuffer.holdsPattern(again, seed: 21))
+        #expect(f.device(holding: buffer.address) === b, "from system memory the policy migrates")
+        // A reads B's memory in place; an atomic needs local memory: A's migrates the range.
+        _ = try f.deviceRead(buffer.address, 64, on: a)
+        #expect(f.device(holding: buffer.address) === b && f.count("peerMappings") == 2)
+        try f.run(.increment(destination: buffer.address, size: 4096, addend: 1), on: a)
+        #expect(f.device(holding: buffer.address) === a && f.count("peerMigrations") == 1)
+    }
+
     /// Two devices incrementing the same range at once, each on its own thread (IGT's
     /// concurrent multi-GPU atomics): every increment lands exactly once, and the range
     /// moves between the devices at most once per kernel, because the atomic timeslice holds

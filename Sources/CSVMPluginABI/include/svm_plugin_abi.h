@@ -42,7 +42,7 @@ extern "C" {
 #endif
 
 #define SVM_PLUGIN_ABI_MAJOR 1
-#define SVM_PLUGIN_ABI_MINOR 6
+#define SVM_PLUGIN_ABI_MINOR 7
 
 /* The one symbol a plugin exports. */
 #define SVM_PLUGIN_ENTRY_SYMBOL "svm_plugin_entry"
@@ -189,6 +189,17 @@ struct svm_bind_piece {
     uint32_t order;    /* the piece is 4096 << order bytes, and address is aligned to it */
 };
 
+/* [1.7] One physically contiguous piece of a bind, sized, naming whose memory it is. The
+ * host passes an array of them with their stride (piece_size), so that the struct can grow. */
+struct svm_bind_range {
+    uint64_t address;  /* as svm_bind_piece's, for the protocol */
+    uint64_t size;     /* bytes: 4096 << n, and address is aligned to it */
+    uint32_t protocol; /* enum svm_protocol */
+    uint32_t reserved;
+    uint64_t owner;    /* PCIE_P2P / FABRIC: the host_device of the device whose memory it
+                        * is (an offset in that device's memory); otherwise 0 */
+};
+
 enum svm_bind_flags {
     SVM_BIND_WRITABLE = 1u << 0, /* writes allowed; otherwise a write faults */
     SVM_BIND_ATOMIC = 1u << 1,   /* device atomics allowed; otherwise an atomic faults */
@@ -240,6 +251,8 @@ struct svm_kernel_result {
     uint64_t fault_batches;       /* replayable-fault batches reported */
     uint64_t busy_ns;             /* simulated time executing, without fault service and
                                    * without remote transfers (the host times those) */
+    uint64_t peer_bytes_read;     /* [1.7] bytes read from peers' memory in place */
+    uint64_t peer_bytes_written;  /* [1.7] bytes written to peers' memory in place */
 };
 
 struct svm_device_ops {
@@ -297,6 +310,16 @@ struct svm_device_ops {
      * malformed kernel (-EINVAL) or a device error (-EIO). */
     svm_status (*run_kernel)(void *device_ctx, const struct svm_kernel *kernel,
                              struct svm_kernel_result *result);
+
+    /* [1.7, optional] bind with sized pieces that name their owner: what bind does, for
+     * pieces of any protocol, PCIE_P2P and FABRIC included (a peer's memory, reached in
+     * place over the path between the devices). piece_size is the stride of pieces (read
+     * only the members that fit). The same calling context as bind. The host uses it when
+     * present, and binds no peer memory without it. -EOPNOTSUPP for an owner this plugin
+     * cannot reach (the host then migrates instead). */
+    svm_status (*bind_ranges)(void *device_ctx, uint64_t address, uint64_t size,
+                              const struct svm_bind_range *pieces, uint32_t piece_size, uint32_t count,
+                              uint32_t flags);
 };
 
 /* ---------------------------------------------------------------------------------------

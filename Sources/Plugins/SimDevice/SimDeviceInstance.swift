@@ -13,6 +13,8 @@ final class SimDeviceInstance: OpenDevice {
     private let host: HostServices
     private let memory: SimDeviceMemory
     private let pageTable = SimDevicePageTable()
+    /// The plugin's devices' memories, which peer pieces name.
+    private let peers: SimDevicePeers
     private let tlb: SimDeviceTLB
     private let bounceBuffers: SimDeviceBounceBuffers
     /// Set once by `close`; the ABI calls nothing afterwards, so this only makes a second
@@ -32,9 +34,10 @@ final class SimDeviceInstance: OpenDevice {
     private let runGate = ReaderWriterLock(preferWriters: true)
 
     /// - Throws: `PluginErrno.outOfMemory` when the host cannot reserve the device memory.
-    init(index: Int, hostDevice: UInt64, configuration: SimDeviceConfiguration, host: HostServices)
+    init(index: Int, hostDevice: UInt64, configuration: SimDeviceConfiguration, host: HostServices, peers: SimDevicePeers)
         throws(PluginErrno)
     {
+        self.peers = peers
         self.index = index
         self.hostDevice = hostDevice
         self.configuration = configuration
@@ -43,6 +46,7 @@ final class SimDeviceInstance: OpenDevice {
             size: configuration.memoryBytes, minPageSize: UInt64(configuration.minPageSize), host: host)
         bounceBuffers = SimDeviceBounceBuffers(size: Int(SimDeviceKernelRun.bounceBytes), host: host)
         tlb = SimDeviceTLB(entries: configuration.timing.tlbEntries)
+        peers.register(memory, hostDevice: hostDevice)
     }
 
     func pagemapInfo() throws -> PagemapInfo {
@@ -55,6 +59,7 @@ final class SimDeviceInstance: OpenDevice {
 
     func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        peers.withdraw(hostDevice: hostDevice)
         memory.unmap()
         bounceBuffers.unmapAll()
     }
@@ -115,7 +120,12 @@ final class SimDeviceInstance: OpenDevice {
         case .localVRAM:
             guard memory.contains(offset: piece.address, length: piece.size) else { throw .invalidArgument }
         case .pciePeerToPeer, .fabric:
-            throw .notSupported  // peer memory comes with the interconnect
+            // Only this plugin's own devices are reachable; no atomics across a link.
+            guard piece.owner != hostDevice, let owner = peers.memory(of: piece.owner) else { throw .notSupported }
+            guard owner.contains(offset: piece.address, length: piece.size) else { throw .invalidArgument }
+            return GPUPageTable.Target(
+                address: piece.address, linkProtocol: piece.linkProtocol, writable: access.contains(.writable),
+                atomicAllowed: false, owner: piece.owner)
         }
         return GPUPageTable.Target(
             address: piece.address, linkProtocol: piece.linkProtocol,
@@ -133,7 +143,8 @@ final class SimDeviceInstance: OpenDevice {
 
     func runKernel(_ kernel: DeviceKernel) throws -> KernelResult {
         let parts = SimDeviceParts(
-            memory: memory, pageTable: pageTable, tlb: tlb, bounceBuffers: bounceBuffers, timing: configuration.timing)
+            memory: memory, pageTable: pageTable, tlb: tlb, bounceBuffers: bounceBuffers, timing: configuration.timing,
+            peers: peers)
         var run = SimDeviceKernelRun(kernel, device: parts, host: host, hostDevice: hostDevice)
         let result = try runGate.withReadLock { () throws(PluginErrno) in try run.run() }
         if kernels.add(1, ordering: .relaxed).newValue == configuration.resetAfterKernel { runGate.withWriteLock(reset) }

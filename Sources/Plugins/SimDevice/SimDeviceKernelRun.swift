@@ -500,7 +500,8 @@ struct SimDeviceKernelRun {
         case .system:
             return .system(SystemAccess(translation: translation, address: address, length: count, buffer: buffer, write: false))
         case .pciePeerToPeer, .fabric:
-            throw .ioError  // bind maps no peer memory yet
+            buffer.copyMemory(from: try peer(translation, count), byteCount: Int(count))
+            return .done(.moved(count), lookUp(translation, bytes: count, write: false))
         }
     }
 
@@ -522,7 +523,8 @@ struct SimDeviceKernelRun {
                     translation: translation, address: address, length: count, buffer: UnsafeMutableRawPointer(mutating: buffer),
                     write: true))
             case .pciePeerToPeer, .fabric:
-                throw .ioError  // bind maps no peer memory yet
+                try peer(translation, count).copyMemory(from: buffer, byteCount: Int(count))
+                return .done(.moved(count), lookUp(translation, bytes: count, write: true))
             }
         }
         return try complete(attempt)
@@ -594,8 +596,21 @@ struct SimDeviceKernelRun {
         switch (touch.linkProtocol, touch.write) {
         case (.system, false): result.activity.systemBytesRead += touch.bytes
         case (.system, true): result.activity.systemBytesWritten += touch.bytes
+        case (.pciePeerToPeer, false), (.fabric, false): result.activity.peerBytesRead += touch.bytes
+        case (.pciePeerToPeer, true), (.fabric, true): result.activity.peerBytesWritten += touch.bytes
         default: result.activity.localBytes += touch.bytes
         }
+    }
+
+    /// The peer's memory a peer leaf's translation names: host memory of this process,
+    /// always populated (the host fills every page of a live allocation), so the copy never
+    /// faults into the host; the host zaps this mapping before the peer frees the block.
+    /// `EIO` when the owner closed meanwhile, which the host's order of work rules out.
+    private func peer(_ translation: GPUPageTable.Translation, _ count: UInt64) throws(PluginErrno) -> UnsafeMutableRawPointer {
+        guard let memory = device.peers.memory(of: translation.owner), memory.contains(offset: translation.address, length: count) else {
+            throw .ioError
+        }
+        return memory.base + Int(translation.address)
     }
 
     /// The device memory at `offset`; bind checked that its leaves lie inside it.

@@ -7,4 +7,6 @@ struct SimDeviceParts: Sendable {
     let tlb: SimDeviceTLB
     let bounceBuffers: SimDeviceBounceBuffers
     let timing: SimDeviceTiming
+    /// The plugin's other devices' memories, for peer pieces.
+    let peers: SimDevicePeers
 }

@@ -33,6 +33,8 @@ public final class SimDevicePlugin: DevicePlugin {
 
     let configuration: SimDeviceConfiguration
     let host: HostServices
+    /// The open devices' memories, which their peers reach.
+    let peers = SimDevicePeers()
 
     public required init(host: HostServices) throws {
         self.host = host
@@ -55,6 +57,6 @@ public final class SimDevicePlugin: DevicePlugin {
     public func openDevice(at index: Int, hostDevice: UInt64) throws -> any OpenDevice {
         guard (0..<configuration.deviceCount).contains(index) else { throw PluginErrno.noDevice }
         return try SimDeviceInstance(
-            index: index, hostDevice: hostDevice, configuration: configuration, host: host)
+            index: index, hostDevice: hostDevice, configuration: configuration, host: host, peers: peers)
     }
 }

@@ -22,6 +22,7 @@ struct DeviceFaultPath {
     let cpu: ProcessAddressSpace
     let statistics: SVMStatistics
     let trace: SVMTrace
+    let activity: SVMActivityLog
     let lostMemory: LostMemory
     let policy: MigrationPolicy
     let timeout: Duration
@@ -39,6 +40,8 @@ struct DeviceFaultPath {
         case wait
         /// In this device's memory: bind it.
         case bindDevice(DeviceAllocation)
+        /// In a peer's memory, which this device reaches over `path`: bind it there, in place.
+        case bindPeer(DeviceAllocation, PeerPath)
         /// Migrate it to this device's memory (from system memory or another device's).
         case migrate
         /// In another device's memory, but this fault maps system memory: bring it home.
@@ -54,6 +57,8 @@ struct DeviceFaultPath {
         var migrationsTried = 0
         var countedThrashing = false
         var brokeSharing = false
+        /// The device could not map a peer's memory (its plugin cannot reach that peer).
+        var peerRefused = false
     }
 
     /// Services one device fault: on return the device may replay the access.
@@ -135,6 +140,18 @@ struct DeviceFaultPath {
             return nil
         case .bindDevice(let allocation):
             target = .device(allocation)
+        case .bindPeer(let allocation, let path):
+            do {
+                guard try commit(range, notifier: found.notifier, target: .device(allocation), writable: found.mapping.writable,
+                                 device: device, protection: protection, peer: path)
+                else { return nil }
+                statistics.peerMappings.count()
+                activity.record(.peerMapping(deviceID: device.deviceID, owner: allocation.deviceID, bytes: allocation.size))
+                return ()
+            } catch let error as PluginErrno where error == .notSupported {
+                progress.peerRefused = true  // migrate instead
+                return nil
+            }
         case .bringHome:
             migrator?.migrateToSystem(range, cause: .deviceFault)
             return nil
@@ -191,6 +208,10 @@ struct DeviceFaultPath {
         case .device(let allocation) where allocation.pagemap === device.pagemap:
             device.pagemap.residents.touch(range)
             return .bindDevice(allocation)
+        case .device(let allocation) where policy == .accessPeerInPlace && !atomic && !progress.peerRefused:
+            // Reached in place over the peer path, if there is one.
+            if let path = device.pagemap.peerPath(to: allocation.deviceID) { return .bindPeer(allocation, path) }
+            return progress.migrationsTried < Self.migrationAttempts ? .migrate : .bringHome
         case .device(let allocation) where allocation.isHeld:
             // Another device's atomics migrated it there and hold it for their timeslice
             // (as a CPU fault waits): without this, two devices' atomics on one range steal it
@@ -198,7 +219,7 @@ struct DeviceFaultPath {
             return .wait
         case .device:
             // In another device's memory: directly over a peer path, or through system memory.
-            let wantsDevice = policy == .migrateOnDeviceFault || atomic
+            let wantsDevice = policy != .systemMemory || atomic
             return wantsDevice && (progress.migrationsTried < Self.migrationAttempts || atomic) ? .migrate : .bringHome
         case .system:
             // A range this kernel already had evicted is mapped in place (see ThrashingGuard).
@@ -207,7 +228,7 @@ struct DeviceFaultPath {
                 statistics.thrashingAvoided.count()
                 progress.countedThrashing = true
             }
-            let wantsDevice = (policy == .migrateOnDeviceFault && !thrashes) || atomic
+            let wantsDevice = (policy != .systemMemory && !thrashes) || atomic
             return wantsDevice && migratable && (progress.migrationsTried < Self.migrationAttempts || atomic) ? .migrate : .bindSystem
         }
     }
@@ -215,13 +236,20 @@ struct DeviceFaultPath {
     /// Binds the range on the device if the data is still at `target` and no invalidation
     /// came since the sequence number was read (the page-table commit of `drm_gpusvm`).
     /// `protection`: the generation of ``ProtectionChanges`` read before the lookup.
-    private func commit(_ range: SVMRange, notifier: Notifier, target: Residency, writable: Bool, device: SVMDevice, protection: UInt64) throws -> Bool {
+    /// `peer`: the path over which `device` reaches the peer's memory that `target` names.
+    private func commit(
+        _ range: SVMRange, notifier: Notifier, target: Residency, writable: Bool, device: SVMDevice, protection: UInt64,
+        peer: PeerPath? = nil
+    ) throws -> Bool {
         let sequence = notifier.sequence.readBegin()
         // A migration away after this check bumps the sequence: the commit below fails.
         guard range.residency.current == target else { return false }
         var access: BindAccess = writable ? [.writable] : []
         let piece: BindPiece
-        if case .device(let allocation) = target {
+        if case .device(let allocation) = target, let peer {
+            // No atomics across a link: an atomic access faults and migrates.
+            piece = Self.piece(at: allocation.offset, size: allocation.size, protocol: peer.linkProtocol, owner: allocation.deviceID)
+        } else if case .device(let allocation) = target {
             piece = Self.piece(at: allocation.offset, size: allocation.size, protocol: .localVRAM)
             access.insert(.atomic)
         } else {
@@ -303,7 +331,7 @@ struct DeviceFaultPath {
     }
 
     /// One piece of `size` bytes at `address` (a page-table size).
-    static func piece(at address: UInt64, size: UInt64, protocol linkProtocol: LinkProtocol) -> BindPiece {
-        BindPiece(address: address, linkProtocol: linkProtocol, order: UInt8((size / 4096).trailingZeroBitCount))
+    static func piece(at address: UInt64, size: UInt64, protocol linkProtocol: LinkProtocol, owner: UInt64 = 0) -> BindPiece {
+        BindPiece(address: address, linkProtocol: linkProtocol, order: UInt8((size / 4096).trailingZeroBitCount), owner: owner)
     }
 }

@@ -328,7 +328,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         device.thrashing.begin(kernel: device.kernelNumber, batch: batch)
         let path = DeviceFaultPath(
             space: space, mirror: mirror, migrator: migrator, cpu: cpu, statistics: statistics, trace: trace,
-            lostMemory: lostMemory, policy: policy, timeout: faultTimeout, atomicTimeslice: atomicTimeslice)
+            activity: activity, lostMemory: lostMemory, policy: policy, timeout: faultTimeout, atomicTimeslice: atomicTimeslice)
         do {
             try path.service(device: device, address: address, access: access)
         } catch {
@@ -449,6 +449,10 @@ public enum MigrationPolicy: String, Sendable, Hashable, CaseIterable, Codable {
     case migrateOnDeviceFault = "migrate"
     /// Map the CPU pages in place; only device atomics migrate.
     case systemMemory = "system"
+    /// As ``migrateOnDeviceFault``, except that data already in a peer's memory, which the
+    /// faulting device reaches over a peer path, is accessed there in place (peer mapping)
+    /// instead of migrated; device atomics still migrate.
+    case accessPeerInPlace = "peer"
 }
 
 /// A request the context cannot serve.

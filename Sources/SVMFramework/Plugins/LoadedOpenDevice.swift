@@ -33,7 +33,7 @@ final class LoadedOpenDevice: OpenDevice, SVMCapableDevice, @unchecked Sendable 
 
     var supportsDeviceMemory: Bool { devmemAlloc != nil }
 
-    var supportsPageTable: Bool { bindOp != nil && zapOp != nil && runKernelOp != nil }
+    var supportsPageTable: Bool { (bindOp != nil || bindRangesOp != nil) && zapOp != nil && runKernelOp != nil }
 
     // The optional ops, nil when the table is too small for them or they are NULL.
     private var devmemAlloc: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeMutablePointer<UInt64>?) -> Int32)? {
@@ -50,6 +50,9 @@ final class LoadedOpenDevice: OpenDevice, SVMCapableDevice, @unchecked Sendable 
     }
     private var bindOp: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UInt64, UnsafePointer<svm_bind_piece>?, UInt32, UInt32) -> Int32)? {
         ops.has(\.bind) ? ops.bind : nil
+    }
+    private var bindRangesOp: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UInt64, UnsafePointer<svm_bind_range>?, UInt32, UInt32, UInt32) -> Int32)? {
+        ops.has(\.bind_ranges) ? ops.bind_ranges : nil
     }
     private var zapOp: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UInt64) -> Int32)? {
         ops.has(\.zap) ? ops.zap : nil
@@ -105,8 +108,18 @@ final class LoadedOpenDevice: OpenDevice, SVMCapableDevice, @unchecked Sendable 
 
     func bind(address: UInt64, size: UInt64, pieces: [BindPiece], access: BindAccess) throws {
         guard isOpen else { throw PluginErrno.noDevice }
-        guard let bindOp else { throw PluginErrno.notSupported }
         guard let count = UInt32(exactly: pieces.count) else { throw PluginErrno.invalidArgument }
+        if let bindRangesOp {
+            let ranges = pieces.map(\.range)
+            try ranges.withUnsafeBufferPointer { buffer in
+                try PluginErrno.check(withoutHostServices {
+                    bindRangesOp(context, address, size, buffer.baseAddress, UInt32(MemoryLayout<svm_bind_range>.stride), count, access.rawValue)
+                })
+            }
+            return
+        }
+        // Without the 1.7 op a piece cannot name its owner: no peer memory is bound.
+        guard let bindOp, !pieces.contains(where: \.isPeer) else { throw PluginErrno.notSupported }
         let raw = pieces.map(\.raw)
         try raw.withUnsafeBufferPointer { buffer in
             try PluginErrno.check(withoutHostServices { bindOp(context, address, size, buffer.baseAddress, count, access.rawValue) })

@@ -29,6 +29,9 @@ public struct DeviceStatistics: Sendable, Hashable, Codable {
     /// Bytes the device read and wrote in system memory in place, over the link.
     public var remoteBytesRead: UInt64 = 0
     public var remoteBytesWritten: UInt64 = 0
+    /// Bytes the device read and wrote in peers' memory in place, over peer paths.
+    public var peerBytesRead: UInt64 = 0
+    public var peerBytesWritten: UInt64 = 0
     /// Simulated time running kernels (fault service included), of which executing.
     public var busyNanoseconds: UInt64 = 0
     public var executionNanoseconds: UInt64 = 0

@@ -33,6 +33,9 @@ public final class SimulatedTimeline {
     private var deviceOrder: [UInt64] = []
     /// Peer paths by (from, to), in the order they were added.
     private var peerLinks: [SimulatedPeerLink] = []
+    /// The peer whose memory each device last mapped in place: where its kernels' peer
+    /// accesses go (a kernel reports peer bytes in total, not per peer).
+    private var mappedPeer: [UInt64: UInt64] = [:]
     private var faultService = Histogram<UInt64>(highestTrackableValue: 3_600_000_000_000)
     /// Where spans go, when tracing.
     public let trace: TraceRecorder?
@@ -92,6 +95,20 @@ public final class SimulatedTimeline {
         if result.activity.systemBytesWritten > 0 {
             remote.append { done in device.remote(bytes: result.activity.systemBytesWritten, toDevice: false, done: done) }
         }
+        for entry in activity {
+            if case .peerMapping(let importer, let owner, _) = entry { mappedPeer[importer] = owner }
+        }
+        device.statistics.peerBytesRead += result.activity.peerBytesRead
+        device.statistics.peerBytesWritten += result.activity.peerBytesWritten
+        if let owner = mappedPeer[deviceID] {
+            // Reads come from the owner's memory, writes go to it.
+            if result.activity.peerBytesRead > 0, let link = peerLink(from: owner, to: deviceID) {
+                remote.append { done in link.channel.transfer(bytes: result.activity.peerBytesRead) { _ in done() } }
+            }
+            if result.activity.peerBytesWritten > 0, let link = peerLink(from: deviceID, to: owner) {
+                remote.append { done in link.channel.transfer(bytes: result.activity.peerBytesWritten) { _ in done() } }
+            }
+        }
         runAtOnce(remote)
         device.statistics.executionNanoseconds += executionEnd - executionStart
         device.statistics.busyNanoseconds += queue.now - start
@@ -115,7 +132,7 @@ public final class SimulatedTimeline {
                 device.statistics.lostBytes += bytes
                 trace?.instant("data lost", category: "fault", lane: device.kernelLane, at: queue.now,
                                args: ["bytes": "\(bytes)", "cause": cause.rawValue])
-            case .deviceFault, .migration:
+            case .deviceFault, .migration, .peerMapping:
                 break
             }
         }
@@ -170,13 +187,17 @@ public final class SimulatedTimeline {
         let next = { self.run(Array(chain.dropFirst()), done: done) }
         if let target = first.peerTarget {
             // The source's copy engine drives it (the kernel's default, source_peer_migrates).
-            guard let link = peerLinks.first(where: { $0.from == first.deviceID && $0.to == target }), let destination = devices[target] else {
+            guard let link = peerLink(from: first.deviceID, to: target), let destination = devices[target] else {
                 preconditionFailure("a peer migration without a peer path")
             }
             device.migrate(bytes: first.bytes, toPeer: destination, over: link, cause: first.cause, done: next)
         } else {
             device.migrate(bytes: first.bytes, direction: first.direction, cause: first.cause, done: next)
         }
+    }
+
+    private func peerLink(from: UInt64, to: UInt64) -> SimulatedPeerLink? {
+        peerLinks.first { $0.from == from && $0.to == to }
     }
 
     // MARK: Reading the activity log
@@ -221,8 +242,8 @@ public final class SimulatedTimeline {
                     batches[last].chains[batches[last].chains.count - 1].append(
                         Migration(deviceID: leg.deviceID, bytes: bytes, direction: leg.direction, cause: cause))
                 }
-            case .deviceReset, .dataLost:
-                break  // no time (see countLosses)
+            case .deviceReset, .dataLost, .peerMapping:
+                break  // no time (see countLosses; a mapping moves nothing)
             }
         }
         return batches

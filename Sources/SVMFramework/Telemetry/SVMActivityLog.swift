@@ -55,6 +55,9 @@ public final class SVMActivityLog: Sendable {
         /// device's memory, or from one device to another, directly over their peer path or
         /// through system memory (``legs`` says which host links it crossed).
         case migration(from: Location, to: Location, bytes: UInt64, cause: Cause, route: Route = .throughSystem)
+        /// Device `deviceID` mapped `bytes` of device `owner`'s memory in place, over their
+        /// peer path (no data moved; its kernels' peer accesses cross the path).
+        case peerMapping(deviceID: UInt64, owner: UInt64, bytes: UInt64)
         /// A device reported a reset.
         case deviceReset(deviceID: UInt64)
         /// A range's data, held only in a device's memory, was lost.

@@ -30,6 +30,8 @@ public final class SVMStatistics: Sendable {
     public let bytesBetweenDevices = Atomic<Int>(0)
     /// Of those, migrations that went directly over a peer path, not through system memory.
     public let peerMigrations = Atomic<Int>(0)
+    /// Device faults served by mapping a peer's memory in place (policy `peer`).
+    public let peerMappings = Atomic<Int>(0)
     /// Bytes of migrations that moved pages (zero-copy: one `UFFDIO_MOVE`) and that copied
     /// them (through staging memory and the plugin's copy ops), in either direction: a
     /// device-to-device migration counts both of its legs.
@@ -90,6 +92,7 @@ public final class SVMStatistics: Sendable {
             "migrationsBetweenDevices": migrationsBetweenDevices.load(ordering: .relaxed),
             "bytesBetweenDevices": bytesBetweenDevices.load(ordering: .relaxed),
             "peerMigrations": peerMigrations.load(ordering: .relaxed),
+            "peerMappings": peerMappings.load(ordering: .relaxed),
             "bytesMoved": bytesMoved.load(ordering: .relaxed),
             "bytesCopied": bytesCopied.load(ordering: .relaxed),
             "zeroCopyFallbacks": zeroCopyFallbacks.load(ordering: .relaxed),

@@ -60,15 +60,18 @@ public struct GPUPageTable: Sendable {
         public var writable: Bool
         /// Whether the device may perform atomics (some links and memories do not allow them).
         public var atomicAllowed: Bool
+        /// For the peer protocols, the host device id of the device whose memory it is.
+        public var owner: UInt64
 
         public init(
             address: UInt64, linkProtocol: LinkProtocol, writable: Bool = true,
-            atomicAllowed: Bool = true
+            atomicAllowed: Bool = true, owner: UInt64 = 0
         ) {
             self.address = address
             self.linkProtocol = linkProtocol
             self.writable = writable
             self.atomicAllowed = atomicAllowed
+            self.owner = owner
         }
 
         func advanced(by bytes: UInt64) -> Target {
@@ -78,7 +81,7 @@ public struct GPUPageTable: Sendable {
         }
 
         public var description: String {
-            "\(linkProtocol.rawValue):0x\(String(address, radix: 16))"
+            "\(linkProtocol.rawValue):0x\(String(address, radix: 16))" + (owner != 0 ? " of device \(owner)" : "")
                 + (writable ? " rw" : " ro") + (atomicAllowed ? " atomic" : "")
         }
     }
@@ -102,6 +105,8 @@ public struct GPUPageTable: Sendable {
         public let linkProtocol: LinkProtocol
         public let writable: Bool
         public let atomicAllowed: Bool
+        /// For the peer protocols, whose memory it is (``Target/owner``).
+        public let owner: UInt64
         /// The leaf that holds the VA.
         public let leafStart: UInt64
         public let leafSize: LeafSize
@@ -172,7 +177,7 @@ public struct GPUPageTable: Sendable {
         return Translation(
             address: target.address + (virtualAddress - leafStart),
             linkProtocol: target.linkProtocol, writable: target.writable,
-            atomicAllowed: target.atomicAllowed, leafStart: leafStart, leafSize: size)
+            atomicAllowed: target.atomicAllowed, owner: target.owner, leafStart: leafStart, leafSize: size)
     }
 
     /// Maps `size` bytes at `virtualAddress` to consecutive target addresses from
