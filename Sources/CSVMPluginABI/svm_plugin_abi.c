@@ -9,7 +9,8 @@ _Static_assert(offsetof(struct svm_plugin_descriptor, name) == 16, "descriptor l
 _Static_assert(offsetof(struct svm_host_services, log) == 16, "host services layout");
 _Static_assert(offsetof(struct svm_host_services, report_device_reset) == 48, "host services 1.3 appended after config_get");
 _Static_assert(offsetof(struct svm_host_services, add_private_memory) == 56, "host services 1.5 appended after report_device_reset");
-_Static_assert(sizeof(struct svm_host_services) == 72, "host services 1.5 size");
+_Static_assert(offsetof(struct svm_host_services, report_device_reset_begin) == 72, "host services 1.7 appended");
+_Static_assert(sizeof(struct svm_host_services) == 80, "host services 1.7 size");
 _Static_assert(offsetof(struct svm_device_info, name) == 8, "device info layout");
 _Static_assert(offsetof(struct svm_device_info, location) == 96, "device info 1.6 appended after page_size_mask");
 _Static_assert(sizeof(struct svm_device_info) == 160, "device info 1.6 size");

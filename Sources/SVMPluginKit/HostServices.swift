@@ -97,6 +97,17 @@ public struct HostServices: @unchecked Sendable {
         if let error = PluginErrno(status: remove(table.pointee.host_ctx, address, size)) { throw error }
     }
 
+    /// Tells the host that the device it opened as `hostDevice` is about to lose its memory's
+    /// contents (ABI 1.7), before anything is wiped: on return no peer maps that memory, and
+    /// none will until ``reportDeviceReset(hostDevice:)``. Throws `PluginErrno.notSupported`
+    /// from an older host.
+    public func reportDeviceResetBegin(hostDevice: UInt64) throws {
+        guard table.pointee.has(\.report_device_reset_begin), let report = table.pointee.report_device_reset_begin else {
+            throw PluginErrno.notSupported
+        }
+        if let error = PluginErrno(status: report(table.pointee.host_ctx, hostDevice)) { throw error }
+    }
+
     /// The host's simulated time in nanoseconds.
     public func now() -> UInt64 {
         guard table.pointee.has(\.clock_now_ns), let now = table.pointee.clock_now_ns else {

@@ -1,5 +1,5 @@
 import Glibc
-import SVMFramework
+@testable import SVMFramework
 import SVMPluginKit
 import SVMTestSupport
 import Testing
@@ -176,6 +176,36 @@ import Testing
         #expect(f.device(holding: buffer.address) === b && f.count("peerMappings") == 2)
         try f.run(.increment(destination: buffer.address, size: 4096, addend: 1), on: a)
         #expect(f.device(holding: buffer.address) === a && f.count("peerMigrations") == 1)
+    }
+
+    /// A device that maps a peer's memory in place never reads it wiped: the peer's reset
+    /// zaps it first (`report_device_reset_begin`), and until the reset is handled its fault
+    /// is answered as on lost data. The read is made at the worst moment: the peer has
+    /// wiped its memory and the host has not yet lost the data.
+    @Test func peerResetNeverShowsWipedBytes() throws {
+        let f = try SimDeviceFixture(
+            devices: 2, memory: "8M", policy: .accessPeerInPlace, options: ["reset-after-kernel": "3"],
+            interconnect: ["topology": "fabric"])
+        defer { f.shutdown() }
+        let (a, b) = (f.devices[0], f.devices[1])
+        let buffer = MappedBuffer(size: Self.chunk)
+        buffer.fill(seed: 23)
+        _ = try f.deviceRead(buffer.address, 64, on: a)  // A's kernel 1: the range moves to A
+        let (mapped, _) = try f.deviceRead(buffer.address, Self.chunk, on: b)  // B's kernel 1: in place
+        #expect(MappedBuffer.holdsPattern(mapped, seed: 23) && f.device(holding: buffer.address) === a)
+        let during = Locked<(bytes: [UInt8], result: KernelResult)?>(nil)
+        f.context.resetInjection.withLock { hook in
+            hook = { [f] device in
+                guard device == a.deviceID, let read = try? f.deviceRead(buffer.address, 4096, on: b) else { return }
+                during.withLock { $0 = read }
+            }
+        }
+        _ = try f.deviceRead(buffer.address, 64, on: a)  // A's kernel 2
+        _ = try f.deviceRead(buffer.address, 64, on: a)  // A's kernel 3, then A resets
+        let read = try #require(during.withLock { $0 }, "no read was made during the reset")
+        #expect(read.result.stoppedBy == .ioError, "B read \(read.bytes.prefix(4)) from a memory being wiped")
+        #expect(!read.bytes.contains(0xDE), "B saw wiped bytes")
+        #expect(f.count("deviceResets") == 1 && f.count("lostRanges") == 1)
     }
 
     /// Two devices incrementing the same range at once, each on its own thread (IGT's

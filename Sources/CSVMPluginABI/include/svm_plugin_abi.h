@@ -159,6 +159,14 @@ struct svm_host_services {
     /* [1.5] Withdraw exactly an interval add_private_memory declared, before unmapping it.
      * Returns 0, or -EINVAL when no such interval was declared. */
     svm_status (*remove_private_memory)(void *host_ctx, uint64_t address, uint64_t size);
+
+    /* [1.7] The device opened as host_device is about to lose the contents of its memory (a
+     * reset): call it before wiping anything, then report_device_reset once done. On return
+     * no other device maps this device's memory (peers that mapped it in place are zapped),
+     * and until report_device_reset no device maps it again: a fault on data held there is
+     * answered as on lost data. Not while holding a lock the host's calls into the plugin
+     * take (it zaps). Returns 0, or -ENODEV when host_device is unknown. */
+    svm_status (*report_device_reset_begin)(void *host_ctx, uint64_t host_device);
 };
 
 /* ---------------------------------------------------------------------------------------

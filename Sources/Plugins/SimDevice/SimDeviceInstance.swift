@@ -155,6 +155,12 @@ final class SimDeviceInstance: OpenDevice {
     /// and the page table are lost, as after a GPU reset that loses VRAM; the host is told,
     /// before any kernel runs again, so that it stops trusting every allocation it made.
     private func reset() {
+        // Peers that map this memory in place are zapped before it is wiped (ABI 1.7).
+        do {
+            try host.reportDeviceResetBegin(hostDevice: hostDevice)
+        } catch {
+            host.log(.warning, "report_device_reset_begin: \(error); a peer may read the wiped memory until the reset is reported")
+        }
         let lost = memory.loseContents()
         pageTable.zap(0 ..< GPUPageTable.addressLimit)
         tlb.invalidate(0 ..< GPUPageTable.addressLimit)

@@ -126,8 +126,9 @@ struct DeviceFaultPath {
             throw PluginErrno.accessDenied
         }
         let range = found.range
-        // Lost data is never served: not from device memory, not as zeros.
-        if lostMemory.overlaps(range.interval) {
+        // Lost data is never served: not from device memory, not as zeros; nor data in a
+        // device memory being wiped (a reset under way).
+        if lostMemory.overlaps(range.interval) || range.residency.current.location?.isResetting == true {
             statistics.faultsOnLostData.count()
             throw PluginErrno.ioError
         }
@@ -257,6 +258,9 @@ struct DeviceFaultPath {
         }
         return try space.notifierLock.withReadLock { () throws -> Bool in
             guard !notifier.sequence.needsRetry(sequence), mirror?.protection.unchanged(since: protection) ?? true else { return false }
+            // A reset that began after the check in `attempt` zapped before this commit read
+            // the sequence, or will zap after it: either way the memory is not mapped again.
+            if case .device(let allocation) = target, allocation.pagemap.isResetting { return false }
             try bindLocked(range, piece: piece, access: access, sequence: sequence, on: device)
             return true
         }

@@ -343,11 +343,28 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     /// itself.
     public func handleDeviceReset(hostDevice: UInt64) throws {
         guard let device = devices.withLock({ $0.byID[hostDevice] }) else { throw PluginErrno.noDevice }
+        if let hook = resetInjection.withLock({ $0 }) { hook(hostDevice) }
         statistics.deviceResets.count()
         activity.record(.deviceReset(deviceID: hostDevice))
+        defer { device.pagemap.resetting.store(false, ordering: .releasing) }
         guard let migrator else { return }
         for range in device.pagemap.residents.ranges { migrator.lose(range) }
     }
+
+    /// The device is about to wipe its memory (ABI 1.7): from now on no device maps it (the
+    /// fault path refuses data held there, and commits check again under the notifier lock),
+    /// and every mapping of what it holds is zapped, its peers' included, before the plugin
+    /// wipes anything. ``handleDeviceReset(hostDevice:)`` then loses the data and lifts this.
+    public func handleDeviceResetBegin(hostDevice: UInt64) throws {
+        guard let device = devices.withLock({ $0.byID[hostDevice] }) else { throw PluginErrno.noDevice }
+        // The flag first: a commit that reads the sequence after the zap below sees it.
+        device.pagemap.resetting.store(true, ordering: .releasing)
+        for range in device.pagemap.residents.ranges { space.invalidateForMigration(range.interval) }
+    }
+
+    /// Fault injection for tests: runs at the start of ``handleDeviceReset(hostDevice:)``,
+    /// after the plugin wiped its memory and before the host loses the data.
+    let resetInjection = Locked<(@Sendable (UInt64) -> Void)?>(nil)
 
     // MARK: CPU mirror client (handler thread)
 

@@ -21,4 +21,9 @@ public enum MemoryLocation: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { id.description }
+
+    /// Whether the location is a device memory being wiped by a reset.
+    public var isResetting: Bool {
+        if case .device(let pagemap) = self { pagemap.isResetting } else { false }
+    }
 }

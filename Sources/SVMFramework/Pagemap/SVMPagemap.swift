@@ -68,6 +68,13 @@ public final class SVMPagemap: Sendable {
     /// Sets or clears (`nil`) the path to device `deviceID`'s memory.
     func setPeerPath(_ path: PeerPath?, to deviceID: UInt64) { peers.withLock { $0[deviceID] = path } }
 
+    /// Set from ``SVMContext/handleDeviceResetBegin(hostDevice:)`` until the reset is handled:
+    /// the memory is being wiped, so no device may map it and faults on it are refused.
+    let resetting = Atomic<Bool>(false)
+
+    /// Whether the device is resetting its memory (see ``resetting``).
+    public var isResetting: Bool { resetting.load(ordering: .acquiring) }
+
     /// Allocations that failed for good (out of memory with nothing left to evict, or an
     /// error), for the message of a device fault that keeps failing.
     let failedAllocations = Atomic<Int>(0)

@@ -15,6 +15,9 @@ public protocol DeviceFaultHandler: AnyObject, Sendable {
     /// there is gone. By default nothing happens (a handler that never puts data in device
     /// memory has nothing to lose). Throw `PluginErrno.noDevice` for an unknown device.
     func handleDeviceReset(hostDevice: UInt64) throws
+    /// [optional] The device is about to lose its memory's contents (ABI 1.7): no peer may
+    /// map it from now until ``handleDeviceReset(hostDevice:)``. By default nothing happens.
+    func handleDeviceResetBegin(hostDevice: UInt64) throws
 }
 
 extension DeviceFaultHandler {
@@ -23,4 +26,6 @@ extension DeviceFaultHandler {
     }
 
     public func handleDeviceReset(hostDevice: UInt64) throws {}
+
+    public func handleDeviceResetBegin(hostDevice: UInt64) throws {}
 }

@@ -50,6 +50,10 @@ final class PluginServices: Sendable {
             guard let services = PluginServices.from(context) else { return PluginErrno.invalidArgument.status }
             return services.reportDeviceReset(hostDevice: hostDevice)
         }
+        raw.report_device_reset_begin = { context, hostDevice in
+            guard let services = PluginServices.from(context) else { return PluginErrno.invalidArgument.status }
+            return services.reportDeviceResetBegin(hostDevice: hostDevice)
+        }
         raw.add_private_memory = { context, address, size in
             guard let services = PluginServices.from(context) else { return PluginErrno.invalidArgument.status }
             return services.changePrivateMemory("add_private_memory", address: address, size: size) { (memory) throws(PrivateMemory.Refusal) in
@@ -113,6 +117,12 @@ final class PluginServices: Sendable {
             }
             return PluginErrno.invalidArgument.status
         }
+    }
+
+    private func reportDeviceResetBegin(hostDevice: UInt64) -> Int32 {
+        if let refused = refusedInsidePluginCall("report_device_reset_begin") { return refused }
+        guard let handler = faultHandler.withLock({ $0 }) else { return 0 }
+        return PluginErrno.status { try handler.handleDeviceResetBegin(hostDevice: hostDevice) }
     }
 
     private func reportDeviceReset(hostDevice: UInt64) -> Int32 {
