@@ -57,6 +57,11 @@ struct RunCommand: ParsableCommand {
         valueName: "shape"))
     var interconnect = ExperimentConfiguration.InterconnectShape.fabric.rawValue
 
+    @Option(name: .customLong("peer-copy-engine"), help: ArgumentHelp(
+        "Whose copy engines move data directly between two GPUs: source (the kernel's default, source_peer_migrates) or destination.",
+        valueName: "side"))
+    var peerCopyEngine = TimingParameters.PeerCopyEngine.source.rawValue
+
     @Option(
         parsing: .unconditional, help: "The seed of every random choice (the gather's indices, initial values).",
         transform: NumberArgument.integer(0...UInt64.max))
@@ -121,6 +126,10 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("--interconnect '\(interconnect)' is not fabric, pcie or none")
         }
         configuration.interconnect = shape
+        guard let engine = TimingParameters.PeerCopyEngine(rawValue: peerCopyEngine) else {
+            throw ValidationError("--peer-copy-engine '\(peerCopyEngine)' is not source or destination")
+        }
+        configuration.timing.peerCopyEngine = engine
         configuration.seed = seed
         guard let policy = MigrationPolicy(rawValue: policy) else {
             throw ValidationError("--policy '\(policy)' is not migrate, system or peer")

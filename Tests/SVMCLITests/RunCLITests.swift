@@ -131,6 +131,8 @@ struct RunCLITests {
             (["--devices", "0"], "The value '0' is invalid for '--devices <n>': expected an integer from 1 to 8"),
             (["--devices", "9"], "expected an integer from 1 to 8"), (["--devices", "-2"], "The value '-2' is invalid for '--devices <n>'"),
             (["--interconnect", "ring"], "--interconnect 'ring' is not fabric, pcie or none"),
+            (["--peer-copy-engine", "both"], "--peer-copy-engine 'both' is not source or destination"),
+            (["--policy", "everywhere"], "--policy 'everywhere' is not migrate, system or peer"),
             (["--plugin-option", "SimDevice.devices=2"], "give the number of devices with --devices"),
             (["--plugin-option", "P2PFabric.topology=pcie"], "give the interconnect with --interconnect"),
         ] {

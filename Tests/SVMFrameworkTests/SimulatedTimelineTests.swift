@@ -41,6 +41,37 @@ struct SimulatedTimelineTests {
         #expect(link.deviceToHost == LinkStatistics.Direction())
     }
 
+    @Test("Direct migrations run on the source's copy engines by default, on the destination's when asked: two sources into one destination with one engine each overlap, or queue")
+    func peerCopyEngines() throws {
+        let path = PeerPath(linkProtocol: .fabric, hops: [
+            TopologyLink(kind: .fabric, name: "f", endA: "a", endB: "b", bandwidthBytesPerSecond: 25_000_000_000, latencyNanoseconds: 700, lanes: 4),
+        ])
+        func batchTime(_ engine: TimingParameters.PeerCopyEngine) -> UInt64 {
+            var parameters = TimingParameters()
+            parameters.copyEngines = 1
+            parameters.peerCopyEngine = engine
+            let timeline = SimulatedTimeline(parameters: parameters)
+            for id in UInt64(1)...3 { timeline.addDevice(id: id, name: "sim\(id)") }
+            timeline.addPeerPath(from: 1, to: 3, path: path)
+            timeline.addPeerPath(from: 2, to: 3, path: path)
+            timeline.kernel("k", on: 3, result: KernelResult(faults: 2, bytes: 4 << 20), activity: [
+                .deviceFault(deviceID: 3, address: 0x1000_0000, access: .read, batch: 1),
+                .migration(from: .device(1), to: .device(3), bytes: Self.twoMiB, cause: .deviceFault, route: .peer(path)),
+                .deviceFault(deviceID: 3, address: 0x1020_0000, access: .read, batch: 1),
+                .migration(from: .device(2), to: .device(3), bytes: Self.twoMiB, cause: .deviceFault, route: .peer(path)),
+            ])
+            #expect(timeline.peerLinkStatistics.map(\.carried.bytes) == [Self.twoMiB, Self.twoMiB])
+            let statistics = timeline.deviceStatistics
+            #expect(statistics.map(\.migrationsToPeers) == [1, 1, 0] && statistics[2].migrationsFromPeers == 2)
+            return timeline.now
+        }
+        // Each copy: (2 MiB + 8 KiB) at 25 bytes/ns = 84 213.76 ns, then 700 ns of latency.
+        // The copy engine (31.5 bytes/ns) is faster than the path, so the path limits.
+        let oneCopy: UInt64 = 84_214 + 700
+        #expect(batchTime(.source) == 45_000 + oneCopy, "two paths, two source engines: at once")
+        #expect(batchTime(.destination) == 45_000 + 2 * oneCopy, "one destination engine: one after the other")
+    }
+
     @Test("Two batches run one after the other; a fault's eviction comes before its migration")
     func evictionChain() {
         let timeline = SimulatedTimeline(parameters: TimingParameters())

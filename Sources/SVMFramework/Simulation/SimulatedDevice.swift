@@ -70,18 +70,22 @@ final class SimulatedDevice {
         }
     }
 
-    /// Moves a range's data from this device's memory into `peer`'s, on this device's copy
-    /// engine over their peer path; `done` when it arrived.
-    func migrate(bytes: UInt64, toPeer peer: SimulatedDevice, over link: SimulatedPeerLink, cause: SVMActivityLog.Cause, done: @escaping () -> Void) {
+    /// Moves a range's data from this device's memory into `peer`'s over their peer path, on
+    /// a copy engine of `owner` (this device or the peer); `done` when it arrived.
+    func migrate(
+        bytes: UInt64, toPeer peer: SimulatedDevice, over link: SimulatedPeerLink, cause: SVMActivityLog.Cause,
+        enginesOf owner: SimulatedDevice, done: @escaping () -> Void
+    ) {
         statistics.migrationsToPeers += 1
         statistics.bytesToPeers += bytes
         peer.statistics.migrationsFromPeers += 1
         peer.statistics.bytesFromPeers += bytes
-        engines.acquire { [queue, engines, trace] engine in
+        let engines = owner.engines
+        engines.acquire { [queue, trace] engine in
             let start = queue.now
             link.channel.transfer(bytes: bytes, capBytesPerSecond: engines.bytesPerSecond) { end in
                 trace?.span(
-                    "migrate to \(peer.statistics.name)", category: "migration", lane: self.engineLane(engine), start: start, end: end,
+                    "migrate \(self.statistics.name) → \(peer.statistics.name)", category: "migration", lane: owner.engineLane(engine), start: start, end: end,
                     args: ["bytes": "\(bytes)", "cause": cause.rawValue, "route": link.channel.parameters.name])
                 engines.release(engine)
                 done()

@@ -186,11 +186,11 @@ public final class SimulatedTimeline {
         guard let first = chain.first, let device = devices[first.deviceID] else { return done() }
         let next = { self.run(Array(chain.dropFirst()), done: done) }
         if let target = first.peerTarget {
-            // The source's copy engine drives it (the kernel's default, source_peer_migrates).
             guard let link = peerLink(from: first.deviceID, to: target), let destination = devices[target] else {
                 preconditionFailure("a peer migration without a peer path")
             }
-            device.migrate(bytes: first.bytes, toPeer: destination, over: link, cause: first.cause, done: next)
+            let engines = parameters.peerCopyEngine == .source ? device : destination
+            device.migrate(bytes: first.bytes, toPeer: destination, over: link, cause: first.cause, enginesOf: engines, done: next)
         } else {
             device.migrate(bytes: first.bytes, direction: first.direction, cause: first.cause, done: next)
         }

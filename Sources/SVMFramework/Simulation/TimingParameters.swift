@@ -13,6 +13,15 @@ public struct TimingParameters: Sendable, Hashable, Codable {
     public var copyEngines = 2
     /// One copy engine's bandwidth: as fast as a PCIe Gen4 x16 link, so the link limits.
     public var copyEngineBytesPerSecond = 31.5e9
+    /// Whose copy engines move a direct migration between two devices: the source's, the
+    /// kernel's default (`source_peer_migrates`: the source reads its own memory and writes
+    /// the peer's), or the destination's.
+    public var peerCopyEngine = PeerCopyEngine.source
+
+    public enum PeerCopyEngine: String, Sendable, Hashable, Codable, CaseIterable {
+        case source, destination
+    }
+
     /// A CPU fault that migrates a range back, before its copy: 20 µs, an assumption of
     /// the order the kernel's `migrate_to_ram` and this framework's `bench fault` show.
     public var cpuFaultNanoseconds: UInt64 = 20_000
