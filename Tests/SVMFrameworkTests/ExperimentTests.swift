@@ -217,6 +217,22 @@ struct ExperimentTests {
         #expect(categories == ["cpu", "kernel", "fault", "migration"])
     }
 
+    @Test("Several devices: the trace has a process per peer path, with the migrations it carried")
+    func tracePeerPaths() throws {
+        let recorder = TraceRecorder()
+        var configuration = configuration(.pingPong, 4 << 20)
+        configuration.devices = 2
+        let report = try run(configuration, trace: recorder)
+        let object = try JSONSerialization.jsonObject(with: recorder.json())
+        let events = try #require((object as? [String: Any])?["traceEvents"] as? [[String: Any]])
+        let names = events.filter { $0["ph"] as? String == "M" && $0["name"] as? String == "process_name" }
+            .compactMap { ($0["args"] as? [String: String])?["name"] }
+        #expect(names.contains("peer sim0→sim1 (fabric)") && names.contains("peer sim1→sim0 (fabric)"), "\(names)")
+        let peerSpans = events.filter { $0["cat"] as? String == "peer" }
+        #expect(peerSpans.count == (report.svm["peerMigrations"] ?? -1) && !peerSpans.isEmpty)
+        #expect(peerSpans.allSatisfy { $0["name"] as? String == "migrate sim0 → sim1" })
+    }
+
     @Test("Injected device-memory allocation failures: ranges are evicted or stay in system memory; no wrong data")
     func allocationFailures() throws {
         var configuration = configuration(.pingPong, 8 << 20)

@@ -83,9 +83,10 @@ final class SimulatedDevice {
         let engines = owner.engines
         engines.acquire { [queue, trace] engine in
             let start = queue.now
-            link.channel.transfer(bytes: bytes, capBytesPerSecond: engines.bytesPerSecond) { end in
+            let name = "migrate \(self.statistics.name) → \(peer.statistics.name)"
+            link.transfer(name, bytes: bytes, capBytesPerSecond: engines.bytesPerSecond) {
                 trace?.span(
-                    "migrate \(self.statistics.name) → \(peer.statistics.name)", category: "migration", lane: owner.engineLane(engine), start: start, end: end,
+                    name, category: "migration", lane: owner.engineLane(engine), start: start, end: queue.now,
                     args: ["bytes": "\(bytes)", "cause": cause.rawValue, "route": link.channel.parameters.name])
                 engines.release(engine)
                 done()

@@ -12,16 +12,37 @@ final class SimulatedPeerLink {
     let to: UInt64
     let path: PeerPath
     let channel: LinkChannel
+    /// The trace process of this path: its migrations and in-place accesses as spans.
+    let lane: TraceRecorder.Lane
+    private let trace: TraceRecorder?
+    private let queue: EventQueue
 
-    init(from: UInt64, to: UInt64, path: PeerPath, halfEfficiencyBytes: UInt64, queue: EventQueue) {
+    init(
+        from: UInt64, to: UInt64, names: (String, String), path: PeerPath, halfEfficiencyBytes: UInt64, queue: EventQueue,
+        trace: TraceRecorder?, process: Int
+    ) {
         self.from = from
         self.to = to
         self.path = path
+        self.queue = queue
+        self.trace = trace
+        lane = TraceRecorder.Lane(process: process, thread: 1)
+        trace?.name(lane, process: "peer \(names.0)→\(names.1) (\(path.linkProtocol.rawValue))", thread: "transfers")
         channel = LinkChannel(
             parameters: LinkParameters(
                 name: path.hops.map(\.name).joined(separator: " + "), latencyNanoseconds: path.latencyNanoseconds,
                 bytesPerSecond: Double(path.bandwidthBytesPerSecond), halfEfficiencyBytes: halfEfficiencyBytes),
             queue: queue)
+    }
+
+    /// Carries `bytes` over the path (capped at `capBytesPerSecond`, a copy engine), traced
+    /// as `name` on the path's process; `done` at the arrival.
+    func transfer(_ name: String, bytes: UInt64, capBytesPerSecond: Double? = nil, done: @escaping () -> Void) {
+        let start = queue.now
+        channel.transfer(bytes: bytes, capBytesPerSecond: capBytesPerSecond) { [trace, lane] end in
+            trace?.span(name, category: "peer", lane: lane, start: start, end: end, args: ["bytes": "\(bytes)"])
+            done()
+        }
     }
 
     func statistics(names: [UInt64: String]) -> PeerLinkStatistics {

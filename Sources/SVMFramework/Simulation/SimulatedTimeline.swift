@@ -62,8 +62,11 @@ public final class SimulatedTimeline {
     /// migrations between them cross (both devices added before).
     public func addPeerPath(from: UInt64, to: UInt64, path: PeerPath) {
         precondition(devices[from] != nil && devices[to] != nil, "a peer path between unknown devices")
+        // Trace processes after the devices' (2 + 2 per device): one per path.
         peerLinks.append(SimulatedPeerLink(
-            from: from, to: to, path: path, halfEfficiencyBytes: parameters.link.halfEfficiencyBytes, queue: queue))
+            from: from, to: to, names: (devices[from]!.statistics.name, devices[to]!.statistics.name), path: path,
+            halfEfficiencyBytes: parameters.link.halfEfficiencyBytes, queue: queue, trace: trace,
+            process: 1000 + peerLinks.count))
     }
 
     // MARK: Phases
@@ -103,10 +106,10 @@ public final class SimulatedTimeline {
         if let owner = mappedPeer[deviceID] {
             // Reads come from the owner's memory, writes go to it.
             if result.activity.peerBytesRead > 0, let link = peerLink(from: owner, to: deviceID) {
-                remote.append { done in link.channel.transfer(bytes: result.activity.peerBytesRead) { _ in done() } }
+                remote.append { done in link.transfer("peer reads", bytes: result.activity.peerBytesRead, done: done) }
             }
             if result.activity.peerBytesWritten > 0, let link = peerLink(from: deviceID, to: owner) {
-                remote.append { done in link.channel.transfer(bytes: result.activity.peerBytesWritten) { _ in done() } }
+                remote.append { done in link.transfer("peer writes", bytes: result.activity.peerBytesWritten, done: done) }
             }
         }
         runAtOnce(remote)
