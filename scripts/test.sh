@@ -17,7 +17,7 @@ source scripts/ensure-deps.sh
 
 if [[ "${1:-}" == "--tsan" ]]; then
     shift
-    filter="${1:-ModelBasedSVMTests|DiscardTests|StallWatchdogTests|ForkTests|ProtectionChangeTests|KernelAccessTests|ZeroCopyMigrationTests|HMMSelftestPorts|PrivateMemoryTests}"
+    filter="${1:-ModelBasedSVMTests|DiscardTests|StallWatchdogTests|ForkTests|ProtectionChangeTests|KernelAccessTests|ZeroCopyMigrationTests|HMMSelftestPorts|PrivateMemoryTests|ManyDevicesTests}"
     tsan=(--sanitize=thread -Xlinker --export-dynamic --scratch-path .build-tsan)
     swift build --build-tests "${tsan[@]}"
     log=$(mktemp)
