@@ -118,6 +118,24 @@ struct ExperimentTests {
         #expect(read > 0 && mapped.peerLinks.reduce(0) { $0 + $1.carried.bytes } == read, "what was read crossed the peer paths")
     }
 
+    @Test("The stencil verifies; on two devices its halo migrates the boundary ranges back and forth, or, with policy peer, is read in place")
+    func stencilHalos() throws {
+        var configuration = configuration(.stencil, 16 << 20)
+        let one = try run(configuration)
+        #expect(one.verified && one.verification.checked == (16 << 20) / 8, "\(one.verification)")
+        configuration.devices = 2
+        let migrated = try run(configuration)
+        configuration.policy = .accessPeerInPlace
+        let mapped = try run(configuration)
+        #expect(migrated.verified && mapped.verified, "\(migrated.verification) \(mapped.verification)")
+        #expect((migrated.svm["peerMigrations"] ?? 0) > 0 && migrated.devices.allSatisfy { $0.peerBytesRead == 0 })
+        // A halo is one element per side and triad: a few bytes, never a range.
+        #expect(mapped.svm["migrationsBetweenDevices"] == 0)
+        let halo = mapped.devices.reduce(0) { $0 + $1.peerBytesRead }
+        #expect(halo > 0 && halo < 4096, "\(halo) bytes read from peers")
+        #expect(mapped.simulatedNanoseconds < migrated.simulatedNanoseconds)
+    }
+
     @Test("STREAM sharded across devices: each runs the triad on its own whole ranges, nothing moves between devices")
     func streamShards() throws {
         var configuration = configuration(.stream, 24 << 20)

@@ -63,6 +63,7 @@ public struct ExperimentConfiguration: Sendable, Hashable, Codable {
         case .gather: return GatherWorkload(workingSetBytes: bytes)
         case .pingPong: return PingPongWorkload(workingSetBytes: bytes)
         case .oversubscription: return OversubscriptionWorkload(workingSetBytes: bytes)
+        case .stencil: return StencilWorkload(workingSetBytes: bytes)
         }
     }
 

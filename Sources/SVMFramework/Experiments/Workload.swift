@@ -43,4 +43,5 @@ public enum WorkloadKind: String, Sendable, Hashable, Codable, CaseIterable {
     case gather
     case pingPong = "ping-pong"
     case oversubscription
+    case stencil
 }
