@@ -119,10 +119,7 @@ struct BenchCommand: ParsableCommand {
 
         func run() throws {
             // Two devices, for the device-to-device migration; their memory stays lazily backed.
-            let host = try plugins.makeHost(defaults: device == "SimDevice" ? ["SimDevice": ["devices": "2"]] : [:])
-            guard host.plugin(named: device) != nil else {
-                throw CLIFailure("no device plugin named '\(device)' is loaded (see `svm-cli plugins list`)")
-            }
+            let host = try plugins.makeHost(withDevicePlugin: device, defaults: device == "SimDevice" ? ["SimDevice": ["devices": "2"]] : [:])
             var benchmark = FaultBenchmark(iterations: iterations, comparisonRepetitions: comparisons)
             benchmark.chunkSizes = try chunkSizes()
             let report: FaultBenchmark.Report

@@ -75,8 +75,8 @@ struct PluginOptionsGroup: ParsableArguments {
     /// ``makeHost(defaults:)`` for a command that runs on the device plugin `device`.
     ///
     /// - Throws: ``CLIFailure`` when no plugin of that name loaded.
-    func makeHost(withDevicePlugin device: String) throws -> PluginHost {
-        let host = try makeHost()
+    func makeHost(withDevicePlugin device: String, defaults: [String: [String: String]] = [:]) throws -> PluginHost {
+        let host = try makeHost(defaults: defaults)
         guard host.plugin(named: device) != nil else {
             throw CLIFailure("no device plugin named '\(device)' is loaded (see `svm-cli plugins list`)")
         }

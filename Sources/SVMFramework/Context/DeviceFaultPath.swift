@@ -209,17 +209,17 @@ struct DeviceFaultPath {
         case .device(let allocation) where allocation.pagemap === device.pagemap:
             device.pagemap.residents.touch(range)
             return .bindDevice(allocation)
-        case .device(let allocation) where policy == .accessPeerInPlace && !atomic && !progress.peerRefused:
-            // Reached in place over the peer path, if there is one.
-            if let path = device.pagemap.peerPath(to: allocation.deviceID) { return .bindPeer(allocation, path) }
-            return progress.migrationsTried < Self.migrationAttempts ? .migrate : .bringHome
-        case .device(let allocation) where allocation.isHeld:
+        case .device(let allocation):
+            // In another device's memory. Policy `peer` reaches it there in place, over the
+            // peer path, if there is one (atomics need local memory).
+            if policy == .accessPeerInPlace, !atomic, !progress.peerRefused, let path = device.pagemap.peerPath(to: allocation.deviceID) {
+                return .bindPeer(allocation, path)
+            }
             // Another device's atomics migrated it there and hold it for their timeslice
             // (as a CPU fault waits): without this, two devices' atomics on one range steal it
             // from each other within a kernel, again and again.
-            return .wait
-        case .device:
-            // In another device's memory: directly over a peer path, or through system memory.
+            if allocation.isHeld { return .wait }
+            // Migrate it, directly over a peer path or through system memory.
             let wantsDevice = policy != .systemMemory || atomic
             return wantsDevice && (progress.migrationsTried < Self.migrationAttempts || atomic) ? .migrate : .bringHome
         case .system:

@@ -107,12 +107,14 @@ extension ExperimentDriver {
     /// Launches `kernel(start, count)` over `[0, elements)` in launches of at most
     /// ``launchElements`` elements, reporting progress from `progress` up to `progress + share`.
     /// With several devices the elements are sharded: device `d` runs the `d`th contiguous
-    /// part (whole ranges each), the devices one after another.
+    /// part (whole ranges each), the devices one after another; given `device`, it runs them
+    /// all.
     public func launchInChunks(
         _ name: String, elements: Int, progress: Double = 0, share: Double = 0, reads: [SVMArray] = [],
-        _ kernel: (_ start: Int, _ count: Int) -> DeviceKernel
+        on device: SVMDevice? = nil, _ kernel: (_ start: Int, _ count: Int) -> DeviceKernel
     ) throws {
-        for (device, shard) in shards(of: elements) {
+        let parts = device.map { [(device: $0, elements: 0..<elements)] } ?? shards(of: elements)
+        for (device, shard) in parts {
             for start in stride(from: shard.lowerBound, to: shard.upperBound, by: Self.launchElements) {
                 let count = min(Self.launchElements, shard.upperBound - start)
                 try launch(name, kernel(start, count), reads: reads, on: device)

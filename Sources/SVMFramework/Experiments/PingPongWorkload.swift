@@ -29,14 +29,15 @@ public struct PingPongWorkload: Workload {
         // Each round adds 1 per device and 1 on the CPU.
         let perRound = driver.devices.count + 1
         for round in 0..<rounds {
-            for device in driver.devices {
-                for start in stride(from: 0, to: elements, by: ExperimentDriver.launchElements) {
-                    let count = min(ExperimentDriver.launchElements, elements - start)
-                    try driver.launch(
-                        "consume (+1)", .increment(destination: buffer.address(of: start), size: UInt64(count) * 4, addend: 1), on: device)
+            let share = 0.5 / Double(rounds * driver.devices.count)
+            for (index, device) in driver.devices.enumerated() {
+                try driver.launchInChunks(
+                    "consume (+1)", elements: elements, progress: Double(round) / Double(rounds) + Double(index) * share, share: share,
+                    on: device
+                ) { start, count in
+                    .increment(destination: buffer.address(of: start), size: UInt64(count) * 4, addend: 1)
                 }
             }
-            driver.report(progress: (Double(round) + 0.5) / Double(rounds))
             let lost = driver.lostElements(of: buffer)
             driver.cpu("check, produce (+1)", bytes: 2 * buffer.byteCount) {
                 let expected = UInt32(perRound * round + perRound - 1)

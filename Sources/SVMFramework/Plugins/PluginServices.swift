@@ -48,11 +48,11 @@ final class PluginServices: Sendable {
         }
         raw.report_device_reset = { context, hostDevice in
             guard let services = PluginServices.from(context) else { return PluginErrno.invalidArgument.status }
-            return services.reportDeviceReset(hostDevice: hostDevice)
+            return services.serveReset("report_device_reset") { try $0.handleDeviceReset(hostDevice: hostDevice) }
         }
         raw.report_device_reset_begin = { context, hostDevice in
             guard let services = PluginServices.from(context) else { return PluginErrno.invalidArgument.status }
-            return services.reportDeviceResetBegin(hostDevice: hostDevice)
+            return services.serveReset("report_device_reset_begin") { try $0.handleDeviceResetBegin(hostDevice: hostDevice) }
         }
         raw.add_private_memory = { context, address, size in
             guard let services = PluginServices.from(context) else { return PluginErrno.invalidArgument.status }
@@ -119,17 +119,13 @@ final class PluginServices: Sendable {
         }
     }
 
-    private func reportDeviceResetBegin(hostDevice: UInt64) -> Int32 {
-        if let refused = refusedInsidePluginCall("report_device_reset_begin") { return refused }
+    /// A reset service (`report_device_reset_begin`, `report_device_reset`): `call` on the
+    /// attached handler. With no SVM space attached no data of the host's lives in the
+    /// device's memory, so there is nothing to do.
+    private func serveReset(_ service: String, _ call: (any DeviceFaultHandler) throws -> Void) -> Int32 {
+        if let refused = refusedInsidePluginCall(service) { return refused }
         guard let handler = faultHandler.withLock({ $0 }) else { return 0 }
-        return PluginErrno.status { try handler.handleDeviceResetBegin(hostDevice: hostDevice) }
-    }
-
-    private func reportDeviceReset(hostDevice: UInt64) -> Int32 {
-        if let refused = refusedInsidePluginCall("report_device_reset") { return refused }
-        // No SVM space attached: no data of the host's lives in the device's memory.
-        guard let handler = faultHandler.withLock({ $0 }) else { return 0 }
-        return PluginErrno.status { try handler.handleDeviceReset(hostDevice: hostDevice) }
+        return PluginErrno.status { try call(handler) }
     }
 
     private func reportDeviceFault(hostDevice: UInt64, fault: svm_device_fault) -> Int32 {
