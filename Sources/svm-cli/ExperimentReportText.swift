@@ -58,6 +58,10 @@ struct ExperimentReportText {
             if device.peerBytesRead + device.peerBytesWritten > 0 {
                 lines.append("  peer accesses    read \(ByteCount.format(device.peerBytesRead)), written \(ByteCount.format(device.peerBytesWritten)) (peers' memory in place, over peer paths)")
             }
+            let dma = device.dma
+            if !dma.isEmpty {
+                lines.append("  DMA mapping      \(dma.allocs) IOVA allocation(s), \(dma.links) link(s), \(dma.syncs) sync(s); \(dma.failedAllocs) failed allocation(s), \(dma.pageMaps) page(s) mapped one by one; \(Self.time(device.dmaNanoseconds)) of fault service")
+            }
             lines.append("  busy             \(Self.time(device.busyNanoseconds)): executing \(Self.time(device.executionNanoseconds)), servicing faults \(Self.time(device.faultServiceNanoseconds))")
         }
         let failedCopies = report.svm["failedCopies"] ?? 0, givenUp = report.svm["failedMigrations"] ?? 0

@@ -62,6 +62,11 @@ struct RunCommand: ParsableCommand {
         valueName: "side"))
     var peerCopyEngine = TimingParameters.PeerCopyEngine.source.rawValue
 
+    @Option(name: .customLong("iova-aperture"), parsing: .unconditional, help: ArgumentHelp(
+        "Each GPU's IOVA space, through which its bindings of system memory and of peers' memory over PCIe are DMA-mapped: a size such as 1G, or 0 for no IOMMU (every binding then maps page by page). Default 128T, never the limit.",
+        valueName: "size"))
+    var iovaAperture: String?
+
     @Option(
         parsing: .unconditional, help: "The seed of every random choice (the gather's indices, initial values).",
         transform: NumberArgument.integer(0...UInt64.max))
@@ -121,6 +126,12 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("--device-memory '\(deviceMemory)' is not a size such as 256M or 1G")
         }
         configuration.deviceMemoryBytes = memory
+        if let iovaAperture {
+            guard let bytes = ByteCount.parse(iovaAperture), bytes % 4096 == 0 else {
+                throw ValidationError("--iova-aperture '\(iovaAperture)' is not a size such as 1G (a multiple of 4K), or 0")
+            }
+            configuration.iovaApertureBytes = bytes
+        }
         configuration.devices = devices
         guard let shape = ExperimentConfiguration.InterconnectShape(rawValue: interconnect) else {
             throw ValidationError("--interconnect '\(interconnect)' is not fabric, pcie or none")

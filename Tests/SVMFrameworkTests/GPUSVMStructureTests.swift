@@ -171,12 +171,12 @@ struct SequenceRetryTests {
         #expect(!range.isMappedByAnyDevice)
         let addresses = [PagemapAddress(address: 0x1000, linkProtocol: .localVRAM, order: 1)]
         let lock = NotifierLock()
-        lock.withReadLock { pages.publishLocked(addresses, sequence: 7, hasDevmem: true, under: lock) }
+        lock.withReadLock { _ = pages.publishLocked(addresses, sequence: 7, hasDevmem: true, dma: nil, under: lock) }
         #expect(pages.flags.load() == [.hasDMAMapping, .hasDevmemPages])
         #expect(pages.addresses(validFor: 7) == addresses)
         #expect(pages.addresses(validFor: 8) == nil)
         #expect(range.isMappedByAnyDevice)
-        lock.withWriteLock { pages.invalidateLocked(unmapped: true, under: lock) }
+        lock.withWriteLock { _ = pages.invalidateLocked(unmapped: true, under: lock) }
         #expect(pages.flags.load() == [.unmapped])
         #expect(pages.addresses(validFor: 7) == nil)
         #expect(!range.isMappedByAnyDevice)
@@ -195,7 +195,7 @@ struct SequenceRetryTests {
     func lockedHelperUnderTheWrongMode() async {
         await #expect(processExitsWith: .failure) {
             let lock = NotifierLock()
-            lock.withReadLock { DevicePages(deviceID: 1).invalidateLocked(under: lock) }
+            lock.withReadLock { _ = DevicePages(deviceID: 1).invalidateLocked(under: lock) }
         }
     }
 
@@ -203,9 +203,9 @@ struct SequenceRetryTests {
     func lockedHelpersWithTheLock() {
         let lock = NotifierLock()
         let pages = DevicePages(deviceID: 1)
-        lock.withReadLock { pages.publishLocked([], sequence: 1, hasDevmem: false, under: lock) }
+        lock.withReadLock { _ = pages.publishLocked([], sequence: 1, hasDevmem: false, dma: nil, under: lock) }
         lock.withWriteLock {
-            pages.publishLocked([], sequence: 2, hasDevmem: false, under: lock)  // write satisfies read
+            pages.publishLocked([], sequence: 2, hasDevmem: false, dma: nil, under: lock)  // write satisfies read
             pages.invalidateLocked(under: lock)
         }
         #expect(!pages.isMapped)

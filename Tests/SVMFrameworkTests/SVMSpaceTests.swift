@@ -90,7 +90,7 @@ struct SVMSpaceTests {
         svm.register(idle)
         let (range, notifier) = try svm.findOrInsertRange(faultAddress: 0x4000_0000, write: true)
         let sequence = notifier.sequence.readBegin()
-        svm.notifierLock.withReadLock { range.pages(for: 1).publishLocked([], sequence: sequence, hasDevmem: false, under: svm.notifierLock) }
+        svm.notifierLock.withReadLock { _ = range.pages(for: 1).publishLocked([], sequence: sequence, hasDevmem: false, dma: nil, under: svm.notifierLock) }
         let touched = svm.invalidate(AddressInterval(start: 0x4010_0000, end: 0x4010_1000), event: .remove)
         #expect(touched.count == 1 && touched[0] === range)
         #expect(device.zapped.withLock { $0 } == [range.interval])
@@ -111,7 +111,7 @@ struct SVMSpaceTests {
         let device = RecordingMapper(1)
         svm.register(device)
         let (range, notifier) = try svm.findOrInsertRange(faultAddress: 0x4000_0000, write: true)
-        svm.notifierLock.withReadLock { range.pages(for: 1).publishLocked([], sequence: notifier.sequence.readBegin(), hasDevmem: false, under: svm.notifierLock) }
+        svm.notifierLock.withReadLock { _ = range.pages(for: 1).publishLocked([], sequence: notifier.sequence.readBegin(), hasDevmem: false, dma: nil, under: svm.notifierLock) }
         let hole = AddressInterval(start: 0x4000_0000 + offset, end: 0x4000_0000 + offset + 0x1000)
         svm.invalidate(hole, event: .unmap)
         #expect(range.flags.load() == [.migrateDevmem, .unmapped, .partialUnmap])
@@ -153,7 +153,7 @@ struct SVMSpaceTests {
             if attempts == 1 { svm.invalidate(range.interval, event: .migration) }  // races with us
             return svm.notifierLock.withReadLock {
                 guard !notifier.sequence.needsRetry(sequence) else { return nil }
-                range.pages(for: 1).publishLocked([], sequence: sequence, hasDevmem: false, under: svm.notifierLock)
+                range.pages(for: 1).publishLocked([], sequence: sequence, hasDevmem: false, dma: nil, under: svm.notifierLock)
                 return ()
             }
         }

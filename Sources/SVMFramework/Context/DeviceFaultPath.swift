@@ -256,31 +256,69 @@ struct DeviceFaultPath {
         } else {
             piece = Self.piece(at: range.interval.start, size: range.interval.size, protocol: .system)
         }
-        return try space.notifierLock.withReadLock { () throws -> Bool in
-            guard !notifier.sequence.needsRetry(sequence), mirror?.protection.unchanged(since: protection) ?? true else { return false }
-            // A reset that began after the check in `attempt` zapped before this commit read
-            // the sequence, or will zap after it: either way the memory is not mapped again.
-            if case .device(let allocation) = target, allocation.pagemap.isResetting { return false }
-            try bindLocked(range, piece: piece, access: access, sequence: sequence, on: device)
-            return true
+        // The IOVA model's first step, with no lock held (the pages are collected after the
+        // sequence was read, as `hmm_range_fault` does; the check below validates them).
+        let dma = dmaMapping(of: piece, range: range, device: device)
+        var replaced: DMAMapping?
+        let committed: Bool
+        do {
+            committed = try space.notifierLock.withReadLock { () throws -> Bool in
+                guard !notifier.sequence.needsRetry(sequence), mirror?.protection.unchanged(since: protection) ?? true else { return false }
+                // A reset that began after the check in `attempt` zapped before this commit read
+                // the sequence, or will zap after it: either way the memory is not mapped again.
+                if case .device(let allocation) = target, allocation.pagemap.isResetting { return false }
+                replaced = try bindLocked(range, piece: piece, access: access, sequence: sequence, dma: dma, on: device)
+                return true
+            }
+        } catch {
+            dma?.free()
+            throw error
+        }
+        // The IOVA model's last step, with the lock dropped.
+        if committed { replaced?.free() } else { dma?.free() }
+        return committed
+    }
+
+    /// The DMA mapping a binding of `piece` needs: system memory (its present pages, the runs
+    /// between holes) and a peer's memory over PCIe (the peer's block, through this device's
+    /// IOMMU). Local device memory and fabric addresses need none. Allocates the IOVA.
+    private func dmaMapping(of piece: BindPiece, range: SVMRange, device: SVMDevice) -> DMAMapping? {
+        switch piece.linkProtocol {
+        case .system:
+            return .prepare(start: range.interval.start, size: range.interval.size, runs: cpu.presentRuns(range.interval), in: device.iova)
+        case .pciePeerToPeer:
+            let block = AddressInterval(start: piece.address, end: piece.address + piece.size)
+            return .prepare(start: block.start, size: block.size, runs: [block], in: device.iova)
+        case .localVRAM, .fabric:
+            return nil
         }
     }
 
-    /// Replaces the device's binding of `range` with `piece`; the caller holds the notifier
-    /// lock for reading and has checked `sequence`. The zap of the device's own earlier
-    /// binding happens under the read lock too (the ABI's `zap` says so): commits of one
-    /// range on one device are serialized by its device pages, and an invalidation, which
-    /// holds the lock for writing, cannot run meanwhile.
-    private func bindLocked(_ range: SVMRange, piece: BindPiece, access: BindAccess, sequence: UInt64, on device: SVMDevice) throws {
+    /// Replaces the device's binding of `range` with `piece`, DMA-mapped through `dma`; the
+    /// caller holds the notifier lock for reading and has checked `sequence`. The zap of the
+    /// device's own earlier binding happens under the read lock too (the ABI's `zap` says
+    /// so): commits of one range on one device are serialized by its device pages, and an
+    /// invalidation, which holds the lock for writing, cannot run meanwhile. Returns the DMA
+    /// mapping of the binding replaced (unlinked), for the caller to free.
+    private func bindLocked(
+        _ range: SVMRange, piece: BindPiece, access: BindAccess, sequence: UInt64, dma: DMAMapping?, on device: SVMDevice
+    ) throws -> DMAMapping? {
         space.notifierLock.assertHeld(.read)
         let pages = range.pages(for: device.deviceID)
-        try pages.withCommit {
+        return try pages.withCommit {
             if pages.isMapped { device.zap(range.interval) }
-            try device.device.bind(address: range.interval.start, size: range.interval.size, pieces: [piece], access: access)
+            let work = dma?.linkLocked(under: space.notifierLock)
+            do {
+                try device.device.bind(address: range.interval.start, size: range.interval.size, pieces: [piece], access: access)
+            } catch {
+                dma?.unlinkLocked()
+                throw error
+            }
             trace.record("bound on device \(device.deviceID) to \(piece.linkProtocol) \(piece.address) at seq \(sequence)", range.interval)
-            pages.publishLocked(
+            if let work { activity.record(.dmaMapping(deviceID: device.deviceID, work: work)) }
+            return pages.publishLocked(
                 [PagemapAddress(address: piece.address, linkProtocol: piece.linkProtocol, order: piece.order)],
-                sequence: sequence, hasDevmem: piece.linkProtocol == .localVRAM, under: space.notifierLock)
+                sequence: sequence, hasDevmem: piece.linkProtocol == .localVRAM, dma: dma, under: space.notifierLock)
         }
     }
 

@@ -10,6 +10,9 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
     public let device: any OpenDevice
     /// The device's memory and the ranges resident there.
     public let pagemap: SVMPagemap
+    /// The device's I/O virtual address space, which its bindings of system memory and of
+    /// peers' memory over PCIe are DMA-mapped through (see ``DMAMapping``).
+    public let iova: IOVASpace
     /// What the running kernel's faults migrated and evicted (see ``ThrashingGuard``).
     let thrashing = ThrashingGuard()
     /// Kernels launched through ``run(_:)``: tells one kernel's fault batches from the next's.
@@ -33,6 +36,7 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
          statistics: SVMStatistics = SVMStatistics(),
          addressSpaceSettled: @escaping @Sendable () -> Void = {}) {
         self.deviceID = deviceID
+        iova = IOVASpace(deviceID: deviceID)
         self.statistics = statistics
         self.name = name
         self.device = device

@@ -53,6 +53,7 @@ public struct Experiment {
                     "\(device.name) has \(device.pagemap.info?.capacityBytes ?? 0) bytes of device memory, the configuration \(configuration.deviceMemoryBytes): load the plugin with the configuration's plugin options")
             }
             timeline.addDevice(id: device.deviceID, name: device.name)
+            device.iova.setAperture(bytes: configuration.iovaApertureBytes)
         }
         let topology = context.topology
         for a in devices {

@@ -36,6 +36,8 @@ public struct ExperimentConfiguration: Sendable, Hashable, Codable {
     public var chunkSizes: [UInt64] = SVMConfiguration.standard.chunkSizes
     /// Whether the CPU mirror serves the kernel's own accesses where the process may.
     public var kernelFaults: KernelFaults = .whenPermitted
+    /// Each device's IOVA space (see ``IOVASpace``); 0: no IOMMU, bindings map page by page.
+    public var iovaApertureBytes = IOVASpace.defaultApertureBytes
 
     public init() {}
 
@@ -81,6 +83,9 @@ public struct ExperimentConfiguration: Sendable, Hashable, Codable {
         }
         guard bytes <= 64 << 30 else {
             throw .invalidConfiguration("working set \(ByteCount.format(bytes)): at most 64G")
+        }
+        guard iovaApertureBytes % 4096 == 0 else {
+            throw .invalidConfiguration("IOVA aperture \(iovaApertureBytes) bytes: must be a multiple of 4 KiB")
         }
         guard timing.copyEngines >= 1, timing.link.bytesPerSecond > 0 else {
             throw .invalidConfiguration("a device needs at least one copy engine and a link with bandwidth")

@@ -7,9 +7,10 @@ import Synchronization
 public final class DevicePages: Sendable {
     public let deviceID: UInt64
     public let flags = AtomicFlags<DevicePagesFlags>()
-    /// The addresses and the sequence number they are valid for; protected by this mutex and
-    /// replaced whole under the notifier lock.
-    private let state = Locked<(addresses: [PagemapAddress], sequence: UInt64)>(([], 0))
+    /// The addresses, the sequence number they are valid for, and the DMA mapping of the
+    /// pages (system memory or a peer's memory over PCIe; `nil` for local device memory and
+    /// fabric addresses); protected by this mutex and replaced whole under the notifier lock.
+    private let state = Locked<(addresses: [PagemapAddress], sequence: UInt64, dma: DMAMapping?)>(([], 0, nil))
 
     /// Serializes commits of these pages: two faults of one device on one range commit
     /// under the notifier lock held for reading, so they would otherwise bind twice.
@@ -23,21 +24,40 @@ public final class DevicePages: Sendable {
         try commits.withLock { try body() }
     }
 
-    /// Records freshly collected addresses; the caller holds `lock` (the notifier lock) for
-    /// reading and has checked that `sequence` is current.
-    public func publishLocked(_ addresses: [PagemapAddress], sequence: UInt64, hasDevmem: Bool, under lock: NotifierLock) {
+    /// Records freshly collected addresses and their DMA mapping (linked); the caller holds
+    /// `lock` (the notifier lock) for reading, has checked that `sequence` is current, and
+    /// runs inside ``withCommit(_:)``. Returns the mapping replaced, unlinked, for the caller
+    /// to free once the lock is dropped.
+    @discardableResult
+    func publishLocked(_ addresses: [PagemapAddress], sequence: UInt64, hasDevmem: Bool, dma: DMAMapping?,
+                       under lock: NotifierLock) -> DMAMapping? {
         lock.assertHeld(.read)
-        state.withLock { $0 = (addresses, sequence) }
+        let replaced = state.withLock { state in
+            defer { state = (addresses, sequence, dma) }
+            return state.dma
+        }
+        replaced?.unlinkLocked()
         flags.store(hasDevmem ? [.hasDMAMapping, .hasDevmemPages] : [.hasDMAMapping])
+        return replaced
     }
 
-    /// Drops the mapping (unmap-pages); the caller holds `lock` (the notifier lock) for
-    /// writing.
-    public func invalidateLocked(unmapped: Bool = false, under lock: NotifierLock) {
+    /// Drops the mapping (unmap-pages), unlinking its DMA mapping; the caller holds `lock`
+    /// (the notifier lock) for writing. Returns that DMA mapping, for the caller to free
+    /// once the lock is dropped.
+    @discardableResult
+    func invalidateLocked(unmapped: Bool = false, under lock: NotifierLock) -> DMAMapping? {
         lock.assertHeld(.write)
-        state.withLock { $0 = ([], $0.sequence) }
+        let dropped = state.withLock { state in
+            defer { state = ([], state.sequence, nil) }
+            return state.dma
+        }
+        dropped?.unlinkLocked()
         flags.store(unmapped ? [.unmapped] : [])
+        return dropped
     }
+
+    /// The DMA mapping of the pages, if they are mapped through one.
+    var dmaMapping: DMAMapping? { state.withLock { $0.dma } }
 
     /// The addresses, if they are valid for `sequence`.
     public func addresses(validFor sequence: UInt64) -> [PagemapAddress]? {

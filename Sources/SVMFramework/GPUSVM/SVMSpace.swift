@@ -145,11 +145,14 @@ public final class SVMSpace: @unchecked Sendable {
     private func invalidate(_ interval: AddressInterval, event: InvalidationEvent, touching: (SVMRange) -> Void) {
         // A copy of the array is a retain, not an allocation.
         let mappers = devices.withLock { $0 }
+        // DMA mappings unlinked under the lock, freed after it (empty: no allocation).
+        var unlinked: [DMAMapping] = []
+        defer { for mapping in unlinked { mapping.free() } }
         notifierLock.withWriteLock {
             notifiers.forEachOverlapping(interval) { _, notifier in
                 notifier.sequence.invalidateLocked(under: notifierLock)
                 notifier.ranges.forEachOverlapping(interval) { _, range in
-                    unmapLocked(range, from: mappers, unmapped: event.unmapsRanges)
+                    unmapLocked(range, from: mappers, unmapped: event.unmapsRanges, unlinked: &unlinked)
                     if event.unmapsRanges {
                         range.flags.insert(interval.contains(range.interval) ? [.unmapped] : [.unmapped, .partialUnmap])
                     }
@@ -166,11 +169,13 @@ public final class SVMSpace: @unchecked Sendable {
         let queued = garbage.withLock { queue in defer { queue.removeAll() }; return queue }
         guard !queued.isEmpty else { return 0 }
         let mappers = devices.withLock { $0 }
+        var unlinked: [DMAMapping] = []
+        defer { for mapping in unlinked { mapping.free() } }
         return structure.withLock {
             notifierLock.withWriteLock {
                 var removed = 0
                 for range in queued {
-                    unmapLocked(range, from: mappers, unmapped: true)
+                    unmapLocked(range, from: mappers, unmapped: true, unlinked: &unlinked)
                     precondition(!range.isMappedByAnyDevice, "unmap-before-remove violated for \(range.interval)")
                     guard let (notifierInterval, notifier) = notifiers.find(containing: range.interval.start),
                         notifier.ranges.remove(range.interval) != nil
@@ -186,13 +191,17 @@ public final class SVMSpace: @unchecked Sendable {
 
 extension SVMSpace {
     /// Zaps `range` on every device that maps it and drops their device pages (the
-    /// invalidation's unmap-pages step); the caller holds the notifier lock for writing.
-    func unmapLocked(_ range: SVMRange, from mappers: [SVMDeviceMapper], unmapped: Bool) {
+    /// invalidation's unmap-pages step), unlinking their DMA mappings, which it appends to
+    /// `unlinked` for the caller to free once the lock is dropped; the caller holds the
+    /// notifier lock for writing.
+    func unmapLocked(_ range: SVMRange, from mappers: [SVMDeviceMapper], unmapped: Bool, unlinked: inout [DMAMapping]) {
         notifierLock.assertHeld(.write)
         for device in mappers where range.pages(ifExistFor: device.deviceID)?.isMapped == true {
             device.zap(range.interval)
         }
-        range.forEachPages { $0.invalidateLocked(unmapped: unmapped, under: notifierLock) }
+        range.forEachPages { pages in
+            if let mapping = pages.invalidateLocked(unmapped: unmapped, under: notifierLock) { unlinked.append(mapping) }
+        }
     }
 }
 

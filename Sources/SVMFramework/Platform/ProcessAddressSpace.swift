@@ -56,14 +56,20 @@ public final class ProcessAddressSpace: CPUAddressSpace {
 
     /// The runs of pages of `interval` that are not present, in order; empty when all are
     /// (or when part of the interval is not mapped: the caller finds out otherwise).
-    public func missingRuns(_ interval: AddressInterval) -> [AddressInterval] {
+    public func missingRuns(_ interval: AddressInterval) -> [AddressInterval] { runs(of: interval, present: false) }
+
+    /// The runs of pages of `interval` that are present, in order; empty when none is (or
+    /// when part of the interval is not mapped).
+    public func presentRuns(_ interval: AddressInterval) -> [AddressInterval] { runs(of: interval, present: true) }
+
+    private func runs(of interval: AddressInterval, present wanted: Bool) -> [AddressInterval] {
         withResidency(interval) { present in
             var runs: [AddressInterval] = []
             var page = 0
             while page < present.count {
-                guard present[page] & 1 == 0 else { page += 1; continue }
+                guard (present[page] & 1 != 0) == wanted else { page += 1; continue }
                 let first = page
-                while page < present.count && present[page] & 1 == 0 { page += 1 }
+                while page < present.count && (present[page] & 1 != 0) == wanted { page += 1 }
                 runs.append(AddressInterval(start: interval.start + UInt64(first) * 4096, end: interval.start + UInt64(page) * 4096))
             }
             return runs

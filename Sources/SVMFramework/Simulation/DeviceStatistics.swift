@@ -37,6 +37,10 @@ public struct DeviceStatistics: Sendable, Hashable, Codable {
     public var executionNanoseconds: UInt64 = 0
     /// Simulated time spent servicing fault batches.
     public var faultServiceNanoseconds: UInt64 = 0
+    /// The DMA mappings of its bindings (system memory, peers over PCIe), and their share of
+    /// the fault service time.
+    public var dma = DMAWork()
+    public var dmaNanoseconds: UInt64 = 0
     /// Resets the device reported, and the data lost with them or with copies back that
     /// kept failing (ranges, bytes).
     public var resets = 0

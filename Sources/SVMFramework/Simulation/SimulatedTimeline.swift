@@ -8,7 +8,8 @@ import SVMPluginKit
 /// ## How a phase is timed
 /// The experiment runs phases one after another, each on the real system first, then here:
 /// - **Kernel**: its fault batches in order, each one ``TimingParameters/faultServiceNanoseconds``
-///   of driver time, then its migrations — the migrations of one fault in sequence (an
+///   of driver time plus the DMA mapping of its bindings (``TimingParameters/dma``), then its
+///   migrations — the migrations of one fault in sequence (an
 ///   eviction before the migration it makes room for), those of different faults at once
 ///   on the copy engines and the link. Then its execution (the device's
 ///   ``KernelActivity/busyNanoseconds``) while its remote reads and writes cross the link;
@@ -79,7 +80,10 @@ public final class SimulatedTimeline {
         device.count(result.activity)
         for batch in Self.batches(activity) {
             let batchStart = queue.now
-            wait(until: batchStart + parameters.faultServiceNanoseconds)
+            device.statistics.dma += batch.dma
+            let dmaTime = parameters.dma.nanoseconds(batch.dma)
+            device.statistics.dmaNanoseconds += dmaTime
+            wait(until: batchStart + parameters.faultServiceNanoseconds + dmaTime)
             for fault in batch.faults { device.statistics.count(fault) }
             runAtOnce(batch.chains.map { chain in { done in self.run(chain, done: done) } })
             let end = queue.now
@@ -135,7 +139,7 @@ public final class SimulatedTimeline {
                 device.statistics.lostBytes += bytes
                 trace?.instant("data lost", category: "fault", lane: device.kernelLane, at: queue.now,
                                args: ["bytes": "\(bytes)", "cause": cause.rawValue])
-            case .deviceFault, .migration, .peerMapping:
+            case .deviceFault, .migration, .peerMapping, .dmaMapping:
                 break
             }
         }
@@ -219,6 +223,8 @@ public final class SimulatedTimeline {
         var faults: [DeviceAccessKind] = []
         /// Per fault, the migrations it made.
         var chains: [[Migration]] = []
+        /// The DMA mappings of the batch's bindings (driver time before its migrations).
+        var dma = DMAWork()
     }
 
     /// Groups a kernel's entries by fault batch; migrations belong to the fault before them.
@@ -245,6 +251,9 @@ public final class SimulatedTimeline {
                     batches[last].chains[batches[last].chains.count - 1].append(
                         Migration(deviceID: leg.deviceID, bytes: bytes, direction: leg.direction, cause: cause))
                 }
+            case .dmaMapping(_, let work):
+                if batches.isEmpty { batches.append(Batch(faults: [], chains: [[]])) }
+                batches[batches.count - 1].dma += work
             case .deviceReset, .dataLost, .peerMapping:
                 break  // no time (see countLosses; a mapping moves nothing)
             }

@@ -58,6 +58,9 @@ public final class SVMActivityLog: Sendable {
         /// Device `deviceID` mapped `bytes` of device `owner`'s memory in place, over their
         /// peer path (no data moved; its kernels' peer accesses cross the path).
         case peerMapping(deviceID: UInt64, owner: UInt64, bytes: UInt64)
+        /// A binding of device `deviceID` was DMA-mapped (see ``DMAMapping``): its IOVA
+        /// allocation, links and sync, or its pages mapped one by one.
+        case dmaMapping(deviceID: UInt64, work: DMAWork)
         /// A device reported a reset.
         case deviceReset(deviceID: UInt64)
         /// A range's data, held only in a device's memory, was lost.
