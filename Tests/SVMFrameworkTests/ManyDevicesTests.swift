@@ -178,6 +178,53 @@ import Testing
         #expect(f.device(holding: buffer.address) === a && f.count("peerMigrations") == 1)
     }
 
+    /// IGT's prefetch to a peer: device A prefetches a buffer into device B's memory (every
+    /// ordered pair), then reads and writes it without a single fault, over the peer path;
+    /// B and the CPU see A's writes. Prefetching into its own memory works the same, and a
+    /// peer without a path is refused with ENOLINK before anything moves.
+    @Test(arguments: [2, 4], [Shape.fabric, .pcie])
+    func prefetchToAPeerThenAccessWithoutFaults(devices count: Int, shape: Shape) throws {
+        let f = try SimDeviceFixture(devices: count, memory: "8M", interconnect: ["topology": shape.rawValue])
+        defer { f.shutdown() }
+        for (index, (a, b)) in f.devices.flatMap({ a in f.devices.filter { $0 !== a }.map { (a, $0) } }).enumerated() {
+            let buffer = MappedBuffer(size: 2 * Self.chunk)
+            let seed = UInt8(40 + index)
+            buffer.fill(seed: seed)
+            let interval = AddressInterval(start: buffer.address, end: buffer.address + UInt64(2 * Self.chunk))
+            try f.context.prefetch(interval, for: a, into: b)
+            #expect(f.device(holding: buffer.address) === b && f.device(holding: buffer.address + UInt64(Self.chunk)) === b)
+            let (bytes, read) = try f.deviceRead(buffer.address, 2 * Self.chunk, on: a)
+            #expect(read.stoppedBy == nil && read.faults == 0, "\(a.name) faulted \(read.faults) times after the prefetch into \(b.name)")
+            #expect(MappedBuffer.holdsPattern(bytes, seed: seed) && read.activity.peerBytesRead == UInt64(2 * Self.chunk))
+            let written = [UInt8](repeating: 0xA5, count: 4096)
+            let write = try f.deviceWrite(buffer.address + UInt64(Self.chunk), written, on: a)
+            #expect(write.stoppedBy == nil && write.faults == 0 && write.activity.peerBytesWritten == 4096)
+            let (seen, _) = try f.deviceRead(buffer.address + UInt64(Self.chunk), 4096, on: b)
+            #expect(seen == written)
+            #expect(buffer.base.load(fromByteOffset: Self.chunk, as: UInt8.self) == 0xA5)
+        }
+        // Into its own memory: local accesses, no faults.
+        let own = MappedBuffer(size: Self.chunk)
+        own.fill(seed: 7)
+        try f.context.prefetch(AddressInterval(start: own.address, end: own.address + UInt64(Self.chunk)), for: f.devices[0])
+        let (bytes, read) = try f.deviceRead(own.address, Self.chunk, on: f.devices[0])
+        #expect(read.faults == 0 && read.activity.localBytes == UInt64(Self.chunk) && MappedBuffer.holdsPattern(bytes, seed: 7))
+    }
+
+    @Test("A prefetch into a peer without a path is refused with ENOLINK, and nothing moves")
+    func prefetchWithoutAPath() throws {
+        let f = try SimDeviceFixture(devices: 2, memory: "8M", interconnect: ["topology": "none"])
+        defer { f.shutdown() }
+        let buffer = MappedBuffer(size: Self.chunk)
+        buffer.fill(seed: 2)
+        let interval = AddressInterval(start: buffer.address, end: buffer.address + UInt64(Self.chunk))
+        #expect(throws: PluginErrno.noLink) { try f.context.prefetch(interval, for: f.devices[0], into: f.devices[1]) }
+        #expect(f.context.space.range(containing: buffer.address) == nil && f.count("migrationsToDevice") == 0)
+        // The documented fallback: the device's own fault migrates it (through system memory).
+        let (bytes, read) = try f.deviceRead(buffer.address, Self.chunk, on: f.devices[0])
+        #expect(read.faults > 0 && MappedBuffer.holdsPattern(bytes, seed: 2) && f.device(holding: buffer.address) === f.devices[0])
+    }
+
     /// A device that maps a peer's memory in place never reads it wiped: the peer's reset
     /// zaps it first (`report_device_reset_begin`), and until the reset is handled its fault
     /// is answered as on lost data. The read is made at the worst moment: the peer has

@@ -42,8 +42,9 @@ struct DeviceFaultPath {
         case bindDevice(DeviceAllocation)
         /// In a peer's memory, which this device reaches over `path`: bind it there, in place.
         case bindPeer(DeviceAllocation, PeerPath)
-        /// Migrate it to this device's memory (from system memory or another device's).
-        case migrate
+        /// Migrate it into this pagemap's memory (from system memory or another device's):
+        /// the faulting device's own, or the one a prefetch names.
+        case migrate(SVMPagemap)
         /// In another device's memory, but this fault maps system memory: bring it home.
         case bringHome
         /// Map the CPU pages in place.
@@ -59,6 +60,8 @@ struct DeviceFaultPath {
         var brokeSharing = false
         /// The device could not map a peer's memory (its plugin cannot reach that peer).
         var peerRefused = false
+        /// For a prefetch, the memory the data goes to (see ``prefetch(device:address:into:)``).
+        var prefetchInto: SVMPagemap?
     }
 
     /// Services one device fault: on return the device may replay the access.
@@ -66,7 +69,24 @@ struct DeviceFaultPath {
     ///   (protection, or an atomic without device memory), `.ioError` (lost data),
     ///   `.tryAgain` (the fault timeout passed).
     func service(device: SVMDevice, address: UInt64, access: DeviceAccess) throws {
+        try service(device: device, address: address, access: access, progress: Progress(deadline: .now + timeout))
+    }
+
+    /// Prefetches the range containing `address` for `device` (the xe driver's prefetch
+    /// bind): the range migrates into `pagemap` — the device's own memory, or a peer's it
+    /// has a path to — and is bound on `device`, locally or over the peer path, so that
+    /// the device's accesses there fault no more. Memory that cannot migrate is bound in
+    /// place, as a fault would.
+    /// - Throws: as ``service(device:address:access:)``; `.noLink` for a peer without a path.
+    func prefetch(device: SVMDevice, address: UInt64, into pagemap: SVMPagemap) throws {
+        guard pagemap === device.pagemap || device.pagemap.peerPath(to: pagemap.deviceID) != nil else { throw PluginErrno.noLink }
         var progress = Progress(deadline: .now + timeout)
+        progress.prefetchInto = pagemap
+        try service(device: device, address: address, access: [], progress: progress)
+    }
+
+    private func service(device: SVMDevice, address: UInt64, access: DeviceAccess, progress: Progress) throws {
+        var progress = progress
         let before = FailureCounts.now(device: device, statistics: statistics)
         do {
             try withSequenceRetry(timeout: timeout) { () throws -> Void? in
@@ -156,12 +176,14 @@ struct DeviceFaultPath {
         case .bringHome:
             migrator?.migrateToSystem(range, cause: .deviceFault)
             return nil
-        case .migrate:
+        case .migrate(let destination):
             progress.migrationsTried += 1
             let timeslice = atomic ? atomicTimeslice : nil
             // Device atomics need device memory: they may evict what their batch migrated.
-            let migrated = migrator?.migrate(range, to: device.pagemap, timeslice: timeslice, thrashing: atomic ? nil : device.thrashing)
-            if case .success(let allocation) = migrated {
+            let migrated = migrator?.migrate(range, to: destination, timeslice: timeslice, thrashing: atomic ? nil : device.thrashing)
+            if case .success = migrated, destination !== device.pagemap {
+                return nil  // prefetched into a peer's memory: the next pass binds it there
+            } else if case .success(let allocation) = migrated {
                 device.thrashing.migrated(range)
                 target = .device(allocation)
             } else if case .failure(.pagesShared) = migrated, !progress.brokeSharing {
@@ -203,6 +225,9 @@ struct DeviceFaultPath {
     /// The policy: where this fault wants the data, given where it is.
     private func placement(of range: SVMRange, for device: SVMDevice, atomic: Bool, progress: inout Progress) -> Placement {
         let migratable = migrator != nil && range.flags.load().contains(.migrateDevmem)
+        if let destination = progress.prefetchInto, migratable {
+            return prefetchPlacement(of: range, for: device, into: destination, progress: progress)
+        }
         switch range.residency.current {
         case .migrating:
             return .wait
@@ -221,7 +246,7 @@ struct DeviceFaultPath {
             if allocation.isHeld { return .wait }
             // Migrate it, directly over a peer path or through system memory.
             let wantsDevice = policy != .systemMemory || atomic
-            return wantsDevice && (progress.migrationsTried < Self.migrationAttempts || atomic) ? .migrate : .bringHome
+            return wantsDevice && (progress.migrationsTried < Self.migrationAttempts || atomic) ? .migrate(device.pagemap) : .bringHome
         case .system:
             // A range this kernel already had evicted is mapped in place (see ThrashingGuard).
             let thrashes = !atomic && device.thrashing.thrashes(range)
@@ -230,7 +255,25 @@ struct DeviceFaultPath {
                 progress.countedThrashing = true
             }
             let wantsDevice = (policy != .systemMemory && !thrashes) || atomic
-            return wantsDevice && migratable && (progress.migrationsTried < Self.migrationAttempts || atomic) ? .migrate : .bindSystem
+            return wantsDevice && migratable && (progress.migrationsTried < Self.migrationAttempts || atomic) ? .migrate(device.pagemap) : .bindSystem
+        }
+    }
+
+    /// A prefetch's placement: the data goes into `destination` whatever the policy, then is
+    /// bound there. After a few migrations that did not stick (another party kept taking
+    /// the range), it is bound where it is.
+    private func prefetchPlacement(of range: SVMRange, for device: SVMDevice, into destination: SVMPagemap, progress: Progress) -> Placement {
+        switch range.residency.current {
+        case .migrating:
+            return .wait
+        case .device(let allocation) where allocation.pagemap === destination:
+            if destination === device.pagemap { return .bindDevice(allocation) }
+            guard let path = device.pagemap.peerPath(to: destination.deviceID), !progress.peerRefused else { return .bringHome }
+            return .bindPeer(allocation, path)
+        case .device:
+            return progress.migrationsTried < Self.migrationAttempts ? .migrate(destination) : .bringHome
+        case .system:
+            return progress.migrationsTried < Self.migrationAttempts ? .migrate(destination) : .bindSystem
         }
     }
 

@@ -318,6 +318,33 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         try handleDeviceFault(hostDevice: hostDevice, address: address, access: access, batch: 0)
     }
 
+    /// Prefetches `interval` for `device` (the xe driver's prefetch bind to a memory
+    /// region): every range of it migrates into `owner`'s memory — by default the device's
+    /// own, or a peer's it has a path to — and is bound on `device` there, locally or over
+    /// the peer path, so that the device's next accesses to it fault no more. Memory that
+    /// cannot migrate (shared, or not watched by the mirror) is bound in place.
+    /// - Throws: `PluginErrno.noLink` (`-ENOLINK`) when `owner` is another device without a
+    ///   peer path, before anything moves; else what a device fault on the range would get
+    ///   (`.badAddress` where nothing is mapped, …), the ranges before it prefetched.
+    public func prefetch(_ interval: AddressInterval, for device: SVMDevice, into owner: SVMDevice? = nil) throws {
+        guard !isForkedCopy else { throw PluginErrno.noDevice }
+        guard device.outOfServiceReason == nil else { throw PluginErrno.ioError }
+        let pagemap = (owner ?? device).pagemap
+        var cursor = interval.start
+        while cursor < interval.end {
+            try faultPath.prefetch(device: device, address: cursor, into: pagemap)
+            guard let range = space.range(containing: cursor) else { break }
+            cursor = range.interval.end
+        }
+    }
+
+    /// The fault path with the context's settings now.
+    private var faultPath: DeviceFaultPath {
+        DeviceFaultPath(
+            space: space, mirror: mirror, migrator: migrator, cpu: cpu, statistics: statistics, trace: trace,
+            activity: activity, lostMemory: lostMemory, policy: policy, timeout: faultTimeout, atomicTimeslice: atomicTimeslice)
+    }
+
     public func handleDeviceFault(hostDevice: UInt64, address: UInt64, access: DeviceAccess, batch: UInt64) throws {
         guard !isForkedCopy else { throw PluginErrno.noDevice }
         statistics.deviceFaults.count()
@@ -326,11 +353,8 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         // Its translations can no longer be trusted (see SVMDevice.zap): map nothing more.
         guard device.outOfServiceReason == nil else { throw PluginErrno.ioError }
         device.thrashing.begin(kernel: device.kernelNumber, batch: batch)
-        let path = DeviceFaultPath(
-            space: space, mirror: mirror, migrator: migrator, cpu: cpu, statistics: statistics, trace: trace,
-            activity: activity, lostMemory: lostMemory, policy: policy, timeout: faultTimeout, atomicTimeslice: atomicTimeslice)
         do {
-            try path.service(device: device, address: address, access: access)
+            try faultPath.service(device: device, address: address, access: access)
         } catch {
             statistics.failedDeviceFaults.count()
             throw error
