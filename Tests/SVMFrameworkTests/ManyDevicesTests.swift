@@ -225,6 +225,52 @@ import Testing
         #expect(read.faults > 0 && MappedBuffer.holdsPattern(bytes, seed: 2) && f.device(holding: buffer.address) === f.devices[0])
     }
 
+    /// The livelock the xe driver had to fix: two devices' faults on one range, each
+    /// migrating it into its own memory just before the other commits, so that neither ever
+    /// binds. Here device B's fault runs a pass at the worst moment of every one of A's
+    /// commits (after A's migration, before its notifier lock), and takes the range away if
+    /// its placement lets it. A fault that keeps losing reserves the range; B's faults then
+    /// wait until A has committed. B contends at most `limit` times, so that without the
+    /// serialization the test fails (A's fault needs every one of them) instead of hanging.
+    @Test(arguments: [DeviceAccess.read, .write, .atomic])
+    func racingMigrationsAreSerialized(access: DeviceAccess) throws {
+        let f = try SimDeviceFixture(devices: 2, memory: "8M", interconnect: ["topology": "fabric"])
+        defer { f.shutdown() }
+        // B's atomics want device memory whatever happened before (no thrashing guard, no
+        // cap on migrations), and without a timeslice they never hold the range.
+        f.context.atomicTimeslice = .zero
+        let contender: DeviceAccess = .atomic
+        let (a, b) = (f.devices[0], f.devices[1])
+        let buffer = MappedBuffer(size: Self.chunk)
+        memset(buffer.base, 3, Self.chunk)
+        let limit = 100
+        let contended = Locked(0)
+        f.context.contentionInjection.withLock { hook in
+            hook = { [f] device, range in
+                guard device === a, contended.withLock({ count in count < limit ? { count += 1; return true }() : false }) else { return }
+                // B's fault: a few passes, as one that found the range busy would make.
+                for _ in 0..<3 where (try? f.context.faultPath.attemptOnce(device: b, address: range.interval.start, access: contender)) != true {}
+            }
+        }
+        // Read: the bytes come back; write: a fill of 4; atomic: an increment of each
+        // 32-bit word, whose low byte becomes 4.
+        var read = [UInt8](repeating: 0, count: 4096)
+        let result = try read.withUnsafeMutableBytes { host in
+            try a.run(
+                access.contains(.atomic) ? .increment(destination: buffer.address, size: UInt64(Self.chunk), addend: 1)
+                    : access.contains(.write) ? .fill(destination: buffer.address, size: UInt64(Self.chunk), byte: 4)
+                    : .read(source: buffer.address, size: 4096, hostBuffer: UInt64(UInt(bitPattern: host.baseAddress!))))
+        }
+        f.context.contentionInjection.withLock { $0 = nil }
+        #expect(result.stoppedBy == nil)
+        let times = contended.withLock { $0 }
+        // Without the reservation: 100 of 100, and 98 to 200 migrations.
+        #expect(times <= DeviceFaultPath.reserveAfterPasses + 1, "B took the range away \(times) times before A committed")
+        #expect(f.count("migrationsBetweenDevices") + f.count("migrationsToDevice") <= 2 * (DeviceFaultPath.reserveAfterPasses + 1))
+        if access == .read { #expect(read.allSatisfy { $0 == 3 }) }
+        #expect(buffer.base.load(as: UInt8.self) == (access == .read ? 3 : 4))
+    }
+
     /// A device that maps a peer's memory in place never reads it wiped: the peer's reset
     /// zaps it first (`report_device_reset_begin`), and until the reset is handled its fault
     /// is answered as on lost data. The read is made at the worst moment: the peer has

@@ -27,12 +27,20 @@ struct DeviceFaultPath {
     let policy: MigrationPolicy
     let timeout: Duration
     let atomicTimeslice: Duration
+    /// Test injection: called in every commit, before the notifier lock, with the device and
+    /// range (see `SVMContext.contentionInjection`).
+    var contention: (@Sendable (SVMDevice, SVMRange) -> Void)? = nil
 
     /// Migrations one fault may start before it settles for system memory: past a few, the
     /// range ping-pongs with another party (the xe driver's fallback as well).
     static let migrationAttempts = 3
     /// How long a fault waits at a time for a migration another party owns.
     static let migrationWait: Duration = .milliseconds(1)
+    /// Passes a fault makes before it reserves its range against other devices' faults:
+    /// as many as the migrations it may try, so that a fault that keeps losing its range
+    /// to another device (each migrating it away before the other commits) gets it — the
+    /// xe driver's fix for the same livelock takes a lock exclusively and retries.
+    static let reserveAfterPasses = migrationAttempts
 
     /// What the fault does with the range, given where its data is.
     enum Placement {
@@ -62,6 +70,9 @@ struct DeviceFaultPath {
         var peerRefused = false
         /// For a prefetch, the memory the data goes to (see ``prefetch(device:address:into:)``).
         var prefetchInto: SVMPagemap?
+        /// Passes made so far, and the range this fault reserved (see ``reserveAfterPasses``).
+        var passes = 0
+        var reserved: SVMRange?
     }
 
     /// Services one device fault: on return the device may replay the access.
@@ -87,6 +98,7 @@ struct DeviceFaultPath {
 
     private func service(device: SVMDevice, address: UInt64, access: DeviceAccess, progress: Progress) throws {
         var progress = progress
+        defer { progress.reserved?.residency.releaseReservation(for: device.deviceID) }
         let before = FailureCounts.now(device: device, statistics: statistics)
         do {
             try withSequenceRetry(timeout: timeout) { () throws -> Void? in
@@ -99,6 +111,13 @@ struct DeviceFaultPath {
                 "the device fault at 0x\(String(address, radix: 16)) (\(access))\(range) gave up after \(timeout.timeout) and \(timeout.attempts) attempts: \(failed.explanation)")
             throw PluginErrno.tryAgain
         }
+    }
+
+    /// One pass of the flow for a fresh fault (a test's contender, see
+    /// `SVMContext.contentionInjection`); whether it committed.
+    func attemptOnce(device: SVMDevice, address: UInt64, access: DeviceAccess) throws -> Bool {
+        var progress = Progress(deadline: .now + timeout)
+        return try attempt(device: device, address: address, access: access, progress: &progress) != nil
     }
 
     /// Failures counted while a fault ran, to say why it gave up: the device's failed
@@ -146,6 +165,10 @@ struct DeviceFaultPath {
             throw PluginErrno.accessDenied
         }
         let range = found.range
+        progress.passes += 1
+        if progress.passes > Self.reserveAfterPasses, progress.reserved == nil, range.residency.reserve(for: device.deviceID) {
+            progress.reserved = range
+        }
         // Lost data is never served: not from device memory, not as zeros; nor data in a
         // device memory being wiped (a reset under way).
         if lostMemory.overlaps(range.interval) || range.residency.current.location?.isResetting == true {
@@ -155,6 +178,11 @@ struct DeviceFaultPath {
         mirrorIfNeeded(range, mapping: found.mapping)
         let atomic = access.contains(.atomic)
         let target: Residency
+        // Another device's fault that kept losing the range has it until it commits.
+        if range.residency.isReserved(forAnotherThan: device.deviceID) {
+            range.residency.waitWhileReserved(forAnotherThan: device.deviceID, timeout: Self.migrationWait)
+            return nil
+        }
         switch placement(of: range, for: device, atomic: atomic, progress: &progress) {
         case .wait:
             range.residency.waitWhileMigrating(timeout: Self.migrationWait)
@@ -299,6 +327,7 @@ struct DeviceFaultPath {
         } else {
             piece = Self.piece(at: range.interval.start, size: range.interval.size, protocol: .system)
         }
+        contention?(device, range)
         // The IOVA model's first step, with no lock held (the pages are collected after the
         // sequence was read, as `hmm_range_fault` does; the check below validates them).
         let dma = dmaMapping(of: piece, range: range, device: device)

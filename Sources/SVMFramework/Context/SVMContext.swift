@@ -339,11 +339,17 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     }
 
     /// The fault path with the context's settings now.
-    private var faultPath: DeviceFaultPath {
+    var faultPath: DeviceFaultPath {
         DeviceFaultPath(
             space: space, mirror: mirror, migrator: migrator, cpu: cpu, statistics: statistics, trace: trace,
-            activity: activity, lostMemory: lostMemory, policy: policy, timeout: faultTimeout, atomicTimeslice: atomicTimeslice)
+            activity: activity, lostMemory: lostMemory, policy: policy, timeout: faultTimeout, atomicTimeslice: atomicTimeslice,
+            contention: contentionInjection.withLock { $0 })
     }
+
+    /// Contention injection for tests: runs in every device fault's commit, before the
+    /// notifier lock, with the device and the range (a test makes another device's fault
+    /// take the range away there, the worst moment).
+    let contentionInjection = Locked<(@Sendable (SVMDevice, SVMRange) -> Void)?>(nil)
 
     public func handleDeviceFault(hostDevice: UInt64, address: UInt64, access: DeviceAccess, batch: UInt64) throws {
         guard !isForkedCopy else { throw PluginErrno.noDevice }

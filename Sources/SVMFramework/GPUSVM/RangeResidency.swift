@@ -47,6 +47,37 @@ public final class RangeResidency: Sendable {
 
     public init() {}
 
+    /// The device whose fault has the range reserved (0: none): a fault that keeps losing the
+    /// range to other devices' migrations reserves it, and other devices' faults wait until
+    /// it has committed or given up (see `DeviceFaultPath`). Its own atomic, not under the
+    /// state lock: only faults read it, and a stale read costs one more pass.
+    private let reservation = Atomic<UInt64>(0)
+
+    /// Reserves the range for device `deviceID`'s fault; false if another device's fault
+    /// has it.
+    func reserve(for deviceID: UInt64) -> Bool {
+        let (exchanged, holder) = reservation.compareExchange(expected: 0, desired: deviceID, ordering: .acquiringAndReleasing)
+        return exchanged || holder == deviceID
+    }
+
+    /// Gives up device `deviceID`'s reservation, waking the faults waiting on it.
+    func releaseReservation(for deviceID: UInt64) {
+        if reservation.compareExchange(expected: deviceID, desired: 0, ordering: .acquiringAndReleasing).exchanged { settled.signal() }
+    }
+
+    /// Whether a device other than `deviceID` has the range reserved.
+    func isReserved(forAnotherThan deviceID: UInt64) -> Bool {
+        let holder = reservation.load(ordering: .acquiring)
+        return holder != 0 && holder != deviceID
+    }
+
+    /// Waits until no other device has the range reserved, at most `timeout`.
+    func waitWhileReserved(forAnotherThan deviceID: UInt64, timeout: Duration) {
+        let generation = settled.generation
+        guard isReserved(forAnotherThan: deviceID) else { return }
+        settled.wait(whileAt: generation, timeout: timeout)
+    }
+
     /// Waits until no migration owns the data, at most `timeout` (the caller looks again:
     /// the next migration may have started meanwhile).
     func waitWhileMigrating(timeout: Duration) {
