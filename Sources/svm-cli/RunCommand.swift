@@ -17,8 +17,10 @@ struct RunCommand: ParsableCommand {
 
             Workloads: stream (a = b + s*c), gather (random out[i] = table[index[i]]),
             ping-pong (CPU and device take turns on one buffer), oversubscription (a working set
-            1.5x device memory). Each checks every value on the CPU and reports "verified" only
-            if all are right; otherwise the exit status is 1.
+            1.5x device memory), stencil (out[i] = in[i-1] + in[i] + in[i+1], shards exchanging
+            halos), matmul (C = A x B from one triad per row of C and column of A; every device
+            reads all of B). Each checks every value on the CPU and reports "verified" only if
+            all are right; otherwise the exit status is 1.
 
             The default topology: one SimDevice with 256 MiB of device memory, PCIe Gen4 x16
             (31.5 GB/s per direction), 45 us of driver time per fault batch (GPGPU-Sim
@@ -47,7 +49,7 @@ struct RunCommand: ParsableCommand {
     @Option(
         parsing: .unconditional,
         help: ArgumentHelp(
-            "Simulated GPUs the workload splits across (1 to \(ExperimentConfiguration.maxDevices)): stream, gather and oversubscription shard their arrays, ping-pong passes its buffer from device to device.",
+            "Simulated GPUs the workload splits across (1 to \(ExperimentConfiguration.maxDevices)): stream, gather and oversubscription shard their arrays, ping-pong passes its buffer from device to device, stencil shards its arrays and exchanges halos, matmul shards C's rows and every device reads all of B.",
             valueName: "n"),
         transform: NumberArgument.integer(1...ExperimentConfiguration.maxDevices))
     var devices = 1

@@ -139,6 +139,42 @@ struct ExperimentTests {
         #expect(mapped.simulatedNanoseconds < migrated.simulatedNanoseconds)
     }
 
+    @Test("Matmul verifies on 1, 2 and 4 devices: each computes whole ranges of C's rows, and every device reads all of B", arguments: [1, 2, 4])
+    func matmulShards(devices: Int) throws {
+        var configuration = configuration(.matmul, 16 << 20)
+        configuration.devices = devices
+        configuration.interconnect = .fabric
+        let shape = MatmulWorkload(workingSetBytes: 16 << 20)
+        // 48 rows of 64Ki elements (256 KiB): C is six 2 MiB ranges, B (16 rows) two; 768 launches.
+        #expect(shape.rows == 48 && shape.depth == 16 && shape.columns == 64 << 10)
+        let report = try run(configuration)
+        #expect(report.verified && report.verification.checked == shape.rows * shape.columns, "\(report.verification)")
+        let rangesOfC: [Int] = [1: [6], 2: [3, 3], 4: [2, 2, 1, 1]][devices]!
+        // Eight rows a range, sixteen triads a row.
+        let kernels: [Int] = rangesOfC.map { $0 * 8 * 16 }
+        #expect(report.devices.map(\.kernels) == kernels)
+        // Each device brings its own ranges of C from system memory, the first B's as well.
+        var fromSystem = rangesOfC
+        fromSystem[0] += 2
+        #expect(report.devices.map(\.migrationsToDevice) == fromSystem)
+        // B then travels from each device to the next, directly over the fabric.
+        let receivedB: [Int] = (0..<devices).map { $0 == 0 ? 0 : 2 }
+        let passedOnB: [Int] = (0..<devices).map { $0 == devices - 1 ? 0 : 2 }
+        #expect(report.devices.map(\.migrationsFromPeers) == receivedB)
+        #expect(report.devices.map(\.migrationsToPeers) == passedOnB)
+    }
+
+    @Test("Policy peer: the matmul's B, which every device reads whole, is read in place from the peer's memory instead of migrating between them")
+    func matmulReadsThePeersB() throws {
+        let (migrated, mapped) = try migratedThenMapped(configuration(.matmul, 16 << 20))
+        #expect(migrated.devices[1].migrationsFromPeers == 2)
+        #expect((mapped.svm["peerMappings"] ?? 0) > 0)
+        // The second device's 24 rows each read the 16 rows of B (256 KiB each) from the first device's memory.
+        let readB: [UInt64] = [0, 24 * 16 * (256 << 10)]
+        #expect(mapped.devices.map(\.peerBytesRead) == readB)
+        #expect(mapped.peerLinks.reduce(0) { $0 + $1.carried.bytes } == mapped.devices[1].peerBytesRead)
+    }
+
     @Test("STREAM sharded across devices: each runs the triad on its own whole ranges, nothing moves between devices")
     func streamShards() throws {
         var configuration = configuration(.stream, 24 << 20)

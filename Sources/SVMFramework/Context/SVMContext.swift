@@ -293,6 +293,18 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         for range in device.pagemap.residents.ranges { migrator.migrateToSystem(range) }
     }
 
+    /// Migrates what device memory holds of `interval` back to system memory, range by
+    /// range in address order, as the CPU's faults on it would (the same migration, cause
+    /// and counter): data whose copy back fails is lost, and in ``lostMemory``, before
+    /// anyone reads it (a CPU read of it would raise `SIGBUS`).
+    func migrateToSystemForCPU(_ interval: AddressInterval) {
+        guard let migrator else { return }
+        let ranges = allDevices.flatMap(\.pagemap.residents.ranges).filter { $0.interval.overlaps(interval) }
+        for range in ranges.sorted(by: { $0.interval.start < $1.interval.start }) {
+            migrator.migrateToSystem(range, cause: .cpuFault) { statistics.cpuFaultMigrations.count() }
+        }
+    }
+
     /// Releases the device's memory, removes its mappings and closes it.
     public func close(_ device: SVMDevice) {
         release(device)

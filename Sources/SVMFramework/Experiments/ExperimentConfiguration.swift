@@ -66,6 +66,7 @@ public struct ExperimentConfiguration: Sendable, Hashable, Codable {
         case .pingPong: return PingPongWorkload(workingSetBytes: bytes)
         case .oversubscription: return OversubscriptionWorkload(workingSetBytes: bytes)
         case .stencil: return StencilWorkload(workingSetBytes: bytes)
+        case .matmul: return MatmulWorkload(workingSetBytes: bytes)
         }
     }
 

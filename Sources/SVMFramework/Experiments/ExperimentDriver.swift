@@ -82,6 +82,16 @@ public final class ExperimentDriver {
         LostElements(array: array, lost: context.lostMemory.parts(of: array.interval) + notComputed.parts(of: array.interval))
     }
 
+    /// Brings what device memory holds of `array` back to system memory, as the CPU's first
+    /// reads of it would, but before them: data whose copy back fails is then lost and in
+    /// ``lostElements(of:)`` instead of raising `SIGBUS` in the read. Call it in the CPU
+    /// phase that reads `array`, before asking for its lost elements; a workload needs it
+    /// when results that are not lost may still be in device memory when the CPU checks
+    /// them.
+    public func bringHome(_ array: SVMArray) {
+        context.migrateToSystemForCPU(array.interval)
+    }
+
     /// Runs `body` on this thread as CPU work touching `bytes` bytes, then times it with the
     /// migrations its CPU faults made.
     public func cpu<Result>(_ name: String, bytes: UInt64, _ body: () throws -> Result) rethrows -> Result {
@@ -126,12 +136,16 @@ extension ExperimentDriver {
     /// `[0, elements)` split across the devices in parts of whole ranges, as evenly as
     /// whole ranges allow (the first devices get one more); a device left without a range
     /// gets no part.
-    public func shards(of elements: Int) -> [(device: SVMDevice, elements: Range<Int>)] {
-        let blocks = (elements + Self.shardAlignment - 1) / Self.shardAlignment
+    /// - Parameter alignment: the unit of a part, ``shardAlignment`` elements by default; a
+    ///   workload that shards rows rather than elements passes the rows that make whole
+    ///   ranges (see ``MatmulWorkload``).
+    public func shards(of elements: Int, alignment: Int = shardAlignment) -> [(device: SVMDevice, elements: Range<Int>)] {
+        precondition(alignment > 0)
+        let blocks = (elements + alignment - 1) / alignment
         var start = 0
         return devices.enumerated().compactMap { index, device in
             let share = blocks / devices.count + (index < blocks % devices.count ? 1 : 0)
-            let end = min(elements, start + share * Self.shardAlignment)
+            let end = min(elements, start + share * alignment)
             defer { start = end }
             return start < end ? (device, start..<end) : nil
         }

@@ -44,4 +44,5 @@ public enum WorkloadKind: String, Sendable, Hashable, Codable, CaseIterable {
     case pingPong = "ping-pong"
     case oversubscription
     case stencil
+    case matmul
 }
