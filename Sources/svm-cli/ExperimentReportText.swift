@@ -121,6 +121,11 @@ struct ExperimentReportText {
             let carried = peer.carried
             lines.append("Peer \(peer.from)→\(peer.to) \(peer.linkProtocol.rawValue) over \(peer.route): \(ByteCount.format(carried.bytes)) in \(carried.transfers) transfer(s), busy \(Self.time(carried.busyNanoseconds)) (\(Self.percent(carried.busyNanoseconds, of: report.simulatedNanoseconds)) of the run)")
         }
+        // The links under the paths: where paths over one link slowed each other down.
+        for hop in report.hops where hop.carried.transfers > 0 {
+            let carried = hop.carried
+            lines.append("Hop  \(hop.link) \(hop.from)→\(hop.to): \(ByteCount.format(carried.bytes)) in \(carried.transfers) transfer(s), busy \(Self.time(carried.busyNanoseconds)) (\(Self.percent(carried.busyNanoseconds, of: report.simulatedNanoseconds)) of the run)")
+        }
         lines.append("")
         let wall = report.wallClock
         lines.append("Wall clock   \(String(format: "%.2f", wall.seconds)) s on this machine (\(Self.count(wall.accessesPerSecond)) simulated accesses/s, \(Self.count(wall.faultsPerSecond)) faults/s); the only line that changes between runs")

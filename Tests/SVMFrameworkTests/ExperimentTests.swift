@@ -274,7 +274,7 @@ struct ExperimentTests {
         #expect(categories == ["cpu", "kernel", "fault", "migration"])
     }
 
-    @Test("Several devices: the trace has a process per peer path, with the migrations it carried")
+    @Test("Several devices: the trace has a process per link that peer paths cross, with the migrations it carried")
     func tracePeerPaths() throws {
         let recorder = TraceRecorder()
         var configuration = configuration(.pingPong, 4 << 20)
@@ -284,9 +284,14 @@ struct ExperimentTests {
         let events = try #require((object as? [String: Any])?["traceEvents"] as? [[String: Any]])
         let names = events.filter { $0["ph"] as? String == "M" && $0["name"] as? String == "process_name" }
             .compactMap { ($0["args"] as? [String: String])?["name"] }
-        #expect(names.contains("peer sim0→sim1 (fabric)") && names.contains("peer sim1→sim0 (fabric)"), "\(names)")
+        #expect(names.contains("link sim:0-sim:1 (fabric)"), "\(names)")
+        let threads = events.filter { $0["ph"] as? String == "M" && $0["name"] as? String == "thread_name" }
+            .compactMap { ($0["args"] as? [String: String])?["name"] }
+        #expect(threads.contains("sim:0→sim:1") && threads.contains("sim:1→sim:0"), "one thread per direction: \(threads)")
+        // One hop per path: one span per migration.
         let peerSpans = events.filter { $0["cat"] as? String == "peer" }
         #expect(peerSpans.count == (report.svm["peerMigrations"] ?? -1) && !peerSpans.isEmpty)
+        #expect(report.hops.map(\.carried.transfers).reduce(0, +) == peerSpans.count)
         #expect(peerSpans.allSatisfy { $0["name"] as? String == "migrate sim0 → sim1" })
     }
 

@@ -12,7 +12,7 @@ struct LinkModelTests {
     /// Starts transfers of `sizes[i]` bytes at `starts[i]` (ns) and returns when each arrived.
     func arrivals(_ transfers: [(start: UInt64, bytes: UInt64, cap: Double?)], link: LinkParameters = link) -> [UInt64] {
         let queue = EventQueue()
-        let channel = LinkChannel(parameters: link, queue: queue)
+        let channel = LinkChannel(parameters: link, network: SimulatedNetwork(queue: queue, halfEfficiencyBytes: link.halfEfficiencyBytes))
         var arrived = [UInt64](repeating: 0, count: transfers.count)
         for (index, transfer) in transfers.enumerated() {
             queue.schedule(at: transfer.start) {
@@ -57,8 +57,8 @@ struct LinkModelTests {
     @Test("The two directions of a link do not compete")
     func directions() {
         let queue = EventQueue()
-        let toDevice = LinkChannel(parameters: Self.link, queue: queue)
-        let toHost = LinkChannel(parameters: Self.link, queue: queue)
+        let toDevice = LinkChannel(parameters: Self.link, network: SimulatedNetwork(queue: queue, halfEfficiencyBytes: Self.link.halfEfficiencyBytes))
+        let toHost = LinkChannel(parameters: Self.link, network: SimulatedNetwork(queue: queue, halfEfficiencyBytes: Self.link.halfEfficiencyBytes))
         var arrived: [UInt64] = []
         toDevice.transfer(bytes: 10_000) { arrived.append($0) }
         toHost.transfer(bytes: 10_000) { arrived.append($0) }
@@ -71,7 +71,7 @@ struct LinkModelTests {
     func copyEngines() {
         let queue = EventQueue()
         let engines = CopyEngines(count: 2, bytesPerSecond: 1e12)
-        let channel = LinkChannel(parameters: Self.link, queue: queue)
+        let channel = LinkChannel(parameters: Self.link, network: SimulatedNetwork(queue: queue, halfEfficiencyBytes: Self.link.halfEfficiencyBytes))
         var log: [(engine: Int, end: UInt64)] = []
         for _ in 0..<3 {
             engines.acquire { engine in
@@ -109,5 +109,36 @@ struct LinkModelTests {
         let bytes: UInt64 = 2 << 20
         let arrival = arrivals([(0, bytes, nil)], link: .pcieGen4x16)[0]
         #expect(arrival == 1_000 + UInt64((Double(bytes + 8192) / 31.5).rounded(.up)))
+    }
+}
+
+/// The network's max-min fairness across routes of several channels, against values
+/// computed by hand (progressive filling).
+@Suite("Network model")
+struct NetworkModelTests {
+    /// Transfers of 9 000 bytes (10 000 of work with the 1 000-byte overhead) over routes of
+    /// channels with the given capacities (bytes per ns, no latency): their arrival times.
+    func arrivals(capacities: [Double], routes: [[Int]]) -> [UInt64] {
+        let queue = EventQueue()
+        let network = SimulatedNetwork(queue: queue, halfEfficiencyBytes: 1_000)
+        let channels = capacities.enumerated().map { network.addChannel(name: "c\($0.offset)", bytesPerSecond: $0.element * 1e9, latencyNanoseconds: 0) }
+        var arrived = [UInt64](repeating: 0, count: routes.count)
+        for (index, route) in routes.enumerated() {
+            network.transfer(bytes: 9_000, route: route.map { channels[$0] }) { arrived[index] = $0 }
+        }
+        queue.run()
+        return arrived
+    }
+
+    @Test("A transfer over two channels gets the narrower's share; what it leaves on the wider goes to the others there")
+    func progressiveFilling() {
+        // c1 (4/ns) is the bottleneck: T0 (c0+c1) and T1 (c1) get 2/ns; T2 (c0) gets the 8/ns
+        // T0 leaves on c0 and finishes at 1 250 ns. Then T0 and T1 share c1 alone: still 2/ns
+        // each, done at 5 000 ns.
+        #expect(arrivals(capacities: [10, 4], routes: [[0, 1], [1], [0]]) == [5_000, 5_000, 1_250])
+        // Equal channels: c0 is shared by T0 and T2, c1 by T0 and T1: 5/ns each, 2 000 ns.
+        #expect(arrivals(capacities: [10, 10], routes: [[0, 1], [1], [0]]) == [2_000, 2_000, 2_000])
+        // No shared channel: each alone at full speed.
+        #expect(arrivals(capacities: [10, 10], routes: [[0], [1]]) == [1_000, 1_000])
     }
 }

@@ -43,22 +43,24 @@ struct SimulatedTimelineTests {
 
     @Test("Direct migrations run on the source's copy engines by default, on the destination's when asked: two sources into one destination with one engine each overlap, or queue")
     func peerCopyEngines() throws {
-        let path = PeerPath(linkProtocol: .fabric, hops: [
-            TopologyLink(kind: .fabric, name: "f", endA: "a", endB: "b", bandwidthBytesPerSecond: 25_000_000_000, latencyNanoseconds: 700, lanes: 4),
-        ])
+        func path(_ from: Int) -> PeerPath {
+            PeerPath(linkProtocol: .fabric, hops: [
+                TopologyLink(kind: .fabric, name: "f\(from)", endA: "d\(from)", endB: "d3", bandwidthBytesPerSecond: 25_000_000_000, latencyNanoseconds: 700, lanes: 4),
+            ])
+        }
         func batchTime(_ engine: TimingParameters.PeerCopyEngine) -> UInt64 {
             var parameters = TimingParameters()
             parameters.copyEngines = 1
             parameters.peerCopyEngine = engine
             let timeline = SimulatedTimeline(parameters: parameters)
-            for id in UInt64(1)...3 { timeline.addDevice(id: id, name: "sim\(id)") }
-            timeline.addPeerPath(from: 1, to: 3, path: path)
-            timeline.addPeerPath(from: 2, to: 3, path: path)
+            for id in UInt64(1)...3 { timeline.addDevice(id: id, name: "sim\(id)", location: "d\(id)") }
+            timeline.addPeerPath(from: 1, to: 3, path: path(1))
+            timeline.addPeerPath(from: 2, to: 3, path: path(2))
             timeline.kernel("k", on: 3, result: KernelResult(faults: 2, bytes: 4 << 20), activity: [
                 .deviceFault(deviceID: 3, address: 0x1000_0000, access: .read, batch: 1),
-                .migration(from: .device(1), to: .device(3), bytes: Self.twoMiB, cause: .deviceFault, route: .peer(path)),
+                .migration(from: .device(1), to: .device(3), bytes: Self.twoMiB, cause: .deviceFault, route: .peer(path(1))),
                 .deviceFault(deviceID: 3, address: 0x1020_0000, access: .read, batch: 1),
-                .migration(from: .device(2), to: .device(3), bytes: Self.twoMiB, cause: .deviceFault, route: .peer(path)),
+                .migration(from: .device(2), to: .device(3), bytes: Self.twoMiB, cause: .deviceFault, route: .peer(path(2))),
             ])
             #expect(timeline.peerLinkStatistics.map(\.carried.bytes) == [Self.twoMiB, Self.twoMiB])
             let statistics = timeline.deviceStatistics
@@ -70,6 +72,68 @@ struct SimulatedTimelineTests {
         let oneCopy: UInt64 = 84_214 + 700
         #expect(batchTime(.source) == 45_000 + oneCopy, "two paths, two source engines: at once")
         #expect(batchTime(.destination) == 45_000 + 2 * oneCopy, "one destination engine: one after the other")
+    }
+
+    /// Two peers behind one PCIe switch migrate into a third at once: their paths share the
+    /// third's switch link in the downstream direction, so each gets half of it, while the
+    /// reverse direction and the sources' own links carry nothing of the other's.
+    @Test("Paths that share a hop share its bandwidth; the reverse direction is a channel of its own")
+    func sharedHop() {
+        func link(_ device: Int) -> TopologyLink {
+            TopologyLink(kind: .pcie, name: "sw-d\(device)", endA: "sw", endB: "d\(device)", bandwidthBytesPerSecond: 20_000_000_000, latencyNanoseconds: 500, lanes: 16, pcieGeneration: 4)
+        }
+        func time(sources: [UInt64]) -> (now: UInt64, hops: [HopStatistics]) {
+            let timeline = SimulatedTimeline(parameters: TimingParameters())
+            for id in UInt64(1)...3 { timeline.addDevice(id: id, name: "sim\(id)", location: "d\(id)") }
+            var activity: [SVMActivityLog.Entry] = []
+            for source in sources {
+                let path = PeerPath(linkProtocol: .pciePeerToPeer, hops: [link(Int(source)), link(3)])
+                timeline.addPeerPath(from: source, to: 3, path: path)
+                activity += [
+                    .deviceFault(deviceID: 3, address: 0x1000_0000 * source, access: .read, batch: 1),
+                    .migration(from: .device(source), to: .device(3), bytes: Self.twoMiB, cause: .deviceFault, route: .peer(path)),
+                ]
+            }
+            timeline.kernel("k", on: 3, result: KernelResult(faults: 2), activity: activity)
+            return (timeline.now, timeline.hopStatistics)
+        }
+        // One copy alone: (2 MiB + 8 KiB) at 20 bytes/ns = 105 267.2 ns, then 2 × 500 ns.
+        let alone = time(sources: [1])
+        #expect(alone.now == 45_000 + 105_268 + 1_000)
+        // Two at once: the shared hop gives each 10 bytes/ns: 210 534.4 ns.
+        let shared = time(sources: [1, 2])
+        #expect(shared.now == 45_000 + 210_535 + 1_000)
+        #expect(shared.hops.map { "\($0.link) \($0.from)→\($0.to)" } == ["sw-d1 d1→sw", "sw-d3 sw→d3", "sw-d2 d2→sw"])
+        #expect(shared.hops.map(\.carried.transfers) == [1, 2, 1])
+    }
+
+    /// Kernels on two devices that use different memory overlap in simulated time; one that
+    /// reads what the other wrote waits for it; a CPU phase waits for both.
+    @Test("Kernels on different devices overlap unless one uses memory the other writes")
+    func overlappingKernels() {
+        func run(secondReads: [AddressInterval]) -> UInt64 {
+            let timeline = SimulatedTimeline(parameters: TimingParameters())
+            timeline.addDevice(id: 1, name: "sim0")
+            timeline.addDevice(id: 2, name: "sim1")
+            var result = KernelResult()
+            result.activity.busyNanoseconds = 100_000
+            let a = AddressInterval(start: 0x1000_0000, end: 0x1020_0000)
+            timeline.kernel("first", on: 1, result: result, activity: [], reads: [], writes: [a])
+            timeline.kernel("second", on: 2, result: result, activity: [], reads: secondReads, writes: [AddressInterval(start: 0x2000_0000, end: 0x2020_0000)])
+            timeline.cpu("after", bytes: 0, activity: [])
+            return timeline.now
+        }
+        #expect(run(secondReads: []) == 100_000, "independent: side by side")
+        #expect(run(secondReads: [AddressInterval(start: 0x1010_0000, end: 0x1011_0000)]) == 200_000, "a read of the first's output waits")
+        // Without intervals a kernel depends on every earlier one (timeline tests' kernels).
+        let timeline = SimulatedTimeline(parameters: TimingParameters())
+        timeline.addDevice(id: 1, name: "sim0")
+        timeline.addDevice(id: 2, name: "sim1")
+        var result = KernelResult()
+        result.activity.busyNanoseconds = 100_000
+        timeline.kernel("first", on: 1, result: result, activity: [])
+        timeline.kernel("second", on: 2, result: result, activity: [])
+        #expect(timeline.now == 200_000)
     }
 
     @Test("Two batches run one after the other; a fault's eviction comes before its migration")

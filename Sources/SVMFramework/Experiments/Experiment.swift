@@ -52,7 +52,8 @@ public struct Experiment {
                 throw ExperimentError.device(
                     "\(device.name) has \(device.pagemap.info?.capacityBytes ?? 0) bytes of device memory, the configuration \(configuration.deviceMemoryBytes): load the plugin with the configuration's plugin options")
             }
-            timeline.addDevice(id: device.deviceID, name: device.name)
+            let location = context.topology.devices.first { $0.id == device.deviceID }?.info.location ?? ""
+            timeline.addDevice(id: device.deviceID, name: device.name, location: location)
             device.iova.setAperture(bytes: configuration.iovaApertureBytes)
         }
         let topology = context.topology
@@ -75,7 +76,7 @@ public struct Experiment {
         return ExperimentReport(
             configuration: configuration, workload: workload.summary, verification: verification,
             verified: verification.verified, skippedKernels: driver.skippedKernels, simulatedNanoseconds: timeline.now, devices: statistics,
-            links: timeline.linkStatistics, peerLinks: timeline.peerLinkStatistics,
+            links: timeline.linkStatistics, peerLinks: timeline.peerLinkStatistics, hops: timeline.hopStatistics,
             ownerGroups: topology.ownerGroups.map { group in group.map { id in devices.first { $0.deviceID == id }?.name ?? "\(id)" } },
             faultServiceLatency: timeline.faultServiceLatency,
             svm: context.statistics.snapshot, mirror: context.mirrorOpening?.rawValue, limitations: context.limitations,

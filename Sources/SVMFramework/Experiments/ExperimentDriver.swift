@@ -52,8 +52,11 @@ public final class ExperimentDriver {
             return nil
         }
         let result = try device.run(kernel)
-        timeline.kernel(name, on: device.deviceID, result: result, activity: context.activity.drain())
-        clock.advance(to: timeline.now)
+        // Timed with the kernels around it: those on other devices that use other memory
+        // overlap it (the clock plugins read moves at the next CPU phase).
+        timeline.kernel(
+            name, on: device.deviceID, result: result, activity: context.activity.drain(), reads: footprint.reads + reads.map(\.interval),
+            writes: footprint.writes)
         if let status = result.stoppedBy {
             // Refused for lost data the check above could not see (a reset during the kernel).
             if status == .ioError, isLost(AddressInterval(start: result.faultAddress, end: result.faultAddress + 1)) {

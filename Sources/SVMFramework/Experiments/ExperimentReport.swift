@@ -13,6 +13,9 @@ public struct ExperimentReport: Sendable, Hashable, Codable {
     public var links: [LinkStatistics]
     /// The peer paths between devices, per ordered pair, with what each carried.
     public var peerLinks: [PeerLinkStatistics]
+    /// The links of the topology that peer paths cross, per direction, with what all the
+    /// paths over each carried together.
+    public var hops: [HopStatistics]
     /// The devices' owner groups (by name): devices that map and migrate into each other's
     /// memory directly.
     public var ownerGroups: [[String]]

@@ -13,11 +13,11 @@ final class SimulatedDevice {
     let faultLane: TraceRecorder.Lane
     private let linkProcess: Int
 
-    init(name: String, parameters: TimingParameters, queue: EventQueue, trace: TraceRecorder?, process: Int) {
+    init(name: String, parameters: TimingParameters, queue: EventQueue, network: SimulatedNetwork, trace: TraceRecorder?, process: Int) {
         statistics = DeviceStatistics(name: name)
         engines = CopyEngines(count: parameters.copyEngines, bytesPerSecond: parameters.copyEngineBytesPerSecond)
-        toDevice = LinkChannel(parameters: parameters.link, queue: queue)
-        toHost = LinkChannel(parameters: parameters.link, queue: queue)
+        toDevice = LinkChannel(parameters: parameters.link, network: network)
+        toHost = LinkChannel(parameters: parameters.link, network: network)
         self.queue = queue
         self.trace = trace
         kernelLane = TraceRecorder.Lane(process: process, thread: 1)
@@ -87,7 +87,7 @@ final class SimulatedDevice {
             link.transfer(name, bytes: bytes, capBytesPerSecond: engines.bytesPerSecond) {
                 trace?.span(
                     name, category: "migration", lane: owner.engineLane(engine), start: start, end: queue.now,
-                    args: ["bytes": "\(bytes)", "cause": cause.rawValue, "route": link.channel.parameters.name])
+                    args: ["bytes": "\(bytes)", "cause": cause.rawValue, "route": link.routeName])
                 engines.release(engine)
                 done()
             }
