@@ -379,7 +379,7 @@ struct DeviceFaultPath {
         let pages = range.pages(for: device.deviceID)
         return try pages.withCommit {
             if pages.isMapped { device.zap(range.interval) }
-            let work = dma?.linkLocked(under: space.notifierLock)
+            let work = dma?.linkLocked()  // the read lock: asserted above
             do {
                 try device.device.bind(address: range.interval.start, size: range.interval.size, pieces: [piece], access: access)
             } catch {

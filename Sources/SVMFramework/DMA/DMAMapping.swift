@@ -7,7 +7,7 @@ import SVMPluginKit
 /// 1. ``prepare(size:runs:in:)`` — with no lock held: allocate an IOVA block for the whole
 ///    binding (`dma_iova_try_alloc`, which may sleep); if that fails, the binding maps page
 ///    by page.
-/// 2. ``linkLocked(under:)`` — under the notifier lock held for reading, after the sequence
+/// 2. ``linkLocked()`` — under the notifier lock held for reading, after the sequence
 ///    check: link each contiguous run at its offset (`dma_iova_link`; holes are left
 ///    unlinked), then one IOTLB sync for all of them (`dma_iova_sync`). Page by page: one map
 ///    per page, each with its own IOTLB work.
@@ -44,10 +44,10 @@ struct DMAMapping: Sendable {
     }
 
     /// Step 2: links every run and syncs once (or maps every page). The caller holds the
-    /// notifier lock for reading and has checked the sequence. Returns the binding's whole
-    /// work, allocation included, for the activity log.
-    func linkLocked(under lock: NotifierLock) -> DMAWork {
-        lock.assertHeld(.read)
+    /// notifier lock for reading (and asserts it: this layer is below the notifier's) and
+    /// has checked the sequence. Returns the binding's whole work, allocation included, for
+    /// the activity log.
+    func linkLocked() -> DMAWork {
         var work = DMAWork()
         if allocation != nil {
             work.links = runs.count
