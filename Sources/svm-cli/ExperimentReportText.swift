@@ -121,8 +121,9 @@ struct ExperimentReportText {
             let carried = peer.carried
             lines.append("Peer \(peer.from)→\(peer.to) \(peer.linkProtocol.rawValue) over \(peer.route): \(ByteCount.format(carried.bytes)) in \(carried.transfers) transfer(s), busy \(Self.time(carried.busyNanoseconds)) (\(Self.percent(carried.busyNanoseconds, of: report.simulatedNanoseconds)) of the run)")
         }
-        // The links under the paths: where paths over one link slowed each other down.
-        for hop in report.hops where hop.carried.transfers > 0 {
+        // The links under the routes, with several devices: where routes over one link
+        // slowed each other down (with one device they repeat its host link).
+        for hop in report.hops where hop.carried.transfers > 0 && report.devices.count > 1 {
             let carried = hop.carried
             lines.append("Hop  \(hop.link) \(hop.from)→\(hop.to): \(ByteCount.format(carried.bytes)) in \(carried.transfers) transfer(s), busy \(Self.time(carried.busyNanoseconds)) (\(Self.percent(carried.busyNanoseconds, of: report.simulatedNanoseconds)) of the run)")
         }

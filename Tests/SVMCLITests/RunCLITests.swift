@@ -13,7 +13,7 @@ struct RunCLITests {
         for expected in [
             "Experiment   stream: STREAM triad", "Topology     sim0 with 256 MiB of device memory, PCIe Gen4 x16",
             "Result       verified: all 8388608 values right", "Simulated time  ", "Device sim0", "device faults",
-            "fault service    p50", "migrations       to device 48 (96 MiB)", "Link PCIe Gen4 x16, host↔sim0", "Wall clock",
+            "fault service    p50", "migrations       to device 48 (96 MiB)", "Link PCIe Gen4 x16 via switch0-sim:0 + root-switch0, host↔sim0", "Wall clock",
             "Data path    192 MiB moved without copying (UFFDIO_MOVE), 0 B copied through staging memory",
             "Mirror       CPU faults through ",
         ] {

@@ -12,7 +12,7 @@ struct LinkModelTests {
     /// Starts transfers of `sizes[i]` bytes at `starts[i]` (ns) and returns when each arrived.
     func arrivals(_ transfers: [(start: UInt64, bytes: UInt64, cap: Double?)], link: LinkParameters = link) -> [UInt64] {
         let queue = EventQueue()
-        let channel = LinkChannel(parameters: link, network: SimulatedNetwork(queue: queue, halfEfficiencyBytes: link.halfEfficiencyBytes))
+        let channel = SimulatedRoute(link, network: SimulatedNetwork(queue: queue, halfEfficiencyBytes: link.halfEfficiencyBytes), queue: queue)
         var arrived = [UInt64](repeating: 0, count: transfers.count)
         for (index, transfer) in transfers.enumerated() {
             queue.schedule(at: transfer.start) {
@@ -57,21 +57,21 @@ struct LinkModelTests {
     @Test("The two directions of a link do not compete")
     func directions() {
         let queue = EventQueue()
-        let toDevice = LinkChannel(parameters: Self.link, network: SimulatedNetwork(queue: queue, halfEfficiencyBytes: Self.link.halfEfficiencyBytes))
-        let toHost = LinkChannel(parameters: Self.link, network: SimulatedNetwork(queue: queue, halfEfficiencyBytes: Self.link.halfEfficiencyBytes))
+        let toDevice = SimulatedRoute(Self.link, network: SimulatedNetwork(queue: queue, halfEfficiencyBytes: Self.link.halfEfficiencyBytes), queue: queue)
+        let toHost = SimulatedRoute(Self.link, network: SimulatedNetwork(queue: queue, halfEfficiencyBytes: Self.link.halfEfficiencyBytes), queue: queue)
         var arrived: [UInt64] = []
         toDevice.transfer(bytes: 10_000) { arrived.append($0) }
         toHost.transfer(bytes: 10_000) { arrived.append($0) }
         queue.run()
         #expect(arrived == [2_100, 2_100])
-        #expect(toDevice.bytesMoved == 10_000 && toDevice.transfersDone == 1 && toDevice.busyNanoseconds == 1_100)
+        #expect(toDevice.carried.bytes == 10_000 && toDevice.carried.transfers == 1 && toDevice.carried.busyNanoseconds == 1_100)
     }
 
     @Test("Copy engines: a third migration waits for one of two engines")
     func copyEngines() {
         let queue = EventQueue()
         let engines = CopyEngines(count: 2, bytesPerSecond: 1e12)
-        let channel = LinkChannel(parameters: Self.link, network: SimulatedNetwork(queue: queue, halfEfficiencyBytes: Self.link.halfEfficiencyBytes))
+        let channel = SimulatedRoute(Self.link, network: SimulatedNetwork(queue: queue, halfEfficiencyBytes: Self.link.halfEfficiencyBytes), queue: queue)
         var log: [(engine: Int, end: UInt64)] = []
         for _ in 0..<3 {
             engines.acquire { engine in

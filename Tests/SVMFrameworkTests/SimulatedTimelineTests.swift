@@ -107,6 +107,55 @@ struct SimulatedTimelineTests {
         #expect(shared.hops.map(\.carried.transfers) == [1, 2, 1])
     }
 
+    /// Host traffic crosses the topology's PCIe links up to the root complex: two devices
+    /// under one switch migrating from system memory at once share the switch's uplink, and
+    /// a migration from the host and one from a peer into the same device share its link.
+    @Test("Host routes through the topology share the switch uplink, and a device's link with peer traffic")
+    func hostRoutes() {
+        func link(_ name: String, _ a: String, _ b: String) -> TopologyLink {
+            TopologyLink(kind: .pcie, name: name, endA: a, endB: b, bandwidthBytesPerSecond: 20_000_000_000, latencyNanoseconds: 500, lanes: 16, pcieGeneration: 4)
+        }
+        let uplink = link("root-sw", "root", "sw")
+        func route(_ device: UInt64) -> [TopologyLink] { [link("sw-d\(device)", "sw", "d\(device)"), uplink] }
+        let peer = PeerPath(linkProtocol: .pciePeerToPeer, hops: [link("sw-d1", "sw", "d1"), link("sw-d2", "sw", "d2")])
+        /// Kernels on disjoint memory, each with one 2 MiB migration into its device.
+        func time(_ migrations: [(device: UInt64, from: SVMActivityLog.Location)]) -> (now: UInt64, links: [LinkStatistics]) {
+            let timeline = SimulatedTimeline(parameters: TimingParameters())
+            for id in UInt64(1)...2 { timeline.addDevice(id: id, name: "sim\(id)", location: "d\(id)", hostRoute: route(id)) }
+            timeline.addPeerPath(from: 1, to: 2, path: peer)
+            for (index, migration) in migrations.enumerated() {
+                let memory = AddressInterval(start: 0x1000_0000 * UInt64(index + 1), end: 0x1000_0000 * UInt64(index + 1) + Self.twoMiB)
+                let route: SVMActivityLog.Route = migration.from == .system ? .throughSystem : .peer(peer)
+                timeline.kernel("k\(index)", on: migration.device, result: KernelResult(faults: 1), activity: [
+                    .deviceFault(deviceID: migration.device, address: memory.start, access: .read, batch: 1),
+                    .migration(from: migration.from, to: .device(migration.device), bytes: Self.twoMiB, cause: .deviceFault, route: route),
+                ], reads: [memory], writes: [])
+            }
+            return (timeline.now, timeline.linkStatistics)
+        }
+        // Alone: (2 MiB + 8 KiB) at 20 bytes/ns = 105 267.2 ns, then two hops of 500 ns.
+        let alone = time([(1, .system)])
+        #expect(alone.now == 45_000 + 105_268 + 1_000)
+        #expect(alone.links[0].name == "PCIe Gen4 x16 via sw-d1 + root-sw" && alone.links[0].hostToDevice.bytes == Self.twoMiB)
+        // Two devices at once: the uplink gives each 10 bytes/ns.
+        #expect(time([(1, .system), (2, .system)]).now == 45_000 + 210_535 + 1_000)
+        #expect(time([(2, .system), (1, .system)]).now == 45_000 + 210_535 + 1_000)
+        // One batch of device 2 migrating from the host and from device 1 at once: they
+        // share sw→d2 (the host's crosses root→sw too, the peer's d1→sw).
+        let timeline = SimulatedTimeline(parameters: TimingParameters())
+        for id in UInt64(1)...2 { timeline.addDevice(id: id, name: "sim\(id)", location: "d\(id)", hostRoute: route(id)) }
+        timeline.addPeerPath(from: 1, to: 2, path: peer)
+        timeline.kernel("k", on: 2, result: KernelResult(faults: 2), activity: [
+            .deviceFault(deviceID: 2, address: 0x1000_0000, access: .read, batch: 1),
+            .migration(from: .system, to: .device(2), bytes: Self.twoMiB, cause: .deviceFault),
+            .deviceFault(deviceID: 2, address: 0x2000_0000, access: .read, batch: 1),
+            .migration(from: .device(1), to: .device(2), bytes: Self.twoMiB, cause: .deviceFault, route: .peer(peer)),
+        ])
+        #expect(timeline.now == 45_000 + 210_535 + 1_000)
+        let hops = timeline.hopStatistics.filter { $0.carried.transfers > 0 }.map { "\($0.link) \($0.from)→\($0.to) \($0.carried.transfers)" }
+        #expect(hops == ["sw-d1 d1→sw 1", "root-sw root→sw 1", "sw-d2 sw→d2 2"], "\(hops)")
+    }
+
     /// Kernels on two devices that use different memory overlap in simulated time; one that
     /// reads what the other wrote waits for it; a CPU phase waits for both.
     @Test("Kernels on different devices overlap unless one uses memory the other writes")

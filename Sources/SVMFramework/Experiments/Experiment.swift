@@ -52,8 +52,9 @@ public struct Experiment {
                 throw ExperimentError.device(
                     "\(device.name) has \(device.pagemap.info?.capacityBytes ?? 0) bytes of device memory, the configuration \(configuration.deviceMemoryBytes): load the plugin with the configuration's plugin options")
             }
-            let location = context.topology.devices.first { $0.id == device.deviceID }?.info.location ?? ""
-            timeline.addDevice(id: device.deviceID, name: device.name, location: location)
+            let topology = context.topology
+            let location = topology.devices.first { $0.id == device.deviceID }?.info.location ?? ""
+            timeline.addDevice(id: device.deviceID, name: device.name, location: location, hostRoute: topology.hostRoute(of: device.deviceID) ?? [])
             device.iova.setAperture(bytes: configuration.iovaApertureBytes)
         }
         let topology = context.topology

@@ -54,7 +54,10 @@ public struct ExperimentConfiguration: Sendable, Hashable, Codable {
         var options = deviceOptions
         options["memory"] = "\(deviceMemoryBytes >> 20)M"
         if devices > 1 { options["devices"] = "\(devices)" }
-        return [devicePlugin: options, "P2PFabric": ["topology": interconnect.rawValue, "devices": "\(max(devices, 2))"]]
+        // The machine's PCIe links are those of the host link, which its devices' host
+        // traffic crosses (see SimulatedTimeline.addDevice).
+        let generation = timing.link == .pcieGen5x16 ? "5" : "4"
+        return [devicePlugin: options, "P2PFabric": ["topology": interconnect.rawValue, "devices": "\(max(devices, 2))", "pcie-generation": generation]]
     }
 
     /// The workload this configuration names.

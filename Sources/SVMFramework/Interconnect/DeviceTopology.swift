@@ -20,6 +20,9 @@ public struct DeviceTopology: Sendable {
     public private(set) var devices: [Device] = []
     /// The path from the first device to the second's memory; a missing pair has none.
     private var paths: [Pair: Answer] = [:]
+    /// Each device's PCIe links up to the root complex, in the topology of the first
+    /// interconnect that has its location.
+    private var hostRoutes: [UInt64: [TopologyLink]] = [:]
 
     private struct Pair: Hashable {
         let from: UInt64
@@ -57,13 +60,40 @@ public struct DeviceTopology: Sendable {
                 }
             }
         }
+        for (name, interconnect) in interconnects where !device.info.location.isEmpty && hostRoutes[device.id] == nil {
+            do {
+                let route = Self.routeToRoot(from: device.info.location, over: try interconnect.links())
+                if !route.isEmpty { hostRoutes[device.id] = route }
+            } catch {
+                failures.append("\(name): links: \(error)")
+            }
+        }
         devices.append(device)
         return failures
     }
 
+    /// The PCIe links from `location` up to the root of its tree, nearest first: a PCIe
+    /// link's `endA` is the end nearer the root complex, so each step follows the link whose
+    /// `endB` is where it stands, until none is (the root). Empty when the location has no
+    /// PCIe link; cut at 16 steps should a plugin describe a cycle.
+    static func routeToRoot(from location: String, over links: [TopologyLink]) -> [TopologyLink] {
+        var route: [TopologyLink] = []
+        var node = location
+        while route.count < 16, let link = links.first(where: { $0.kind == .pcie && $0.endB == node }) {
+            route.append(link)
+            node = link.endA
+        }
+        return route
+    }
+
+    /// The PCIe links from device `deviceID` up to the root complex, which its host traffic
+    /// crosses; `nil` when no interconnect places it.
+    public func hostRoute(of deviceID: UInt64) -> [TopologyLink]? { hostRoutes[deviceID] }
+
     /// Forgets `deviceID` and its paths.
     public mutating func remove(_ deviceID: UInt64) {
         devices.removeAll { $0.id == deviceID }
+        hostRoutes[deviceID] = nil
         paths = paths.filter { $0.key.from != deviceID && $0.key.to != deviceID }
     }
 

@@ -1,23 +1,26 @@
 import SVMPluginKit
 
-/// One device of a ``SimulatedTimeline``: its copy engines, its link to the host (a
-/// channel per direction) and its statistics.
+/// One device of a ``SimulatedTimeline``: its copy engines, its link to the host (a route
+/// per direction: a channel of its own, or the topology's links up to the root complex)
+/// and its statistics.
 final class SimulatedDevice {
     var statistics: DeviceStatistics
     let engines: CopyEngines
-    let toDevice: LinkChannel
-    let toHost: LinkChannel
+    let toDevice: SimulatedRoute
+    let toHost: SimulatedRoute
     private let queue: EventQueue
     private let trace: TraceRecorder?
     let kernelLane: TraceRecorder.Lane
     let faultLane: TraceRecorder.Lane
     private let linkProcess: Int
 
-    init(name: String, parameters: TimingParameters, queue: EventQueue, network: SimulatedNetwork, trace: TraceRecorder?, process: Int) {
+    init(
+        name: String, parameters: TimingParameters, queue: EventQueue, routes: (toDevice: SimulatedRoute, toHost: SimulatedRoute),
+        trace: TraceRecorder?, process: Int
+    ) {
         statistics = DeviceStatistics(name: name)
         engines = CopyEngines(count: parameters.copyEngines, bytesPerSecond: parameters.copyEngineBytesPerSecond)
-        toDevice = LinkChannel(parameters: parameters.link, network: network)
-        toHost = LinkChannel(parameters: parameters.link, network: network)
+        (toDevice, toHost) = routes
         self.queue = queue
         self.trace = trace
         kernelLane = TraceRecorder.Lane(process: process, thread: 1)
@@ -32,7 +35,7 @@ final class SimulatedDevice {
         trace?.name(remoteLane(toDevice: false), process: linkName, thread: "remote writes (device→host)")
     }
 
-    private var linkName: String { "\(toDevice.parameters.name): host↔\(statistics.name)" }
+    private var linkName: String { "\(toDevice.name): host↔\(statistics.name)" }
     private func engineLane(_ engine: Int) -> TraceRecorder.Lane { .init(process: linkProcess, thread: 1 + engine) }
     private func remoteLane(toDevice: Bool) -> TraceRecorder.Lane { .init(process: linkProcess, thread: toDevice ? 100 : 101) }
 
@@ -59,7 +62,7 @@ final class SimulatedDevice {
         let channel = direction == .toDevice ? toDevice : toHost
         engines.acquire { [queue, engines, trace] engine in
             let start = queue.now
-            channel.transfer(bytes: bytes, capBytesPerSecond: engines.bytesPerSecond) { end in
+            channel.transfer(bytes: bytes, capBytesPerSecond: engines.bytesPerSecond, span: direction == .toDevice ? "migrate to \(self.statistics.name)" : "migrate from \(self.statistics.name)") { end in
                 trace?.span(
                     direction == .toDevice ? "migrate to device" : "migrate to system", category: "migration",
                     lane: self.engineLane(engine), start: start, end: end,
@@ -97,7 +100,7 @@ final class SimulatedDevice {
     /// A kernel's remote accesses in one direction, as one stream over the link.
     func remote(bytes: UInt64, toDevice: Bool, done: @escaping () -> Void) {
         let start = queue.now
-        (toDevice ? self.toDevice : toHost).transfer(bytes: bytes) { [trace] end in
+        (toDevice ? self.toDevice : toHost).transfer(bytes: bytes, span: "remote \(toDevice ? "reads" : "writes") of \(statistics.name)") { [trace] end in
             trace?.span(
                 toDevice ? "remote reads" : "remote writes", category: "remote", lane: self.remoteLane(toDevice: toDevice),
                 start: start, end: end, args: ["bytes": "\(bytes)"])
@@ -106,11 +109,6 @@ final class SimulatedDevice {
     }
 
     var linkStatistics: LinkStatistics {
-        func direction(_ channel: LinkChannel) -> LinkStatistics.Direction {
-            LinkStatistics.Direction(bytes: channel.bytesMoved, transfers: channel.transfersDone, busyNanoseconds: channel.busyNanoseconds)
-        }
-        return LinkStatistics(
-            name: toDevice.parameters.name, endpoints: "host↔\(statistics.name)",
-            hostToDevice: direction(toDevice), deviceToHost: direction(toHost))
+        LinkStatistics(name: toHost.name, endpoints: "host↔\(statistics.name)", hostToDevice: toDevice.carried, deviceToHost: toHost.carried)
     }
 }

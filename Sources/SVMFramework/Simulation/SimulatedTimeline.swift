@@ -100,13 +100,55 @@ public final class SimulatedTimeline {
     }
 
     /// Adds a device and its link to the host; `location` is its place in the topology
-    /// (what peer paths' hops name it), if it has one.
-    public func addDevice(id: UInt64, name: String, location: String = "") {
+    /// (what peer paths' hops name it), if it has one. `hostRoute`: the topology's links
+    /// from the device up to the root complex (see ``DeviceTopology/hostRoute(of:)``), which
+    /// its host traffic crosses, shared with every other route over them; empty: a link of
+    /// its own, ``TimingParameters/link``.
+    public func addDevice(id: UInt64, name: String, location: String = "", hostRoute: [TopologyLink] = []) {
         let process = 2 + 2 * devices.count
-        devices[id] = SimulatedDevice(
-            name: name, parameters: parameters, queue: queue, network: network, trace: trace, process: process)
+        let routes: (toDevice: SimulatedRoute, toHost: SimulatedRoute)
+        if hostRoute.isEmpty {
+            routes = (SimulatedRoute(parameters.link, network: network, queue: queue), SimulatedRoute(parameters.link, network: network, queue: queue))
+        } else {
+            let up = crossing(hostRoute, from: location)
+            let down = crossing(hostRoute.reversed(), from: up.end)
+            // Named by what the links are when they are all alike (PCIe of one generation
+            // and width, as P2PFabric's), then by the links crossed.
+            let links = hostRoute.map { "\($0.kind == .pcie ? "PCIe Gen\($0.pcieGeneration) x\($0.lanes)" : $0.kind.rawValue)" }
+            let kind = Set(links).count == 1 ? "\(links[0]) via " : ""
+            routes = (route(down.hops, named: kind + down.hops.map(\.link.name).joined(separator: " + ")),
+                      route(up.hops, named: kind + up.hops.map(\.link.name).joined(separator: " + ")))
+        }
+        devices[id] = SimulatedDevice(name: name, parameters: parameters, queue: queue, routes: routes, trace: trace, process: process)
         deviceOrder.append(id)
         locations[id] = location
+    }
+
+    /// A route over `hops` (channels and lanes, in order), named by its links unless `name`.
+    private func route(
+        _ hops: [(channel: SimulatedNetwork.Channel, lane: TraceRecorder.Lane, link: TopologyLink)], named name: String? = nil
+    ) -> SimulatedRoute {
+        SimulatedRoute(
+            name: name ?? hops.map(\.link.name).joined(separator: " + "), channels: hops.map(\.channel), lanes: hops.map(\.lane),
+            network: network, queue: queue, trace: trace)
+    }
+
+    /// The channels of `links` crossed in order from node `start`, and the node reached.
+    private func crossing(_ links: some Sequence<TopologyLink>, from start: String)
+        -> (hops: [(channel: SimulatedNetwork.Channel, lane: TraceRecorder.Lane, link: TopologyLink)], end: String)
+    {
+        var node = start
+        var hops: [(channel: SimulatedNetwork.Channel, lane: TraceRecorder.Lane, link: TopologyLink)] = []
+        for link in links {
+            // The direction it is crossed in: away from the node reached so far (a hop
+            // joining neither end is taken as crossed A to B).
+            let forward = link.endA == node || link.endB != node
+            let from = forward ? link.endA : link.endB
+            node = forward ? link.endB : link.endA
+            let (channel, lane) = hop(link, from: from, to: node)
+            hops.append((channel, lane, link))
+        }
+        return (hops, node)
     }
 
     /// Adds the peer path from device `from` to device `to`'s memory, which direct
@@ -114,16 +156,8 @@ public final class SimulatedTimeline {
     /// Paths that cross the same link in the same direction share its channel.
     public func addPeerPath(from: UInt64, to: UInt64, path: PeerPath) {
         precondition(devices[from] != nil && devices[to] != nil, "a peer path between unknown devices")
-        var node = locations[from] ?? ""
-        var route: [(channel: SimulatedNetwork.Channel, lane: TraceRecorder.Lane)] = []
-        for link in path.hops {
-            // The direction it is crossed in: away from the node reached so far (the first
-            // hop from the source; a hop joining neither end is taken as crossed A to B).
-            let forward = link.endA == node || link.endB != node
-            node = forward ? link.endB : link.endA
-            route.append(hop(link, from: forward ? link.endA : link.endB, to: node))
-        }
-        peerLinks.append(SimulatedPeerLink(from: from, to: to, path: path, hops: route, network: network, queue: queue, trace: trace))
+        let hops = crossing(path.hops, from: locations[from] ?? "").hops
+        peerLinks.append(SimulatedPeerLink(from: from, to: to, path: path, route: route(hops)))
     }
 
     /// The channel of `link` in the direction `from` → `to`, made on first use.
@@ -315,8 +349,8 @@ public final class SimulatedTimeline {
         let names = devices.mapValues(\.statistics.name)
         return peerLinks.map { $0.statistics(names: names) }
     }
-    /// Every link direction peer paths cross, all the paths over it together, in the order
-    /// first used.
+    /// Every link direction of the topology that routes cross (peer paths, host links
+    /// through the topology), all of them together, in the order first used.
     public var hopStatistics: [HopStatistics] {
         synchronize()
         return hops.map { hop in
