@@ -77,6 +77,26 @@ import Testing
 
     /// system → A → B → system for every ordered pair, the data checked after each step: one
     /// direct move from A to B with a peer path, through system memory without one.
+    /// Each device's host traffic crosses its PCIe links up to the root complex: through the
+    /// switch and its uplink (which the devices share), or its own root port.
+    @Test("A device's host route: its PCIe links up to the root complex", arguments: Shape.allCases)
+    func hostRoutes(shape: Shape) throws {
+        let f = try SimDeviceFixture(devices: 2, memory: "8M", interconnect: ["topology": shape.rawValue])
+        defer { f.shutdown() }
+        let topology = f.context.topology
+        for (index, device) in f.devices.enumerated() {
+            let names = topology.hostRoute(of: device.deviceID)?.map(\.name)
+            #expect(names == (shape == .none ? ["root-sim:\(index)"] : ["switch0-sim:\(index)", "root-switch0"]), "\(shape)")
+        }
+        // A cycle in a plugin's links cannot hang the walk up.
+        let loop = [
+            TopologyLink(kind: .pcie, name: "a", endA: "x", endB: "y", bandwidthBytesPerSecond: 1, latencyNanoseconds: 1, lanes: 1, pcieGeneration: 4),
+            TopologyLink(kind: .pcie, name: "b", endA: "y", endB: "x", bandwidthBytesPerSecond: 1, latencyNanoseconds: 1, lanes: 1, pcieGeneration: 4),
+        ]
+        #expect(DeviceTopology.routeToRoot(from: "x", over: loop).count == 16)
+        #expect(DeviceTopology.routeToRoot(from: "nowhere", over: loop).isEmpty)
+    }
+
     @Test(arguments: [2, 4], Shape.allCases)
     func migrationsBetweenEveryPair(devices count: Int, shape: Shape) throws {
         for path in [MigrationPath.zeroCopy, .copy] {

@@ -189,10 +189,10 @@ struct DeviceFaultPath {
             return nil
         case .bindDevice(let allocation):
             target = .device(allocation)
-        case .bindPeer(let allocation, let path):
+        case .bindPeer(let allocation, _):
             do {
                 guard try commit(range, notifier: found.notifier, target: .device(allocation), writable: found.mapping.writable,
-                                 device: device, protection: protection, peer: path)
+                                 device: device, protection: protection)
                 else { return nil }
                 statistics.peerMappings.count()
                 activity.record(.peerMapping(deviceID: device.deviceID, owner: allocation.deviceID, bytes: allocation.size))
@@ -308,22 +308,21 @@ struct DeviceFaultPath {
     /// Binds the range on the device if the data is still at `target` and no invalidation
     /// came since the sequence number was read (the page-table commit of `drm_gpusvm`).
     /// `protection`: the generation of ``ProtectionChanges`` read before the lookup.
-    /// `peer`: the path over which `device` reaches the peer's memory that `target` names.
     private func commit(
-        _ range: SVMRange, notifier: Notifier, target: Residency, writable: Bool, device: SVMDevice, protection: UInt64,
-        peer: PeerPath? = nil
+        _ range: SVMRange, notifier: Notifier, target: Residency, writable: Bool, device: SVMDevice, protection: UInt64
     ) throws -> Bool {
         let sequence = notifier.sequence.readBegin()
         // A migration away after this check bumps the sequence: the commit below fails.
         guard range.residency.current == target else { return false }
         var access: BindAccess = writable ? [.writable] : []
         let piece: BindPiece
-        if case .device(let allocation) = target, let peer {
+        if case .device(let allocation) = target {
+            // The owner's pagemap hands out the address this device uses (`device_map`).
+            guard let address = allocation.pagemap.deviceMap(allocation, for: device.pagemap) else { throw PluginErrno.noLink }
+            let isPeer = address.linkProtocol != .localVRAM
+            piece = BindPiece(address: address.address, linkProtocol: address.linkProtocol, order: address.order, owner: isPeer ? allocation.deviceID : 0)
             // No atomics across a link: an atomic access faults and migrates.
-            piece = Self.piece(at: allocation.offset, size: allocation.size, protocol: peer.linkProtocol, owner: allocation.deviceID)
-        } else if case .device(let allocation) = target {
-            piece = Self.piece(at: allocation.offset, size: allocation.size, protocol: .localVRAM)
-            access.insert(.atomic)
+            if !isPeer { access.insert(.atomic) }
         } else {
             piece = Self.piece(at: range.interval.start, size: range.interval.size, protocol: .system)
         }

@@ -68,6 +68,21 @@ public final class SVMPagemap: Sendable {
     /// Sets or clears (`nil`) the path to device `deviceID`'s memory.
     func setPeerPath(_ path: PeerPath?, to deviceID: UInt64) { peers.withLock { $0[deviceID] = path } }
 
+    /// The address device `importer` uses for `allocation`, a block of this memory, tagged
+    /// with its protocol (the kernel's `device_map`): this device's own memory as local
+    /// device memory; a peer's over `path`, PCIe peer-to-peer (through this device's BAR,
+    /// which the importer's IOMMU maps: see `DMAMapping`) or fabric. The address is the
+    /// block's offset in this memory either way, as the ABI's bind pieces name it (a plugin
+    /// resolves a peer's offset through the piece's owner). `nil`: the importer is another
+    /// device without a path here.
+    func deviceMap(_ allocation: DeviceAllocation, for importer: SVMPagemap) -> PagemapAddress? {
+        precondition(allocation.pagemap === self, "a block of another pagemap")
+        let order = UInt8((allocation.size / 4096).trailingZeroBitCount)
+        if importer === self { return PagemapAddress(address: allocation.offset, linkProtocol: .localVRAM, order: order) }
+        guard let path = importer.peerPath(to: deviceID) else { return nil }
+        return PagemapAddress(address: allocation.offset, linkProtocol: path.linkProtocol, order: order)
+    }
+
     /// Set from ``SVMContext/handleDeviceResetBegin(hostDevice:)`` until the reset is handled:
     /// the memory is being wiped, so no device may map it and faults on it are refused.
     let resetting = Atomic<Bool>(false)
