@@ -97,6 +97,41 @@ import Testing
         #expect(DeviceTopology.routeToRoot(from: "nowhere", over: loop).isEmpty)
     }
 
+    /// Devices of different plugins are not an owner group unless an interconnect gives them
+    /// a path: the C example plugin's device has no location P2PFabric knows, so a range
+    /// travels between it and a SimDevice through system memory, data intact, even with
+    /// policy `peer` (no path, no in-place mapping).
+    @Test("Devices of different plugins without a path: separate owner groups, migration through system memory", arguments: [MigrationPolicy.migrateOnDeviceFault, .accessPeerInPlace])
+    func peersAcrossPlugins(policy: MigrationPolicy) throws {
+        let folder = try TemporaryDirectory()
+        try CPluginCompiler.compile(defines: ["EXAMPLE_DEVICE_MEMORY"], output: folder.file("libexample.so"))
+        let host = makeHost(paths: [folder.file("libexample.so")], options: ["ExampleC": ["memory-mib": "16"], "SimDevice": ["memory": "8M"]])
+        let context = SVMContext(policy: policy, host: host)
+        let sim = try context.openDevice(plugin: "SimDevice")
+        let c = try context.openDevice(plugin: "ExampleC")
+        defer {
+            context.close(c)
+            context.close(sim)
+            context.shutdown()
+        }
+        let topology = context.topology
+        #expect(topology.ownerGroups == [[sim.deviceID], [c.deviceID]])
+        #expect(topology.path(from: sim.deviceID, to: c.deviceID) == nil && topology.path(from: c.deviceID, to: sim.deviceID) == nil)
+        let buffer = MappedBuffer(size: Self.chunk)
+        buffer.fill(seed: 31)
+        var bytes = [UInt8](repeating: 0, count: 64)
+        let read = try bytes.withUnsafeMutableBytes { host in
+            try sim.run(.read(source: buffer.address, size: 64, hostBuffer: UInt64(UInt(bitPattern: host.baseAddress!))))
+        }
+        #expect(read.stoppedBy == nil && context.space.range(containing: buffer.address)?.residency.current.location == .device(sim.pagemap))
+        // The C device's fault (the host services it) takes the range from SimDevice's memory.
+        try context.handleDeviceFault(hostDevice: c.deviceID, address: buffer.address, access: .write)
+        #expect(context.space.range(containing: buffer.address)?.residency.current.location == .device(c.pagemap))
+        let statistics = context.statistics.snapshot
+        #expect(statistics["migrationsBetweenDevices"] == 1 && statistics["peerMigrations"] == 0 && statistics["peerMappings"] == 0)
+        #expect(buffer.mismatches(seed: 31) == 0, "the data came back intact through system memory")
+    }
+
     @Test(arguments: [2, 4], Shape.allCases)
     func migrationsBetweenEveryPair(devices count: Int, shape: Shape) throws {
         for path in [MigrationPath.zeroCopy, .copy] {
