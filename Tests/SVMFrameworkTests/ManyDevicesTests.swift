@@ -174,21 +174,56 @@ import Testing
         }
     }
 
-    @Test("Atomic increments from two devices in turn: exact values, the data travelling directly between them", arguments: Shape.allCases)
-    func atomicsFromBothDevicesInTurn(shape: Shape) throws {
-        let f = try SimDeviceFixture(devices: 2, memory: "8M", interconnect: ["topology": shape.rawValue])
+    @Test("Atomic increments from both devices of every ordered pair in turn: exact values, the data travelling directly between them", arguments: [2, 4], Shape.allCases)
+    func atomicsFromBothDevicesInTurn(devices count: Int, shape: Shape) throws {
+        let f = try SimDeviceFixture(devices: count, memory: "8M", interconnect: ["topology": shape.rawValue])
         defer { f.shutdown() }
         let buffer = MappedBuffer(size: Self.chunk)
         memset(buffer.base, 0, Self.chunk)
-        let rounds = 20
-        for round in 0..<rounds {
-            let device = f.devices[round % 2]
-            try f.run(.increment(destination: buffer.address, size: UInt64(Self.chunk), addend: 3), on: device)
+        let rounds = 4
+        var kernels = 0
+        for a in f.devices {
+            for b in f.devices where a !== b {
+                for round in 0..<rounds {
+                    try f.run(.increment(destination: buffer.address, size: UInt64(Self.chunk), addend: 3), on: round % 2 == 0 ? a : b)
+                    kernels += 1
+                }
+                // Exact after every pair (the CPU's read brings the range home).
+                let values = buffer.base.assumingMemoryBound(to: UInt32.self)
+                let wrong = (0..<Self.chunk / 4).filter { values[$0] != UInt32(3 * kernels) }
+                #expect(wrong.isEmpty, "\(a.name)/\(b.name): \(wrong.count) wrong values, the first \(wrong.first.map { values[$0] } ?? 0)")
+            }
         }
-        let values = buffer.base.assumingMemoryBound(to: UInt32.self)
-        let wrong = (0..<Self.chunk / 4).filter { values[$0] != UInt32(3 * rounds) }
-        #expect(wrong.isEmpty, "\(wrong.count) wrong values, the first \(wrong.first.map { values[$0] } ?? 0)")
-        #expect(f.count("peerMigrations") == (shape.hasPeers ? rounds - 1 : 0))
+        let pairs = count * (count - 1)
+        #expect(f.count("peerMigrations") == (shape.hasPeers ? pairs * (rounds - 1) : 0))
+    }
+
+    /// Policy `peer` for every ordered pair: the second device reads the first's memory in
+    /// place (no migration), writes into it, and the first device and the CPU see the write.
+    @Test("Every ordered pair with policy peer: access in place, coherent for both devices and the CPU", arguments: [2, 4], [Shape.fabric, .pcie])
+    func peerAccessEveryPair(devices count: Int, shape: Shape) throws {
+        let f = try SimDeviceFixture(devices: count, memory: "8M", policy: .accessPeerInPlace, interconnect: ["topology": shape.rawValue])
+        defer { f.shutdown() }
+        let buffer = MappedBuffer(size: Self.chunk)
+        var seed: UInt8 = 50
+        for a in f.devices {
+            for b in f.devices where a !== b {
+                seed &+= 1
+                buffer.fill(seed: seed)
+                let pair = "\(a.name) → \(b.name)"
+                _ = try f.deviceRead(buffer.address, 64, on: a)
+                let (bytes, read) = try f.deviceRead(buffer.address, 4096, on: b)
+                #expect(read.stoppedBy == nil && read.faults > 0 && read.activity.peerBytesRead == 4096, "\(pair): a fault on the peer, then in place")
+                #expect(MappedBuffer.holdsPattern(bytes, seed: seed) && f.device(holding: buffer.address) === a, "\(pair)")
+                let written = [UInt8](repeating: seed, count: 64)
+                let write = try f.deviceWrite(buffer.address + 4096, written, on: b)
+                #expect(write.stoppedBy == nil && write.activity.peerBytesWritten == 64, "\(pair)")
+                let (seen, _) = try f.deviceRead(buffer.address + 4096, 64, on: a)
+                #expect(seen == written, "\(pair): the owner sees the peer's write")
+                #expect(buffer.bytes(at: 4096, count: 64) == written, "\(pair): the CPU sees it")
+            }
+        }
+        #expect(f.count("peerMigrations") == 0 && f.count("peerMappings") == count * (count - 1))
     }
 
     /// Policy `peer`: a device reads and writes a peer's memory in place over their path
