@@ -2,8 +2,13 @@
 #ifndef SVM_THREAD_H
 #define SVM_THREAD_H
 
-/* gettid(2): the id the kernel, /proc and gdb show for the calling thread. */
+/* gettid(2): the id the kernel, /proc and gdb show for the calling thread; a syscall once
+ * per thread, then remembered (forgotten in a child forked through libc). */
 int svm_thread_id(void);
+
+/* getpid(2), a syscall once per process, then remembered (forgotten in a child forked
+ * through libc; a raw fork or clone system call is not seen). */
+int svm_process_id(void);
 
 /* A count, per thread, of calls into a plugin that the ABI forbids to call host services
  * (bind and zap, made under the host's notifier lock): entered before such a call, left

@@ -58,7 +58,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     /// Reports migrations and handler work that stall (see ``stallReports``).
     private let watchdog: StallWatchdog?
     /// The process that made the context (see ``isForkedCopy``).
-    private let processID = getpid()
+    private let processID = svm_process_id()
     private let cpu: ProcessAddressSpace
     private let host: PluginHost?
     /// Devices by id; ids are never reused.
@@ -124,7 +124,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     /// its devices stayed in the parent. The child's memory is whole (device-resident data
     /// came home before the fork, see `ForkPreparation.swift`), but it may not use devices:
     /// device faults there fail with `ENODEV`, and ``shutdown()`` does nothing.
-    public var isForkedCopy: Bool { getpid() != processID }
+    public var isForkedCopy: Bool { svm_process_id() != processID }
 
     /// Moves every device's data back to system memory and stops the mirror. Call before
     /// the memory devices used is read by the CPU for the last time, or let it run at exit.
