@@ -135,6 +135,8 @@ struct RunCLITests {
             (["--policy", "everywhere"], "--policy 'everywhere' is not migrate, system or peer"),
             (["--plugin-option", "SimDevice.devices=2"], "give the number of devices with --devices"),
             (["--plugin-option", "P2PFabric.topology=pcie"], "give the interconnect with --interconnect"),
+            (["--iova-aperture", "4097"], "--iova-aperture '4097' is not a size such as 1G (a multiple of 4K), or 0"),
+            (["--iova-aperture", "99999999T"], "--iova-aperture '99999999T' is not a size"),
         ] {
             let result = try ProcessRunner.svmCLI(["run"] + arguments)
             #expect(result.status == 2, "\(arguments)")
@@ -167,6 +169,16 @@ struct RunCLITests {
         let text = try ProcessRunner.svmCLI(["run", "--workload", "ping-pong", "--size", "4M", "--devices", "4"])
         #expect(text.standardOutput.contains("Owner groups {sim0, sim1, sim2, sim3}"), "\(text.standardOutput)")
         #expect(text.standardOutput.contains("Peer sim0→sim1 fabric over sim:0-sim:1: 16 MiB in 8 transfer(s)"), "\(text.standardOutput)")
+    }
+
+    @Test("--iova-aperture 0: bindings of system memory map page by page, and the report says so with the driver time it took")
+    func noIOMMU() throws {
+        let batched = try ProcessRunner.svmCLI(["run", "--size", "4M", "--policy", "system"])
+        #expect(batched.status == 0, "\(batched.standardError)")
+        #expect(batched.standardOutput.contains("DMA mapping      3 IOVA allocation(s), 3 link(s), 3 sync(s); 0 failed allocation(s), 0 page(s) mapped one by one"), "\(batched.standardOutput)")
+        let perPage = try ProcessRunner.svmCLI(["run", "--size", "4M", "--policy", "system", "--iova-aperture", "0"])
+        #expect(perPage.status == 0, "\(perPage.standardError)")
+        #expect(perPage.standardOutput.contains("3 failed allocation(s), 1536 page(s) mapped one by one"), "\(perPage.standardOutput)")
     }
 
     @Test("A bad SimDevice timing option stops the run with the plugin's message")
