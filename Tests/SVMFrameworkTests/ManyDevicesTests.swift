@@ -403,11 +403,14 @@ import Testing
             alarm(120)
             let f = try SimDeviceFixture(devices: count, memory: "8M", interconnect: ["topology": shape.rawValue])
             defer { f.shutdown() }
-            // Longer than a kernel takes here (a few ms in a debug build), so that a kernel
-            // keeps the range for as long as it runs.
-            f.context.atomicTimeslice = .milliseconds(50)
             let buffer = MappedBuffer(size: ManyDevicesTests.chunk)
             memset(buffer.base, 0, ManyDevicesTests.chunk)
+            // The timeslice must outlast a kernel, so that a kernel keeps the range for as
+            // long as it runs: several times what one kernel with its migration takes here
+            // (a few ms in a debug build, more under ThreadSanitizer), at least 50 ms.
+            let started = ContinuousClock.now
+            _ = try f.devices[0].run(.increment(destination: buffer.address, size: UInt64(ManyDevicesTests.chunk), addend: 1))
+            f.context.atomicTimeslice = max(.milliseconds(50), started.duration(to: .now) * 5)
             let kernels = 20
             let stopped = Locked<[String]>([])
             let threads = f.devices.map { device in
@@ -425,7 +428,7 @@ import Testing
             for thread in threads { thread.join() }
             #expect(stopped.withLock { $0 }.isEmpty, "\(stopped.withLock { $0 })")
             let values = buffer.base.assumingMemoryBound(to: UInt32.self)
-            let wrong = (0..<ManyDevicesTests.chunk / 4).filter { values[$0] != UInt32(count * kernels) }
+            let wrong = (0..<ManyDevicesTests.chunk / 4).filter { values[$0] != UInt32(count * kernels + 1) }
             #expect(wrong.isEmpty, "\(wrong.count) wrong values, the first \(wrong.first.map { values[$0] } ?? 0)")
             // At most one migration per kernel and device: no stealing back and forth
             // within a kernel.
