@@ -1,6 +1,6 @@
 import CSVMInterpose
 import Glibc
-import SVMFramework
+@testable import SVMFramework
 import SVMPluginKit
 import SVMTestSupport
 import Testing
@@ -35,6 +35,50 @@ import Testing
         #expect(mprotect(buffer.base, buffer.size, PROT_READ | PROT_WRITE) == 0)
         #expect(try f.deviceWrite(buffer.address + 8192, [9]).stoppedBy == nil)
         #expect(buffer.bytes[8192] == 9)
+    }
+
+    /// A range the mirror watches keeps the CPU mapping its lookup found: later device faults
+    /// there ask the kernel for none (no `PROCMAP_QUERY`), until a protection change or an
+    /// unmap reaches the space, after which the next fault asks again and obeys the new
+    /// mapping.
+    @Test func mirroredRangesKeepTheirMappingUntilItChanges() throws {
+        let f = try SimDeviceFixture()
+        defer { f.shutdown() }
+        let cpu = try #require(f.context.space.cpu as? ProcessAddressSpace)
+        let buffer = MappedBuffer(size: Self.size)
+        buffer.fill(seed: 5)
+        func queries(_ body: () throws -> Void) rethrows -> Int {
+            let before = cpu.areaQueries.load(ordering: .relaxed)
+            try body()
+            return cpu.areaQueries.load(ordering: .relaxed) - before
+        }
+        // The first faults make and mirror the range and cache its mapping.
+        _ = try f.deviceRead(buffer.address, 64)
+        #expect(buffer.mismatches(seed: 5) == 0)  // home again
+        _ = try f.deviceRead(buffer.address, 64)
+        #expect(buffer.mismatches(seed: 5) == 0)
+        let cached = try queries {
+            let (bytes, read) = try f.deviceRead(buffer.address, 64)
+            #expect(read.faults > 0 && MappedBuffer.holdsPattern(bytes, seed: 5))
+        }
+        #expect(cached == 0, "a fault on a mirrored range asked the kernel \(cached) times")
+        // A protection change: the next fault asks again, and a write is refused.
+        #expect(mprotect(buffer.base, buffer.size, PROT_READ) == 0)
+        let refused = try queries {
+            let write = try f.deviceWrite(buffer.address, [1])
+            #expect(write.stoppedBy == .accessDenied)
+        }
+        #expect(refused > 0)
+        #expect(mprotect(buffer.base, buffer.size, PROT_READ | PROT_WRITE) == 0)
+        #expect(try f.deviceWrite(buffer.address, [1]).stoppedBy == nil)
+        // An unmap, then shared memory at the same address: not the cached private mapping.
+        buffer.unmapKeepingAddresses(pages: 0..<(Self.size / MappedBuffer.pageSize))
+        let shared = mmap(buffer.base, Self.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
+        #expect(shared == buffer.base)
+        memset(buffer.base, 3, Self.size)
+        let (bytes, read) = try f.deviceRead(buffer.address, 64)
+        #expect(read.stoppedBy == nil && bytes.allSatisfy { $0 == 3 })
+        #expect(f.device(holding: buffer.address) == nil, "shared memory is used in place, never migrated")
     }
 
     /// PROT_NONE after migration: a device read fails and reads nothing; PROT_READ again,

@@ -158,7 +158,10 @@ struct DeviceFaultPath {
         let writes = access.contains(.write) || access.contains(.atomic)
         let found: (range: SVMRange, notifier: Notifier, mapping: CPUMapping)
         do {
-            found = try space.lookUp(faultAddress: address, write: writes)
+            // A mapping cached for a mirrored range is used only while no protection change
+            // runs or ran since `protection` was read.
+            let settled = mirror?.protection.generationIfSettled == protection ? protection : nil
+            found = try space.lookUp(faultAddress: address, write: writes, protection: mirror == nil ? nil : settled)
         } catch .notMapped {
             throw PluginErrno.badAddress
         } catch .accessDenied {

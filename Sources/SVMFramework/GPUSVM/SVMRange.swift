@@ -10,6 +10,24 @@ public final class SVMRange: Sendable {
     public let residency = RangeResidency()
     /// Device pages by device id; protected by this mutex (inserted under the SVM lock).
     private let pagesByDevice = Locked<[UInt64: DevicePages]>([:])
+    /// The CPU mapping the last lookup found for the range, and what it is valid for (see
+    /// `SVMSpace.lookUp(faultAddress:write:protection:)`); behind its own mutex, a leaf.
+    private let mapping = Locked<(mapping: CPUMapping, key: MappingKey)?>(nil)
+
+    /// What a cached CPU mapping is valid for: the space's count of address-space changes
+    /// and the mirror's count of protection changes when it was found.
+    struct MappingKey: Hashable {
+        let addressSpace: UInt64
+        let protection: UInt64
+    }
+
+    func cachedMapping(for key: MappingKey) -> CPUMapping? {
+        mapping.withLock { $0?.key == key ? $0?.mapping : nil }
+    }
+
+    func cache(_ found: CPUMapping, for key: MappingKey) {
+        mapping.withLock { $0 = (found, key) }
+    }
 
     public init(interval: AddressInterval, flags: RangeFlags = []) {
         self.interval = interval

@@ -23,6 +23,10 @@ public final class SVMSpace: @unchecked Sendable {
     private let devices = Locked<[SVMDeviceMapper]>([])
     /// Ranges an unmap ended, waiting for the garbage collector.
     private let garbage = Locked<[SVMRange]>([])
+    /// Bumped by every invalidation that is not a migration (unmap, remap, discard,
+    /// protection change): a CPU mapping a range cached before is not trusted after it (see
+    /// ``lookUp(faultAddress:write:protection:)``).
+    private let addressSpaceChanges = Atomic<UInt64>(0)
 
     public init(configuration: SVMConfiguration = .standard, cpu: any CPUAddressSpace) {
         self.configuration = configuration
@@ -53,20 +57,35 @@ public final class SVMSpace: @unchecked Sendable {
 
     /// ``findOrInsertRange(faultAddress:write:)`` that also returns the CPU mapping it found,
     /// whose protection decides what the device may do.
-    public func lookUp(faultAddress address: UInt64, write: Bool) throws(SVMFaultError)
+    ///
+    /// `protection`: the generation of the CPU mirror's protection changes, when no change
+    /// runs (`nil` otherwise). With it, a range the mirror watches keeps the mapping found for
+    /// it and a later fault there uses it without asking the kernel (`find_vma`, one
+    /// `PROCMAP_QUERY`): every change of such a range's mapping reaches the space as an
+    /// invalidation (an unmap or remap event, or a protection change through libc), which
+    /// makes the cached mapping stale, as does any protection change since.
+    public func lookUp(faultAddress address: UInt64, write: Bool, protection: UInt64? = nil) throws(SVMFaultError)
         -> (range: SVMRange, notifier: Notifier, mapping: CPUMapping)
     {
         collectGarbage()
-        guard let mapping = cpu.mapping(containing: address) else { throw .notMapped(address: address) }
-        guard mapping.readable else { throw .accessDenied(address: address, write: write) }
-        if write && !mapping.writable { throw .accessDenied(address: address, write: true) }
-        let existing = structure.withLock { () -> (SVMRange, Notifier)? in
-            guard let notifier = notifiers.find(containing: address)?.value,
-                let range = notifier.ranges.find(containing: address)?.value
-            else { return nil }
-            return (range, notifier)
+        // Read before the mapping is: a change from here on makes what is cached stale.
+        let key = protection.map { SVMRange.MappingKey(addressSpace: addressSpaceChanges.load(ordering: .acquiring), protection: $0) }
+        func allowed(_ mapping: CPUMapping) throws(SVMFaultError) {
+            guard mapping.readable else { throw .accessDenied(address: address, write: write) }
+            if write && !mapping.writable { throw .accessDenied(address: address, write: true) }
         }
-        if let (range, notifier) = existing { return (range, notifier, mapping) }
+        if let key, let (range, notifier) = existingRange(containing: address), range.flags.load().contains(.mirrored),
+            let mapping = range.cachedMapping(for: key)
+        {
+            try allowed(mapping)
+            return (range, notifier, mapping)
+        }
+        guard let mapping = cpu.mapping(containing: address) else { throw .notMapped(address: address) }
+        try allowed(mapping)
+        if let (range, notifier) = existingRange(containing: address) {
+            if let key, range.flags.load().contains(.mirrored) { range.cache(mapping, for: key) }
+            return (range, notifier, mapping)
+        }
         // Only private anonymous memory can be a heap. Asked once per new range, not on
         // every fault's lookup, and outside the structure lock: the check reads what may
         // be a missing page, which waits for the CPU mirror when it serves kernel-mode
@@ -93,6 +112,16 @@ public final class SVMSpace: @unchecked Sendable {
             return (range, notifier)
         }
         return (range, notifier, mapping)
+    }
+
+    /// The range containing `address` and its notifier, if one exists.
+    private func existingRange(containing address: UInt64) -> (SVMRange, Notifier)? {
+        structure.withLock { () -> (SVMRange, Notifier)? in
+            guard let notifier = notifiers.find(containing: address)?.value,
+                let range = notifier.ranges.find(containing: address)?.value
+            else { return nil }
+            return (range, notifier)
+        }
     }
 
     /// Runs `body` with the range containing `address` (or `nil`) while no range can be
@@ -143,6 +172,8 @@ public final class SVMSpace: @unchecked Sendable {
     }
 
     private func invalidate(_ interval: AddressInterval, event: InvalidationEvent, touching: (SVMRange) -> Void) {
+        // Before the ranges are touched: a lookup from here on asks the kernel again.
+        if event != .migration { addressSpaceChanges.add(1, ordering: .releasing) }
         // A copy of the array is a retain, not an allocation.
         let mappers = devices.withLock { $0 }
         // DMA mappings unlinked under the lock, freed after it (empty: no allocation).

@@ -28,6 +28,14 @@ final class ProtectionChanges: Sendable {
         inProgress.subtract(1, ordering: .sequentiallyConsistent)
     }
 
+    /// ``generation`` if no change runs now, else `nil`.
+    var generationIfSettled: UInt64? {
+        // Read twice around the count in progress: a whole change between two reads shows.
+        let generation = counter.load(ordering: .sequentiallyConsistent)
+        let settled = inProgress.load(ordering: .sequentiallyConsistent) == 0
+        return settled && counter.load(ordering: .sequentiallyConsistent) == generation ? generation : nil
+    }
+
     /// Whether no change started or ended since `generation` was read, and none runs now.
     func unchanged(since generation: UInt64) -> Bool {
         inProgress.load(ordering: .sequentiallyConsistent) == 0 && counter.load(ordering: .sequentiallyConsistent) == generation

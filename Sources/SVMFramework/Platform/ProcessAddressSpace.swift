@@ -40,8 +40,13 @@ public final class ProcessAddressSpace: CPUAddressSpace {
         return AllocatorHeaps.contains(address, in: area)
     }
 
+    /// How many times ``area(containing:)`` asked the kernel (for tests of the lookups that
+    /// need not).
+    let areaQueries = Atomic<Int>(0)
+
     /// The virtual memory area containing `address`, or `nil` when none does.
     public func area(containing address: UInt64) -> VirtualMemoryArea? {
+        areaQueries.add(1, ordering: .relaxed)
         if queryWorks.load(ordering: .relaxed) {
             var info = svm_vma_info()
             switch svm_vma_query(mapsDescriptor, address, &info) {
