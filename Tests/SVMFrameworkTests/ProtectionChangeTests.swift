@@ -57,11 +57,17 @@ import Testing
         #expect(buffer.mismatches(seed: 5) == 0)  // home again
         _ = try f.deviceRead(buffer.address, 64)
         #expect(buffer.mismatches(seed: 5) == 0)
-        let cached = try queries {
-            let (bytes, read) = try f.deviceRead(buffer.address, 64)
-            #expect(read.faults > 0 && MappedBuffer.holdsPattern(bytes, seed: 5))
+        // Tests running alongside may change protections (the count is the process's),
+        // which makes a lookup ask again: one of a few faults must ask nothing.
+        var asked: [Int] = []
+        for _ in 0..<5 where asked.last != 0 {
+            asked.append(try queries {
+                let (bytes, read) = try f.deviceRead(buffer.address, 64)
+                #expect(read.faults > 0 && MappedBuffer.holdsPattern(bytes, seed: 5))
+            })
+            #expect(buffer.mismatches(seed: 5) == 0)  // home again for the next fault
         }
-        #expect(cached == 0, "a fault on a mirrored range asked the kernel \(cached) times")
+        #expect(asked.last == 0, "faults on a mirrored range asked the kernel \(asked) times")
         // A protection change: the next fault asks again, and a write is refused.
         #expect(mprotect(buffer.base, buffer.size, PROT_READ) == 0)
         let refused = try queries {
