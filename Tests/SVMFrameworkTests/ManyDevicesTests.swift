@@ -61,13 +61,11 @@ import Testing
         let topology = f.context.topology
         #expect(f.context.topologyProblems.isEmpty, "\(f.context.topologyProblems)")
         #expect(topology.ownerGroups == (shape.hasPeers ? [ids] : ids.map { [$0] }))
-        for a in f.devices {
-            for b in f.devices where a !== b {
-                let path = topology.path(from: a.deviceID, to: b.deviceID)
-                #expect((path != nil) == shape.hasPeers, "\(a.name) → \(b.name)")
-                #expect(a.pagemap.peerPath(to: b.deviceID) == path)
-                if let path { #expect(path.linkProtocol == (shape == .fabric ? .fabric : .pciePeerToPeer)) }
-            }
+        for (a, b) in f.orderedPairs {
+            let path = topology.path(from: a.deviceID, to: b.deviceID)
+            #expect((path != nil) == shape.hasPeers, "\(a.name) → \(b.name)")
+            #expect(a.pagemap.peerPath(to: b.deviceID) == path)
+            if let path { #expect(path.linkProtocol == (shape == .fabric ? .fabric : .pciePeerToPeer)) }
         }
         // A closed device leaves the topology and its peers' pagemaps.
         f.context.close(f.devices[3])
@@ -141,30 +139,28 @@ import Testing
             f.context.activity.enable()
             let buffer = MappedBuffer(size: Self.chunk)
             var seed: UInt8 = 1
-            for a in f.devices {
-                for b in f.devices where a !== b {
-                    seed &+= 1
-                    buffer.fill(seed: seed)
-                    let pair = "\(path.rawValue) \(a.name) → \(b.name)"
-                    _ = try f.deviceRead(buffer.address, 64, on: a)
-                    let (bytes, result) = try f.deviceRead(buffer.address, Self.chunk, on: b)
-                    #expect(result.stoppedBy == nil, "\(pair)")
-                    #expect(f.device(holding: buffer.address) === b, "\(pair): not in the second device's memory")
-                    #expect(buffer.mismatches(seed: seed) == 0, "\(pair): CPU read")
-                    // What the device read is what the CPU checked (memcmp: an element-wise
-                    // comparison of 2 MiB costs a second in a debug build).
-                    #expect(memcmp(bytes, buffer.base, Self.chunk) == 0, "\(pair): device read")
-                    let migrations = f.context.activity.drain().filter { if case .migration = $0 { true } else { false } }
-                    let (idA, idB) = (a.deviceID, b.deviceID)
-                    let route: SVMActivityLog.Route = shape.hasPeers ? .peer(try #require(a.pagemap.peerPath(to: idB))) : .throughSystem
-                    let bytes64 = UInt64(Self.chunk)
-                    #expect(migrations == [
-                        .migration(from: .system, to: .device(idA), bytes: bytes64, cause: .deviceFault),
-                        .migration(from: .device(idA), to: .device(idB), bytes: bytes64, cause: .deviceFault, route: route),
-                        .migration(from: .device(idB), to: .system, bytes: bytes64, cause: .cpuFault),
-                    ], "\(pair)")
-                    #expect(migrations.count != 3 || migrations[1].legs.map(\.deviceID) == (shape.hasPeers ? [] : [idA, idB]), "\(pair)")
-                }
+            for (a, b) in f.orderedPairs {
+                seed &+= 1
+                buffer.fill(seed: seed)
+                let pair = "\(path.rawValue) \(a.name) → \(b.name)"
+                _ = try f.deviceRead(buffer.address, 64, on: a)
+                let (bytes, result) = try f.deviceRead(buffer.address, Self.chunk, on: b)
+                #expect(result.stoppedBy == nil, "\(pair)")
+                #expect(f.device(holding: buffer.address) === b, "\(pair): not in the second device's memory")
+                #expect(buffer.mismatches(seed: seed) == 0, "\(pair): CPU read")
+                // What the device read is what the CPU checked (memcmp: an element-wise
+                // comparison of 2 MiB costs a second in a debug build).
+                #expect(memcmp(bytes, buffer.base, Self.chunk) == 0, "\(pair): device read")
+                let migrations = f.context.activity.drain().filter { if case .migration = $0 { true } else { false } }
+                let (idA, idB) = (a.deviceID, b.deviceID)
+                let route: SVMActivityLog.Route = shape.hasPeers ? .peer(try #require(a.pagemap.peerPath(to: idB))) : .throughSystem
+                let bytes64 = UInt64(Self.chunk)
+                #expect(migrations == [
+                    .migration(from: .system, to: .device(idA), bytes: bytes64, cause: .deviceFault),
+                    .migration(from: .device(idA), to: .device(idB), bytes: bytes64, cause: .deviceFault, route: route),
+                    .migration(from: .device(idB), to: .system, bytes: bytes64, cause: .cpuFault),
+                ], "\(pair)")
+                #expect(migrations.count != 3 || migrations[1].legs.map(\.deviceID) == (shape.hasPeers ? [] : [idA, idB]), "\(pair)")
             }
             let pairs = count * (count - 1)
             #expect(f.count("migrationsBetweenDevices") == pairs)
@@ -182,17 +178,15 @@ import Testing
         memset(buffer.base, 0, Self.chunk)
         let rounds = 4
         var kernels = 0
-        for a in f.devices {
-            for b in f.devices where a !== b {
-                for round in 0..<rounds {
-                    try f.run(.increment(destination: buffer.address, size: UInt64(Self.chunk), addend: 3), on: round % 2 == 0 ? a : b)
-                    kernels += 1
-                }
-                // Exact after every pair (the CPU's read brings the range home).
-                let values = buffer.base.assumingMemoryBound(to: UInt32.self)
-                let wrong = (0..<Self.chunk / 4).filter { values[$0] != UInt32(3 * kernels) }
-                #expect(wrong.isEmpty, "\(a.name)/\(b.name): \(wrong.count) wrong values, the first \(wrong.first.map { values[$0] } ?? 0)")
+        for (a, b) in f.orderedPairs {
+            for round in 0..<rounds {
+                try f.run(.increment(destination: buffer.address, size: UInt64(Self.chunk), addend: 3), on: round % 2 == 0 ? a : b)
+                kernels += 1
             }
+            // Exact after every pair (the CPU's read brings the range home).
+            let values = buffer.base.assumingMemoryBound(to: UInt32.self)
+            let wrong = (0..<Self.chunk / 4).filter { values[$0] != UInt32(3 * kernels) }
+            #expect(wrong.isEmpty, "\(a.name)/\(b.name): \(wrong.count) wrong values, the first \(wrong.first.map { values[$0] } ?? 0)")
         }
         let pairs = count * (count - 1)
         #expect(f.count("peerMigrations") == (shape.hasPeers ? pairs * (rounds - 1) : 0))
@@ -206,22 +200,20 @@ import Testing
         defer { f.shutdown() }
         let buffer = MappedBuffer(size: Self.chunk)
         var seed: UInt8 = 50
-        for a in f.devices {
-            for b in f.devices where a !== b {
-                seed &+= 1
-                buffer.fill(seed: seed)
-                let pair = "\(a.name) → \(b.name)"
-                _ = try f.deviceRead(buffer.address, 64, on: a)
-                let (bytes, read) = try f.deviceRead(buffer.address, 4096, on: b)
-                #expect(read.stoppedBy == nil && read.faults > 0 && read.activity.peerBytesRead == 4096, "\(pair): a fault on the peer, then in place")
-                #expect(MappedBuffer.holdsPattern(bytes, seed: seed) && f.device(holding: buffer.address) === a, "\(pair)")
-                let written = [UInt8](repeating: seed, count: 64)
-                let write = try f.deviceWrite(buffer.address + 4096, written, on: b)
-                #expect(write.stoppedBy == nil && write.activity.peerBytesWritten == 64, "\(pair)")
-                let (seen, _) = try f.deviceRead(buffer.address + 4096, 64, on: a)
-                #expect(seen == written, "\(pair): the owner sees the peer's write")
-                #expect(buffer.bytes(at: 4096, count: 64) == written, "\(pair): the CPU sees it")
-            }
+        for (a, b) in f.orderedPairs {
+            seed &+= 1
+            buffer.fill(seed: seed)
+            let pair = "\(a.name) → \(b.name)"
+            _ = try f.deviceRead(buffer.address, 64, on: a)
+            let (bytes, read) = try f.deviceRead(buffer.address, 4096, on: b)
+            #expect(read.stoppedBy == nil && read.faults > 0 && read.activity.peerBytesRead == 4096, "\(pair): a fault on the peer, then in place")
+            #expect(MappedBuffer.holdsPattern(bytes, seed: seed) && f.device(holding: buffer.address) === a, "\(pair)")
+            let written = [UInt8](repeating: seed, count: 64)
+            let write = try f.deviceWrite(buffer.address + 4096, written, on: b)
+            #expect(write.stoppedBy == nil && write.activity.peerBytesWritten == 64, "\(pair)")
+            let (seen, _) = try f.deviceRead(buffer.address + 4096, 64, on: a)
+            #expect(seen == written, "\(pair): the owner sees the peer's write")
+            #expect(buffer.bytes(at: 4096, count: 64) == written, "\(pair): the CPU sees it")
         }
         #expect(f.count("peerMigrations") == 0 && f.count("peerMappings") == count * (count - 1))
     }
@@ -276,7 +268,7 @@ import Testing
     func prefetchToAPeerThenAccessWithoutFaults(devices count: Int, shape: Shape) throws {
         let f = try SimDeviceFixture(devices: count, memory: "8M", interconnect: ["topology": shape.rawValue])
         defer { f.shutdown() }
-        for (index, (a, b)) in f.devices.flatMap({ a in f.devices.filter { $0 !== a }.map { (a, $0) } }).enumerated() {
+        for (index, (a, b)) in f.orderedPairs.enumerated() {
             let buffer = MappedBuffer(size: 2 * Self.chunk)
             let seed = UInt8(40 + index)
             buffer.fill(seed: seed)
@@ -439,6 +431,11 @@ import Testing
 }
 
 extension SimDeviceFixture {
+    /// Every ordered pair of two different devices, in opening order.
+    var orderedPairs: [(SVMDevice, SVMDevice)] {
+        devices.flatMap { a in devices.filter { $0 !== a }.map { (a, $0) } }
+    }
+
     /// The device whose memory holds the range containing `address`, if any.
     func device(holding address: UInt64) -> SVMDevice? {
         guard let range = context.space.range(containing: address), case .device(let allocation) = range.residency.current else { return nil }
