@@ -469,10 +469,10 @@ private struct Hints: Sendable {
         var parent = start
         while true {
             var largest = parent
-            for child in [2 * parent + 1, 2 * parent + 2]
-            where child < storage.count && storage[child] > storage[largest] {
-                largest = child
-            }
+            // The two children, without an array literal: this runs on every allocation.
+            let left = 2 * parent + 1
+            if left < storage.count && storage[left] > storage[largest] { largest = left }
+            if left + 1 < storage.count && storage[left + 1] > storage[largest] { largest = left + 1 }
             guard largest != parent else { return }
             storage.swapAt(parent, largest)
             parent = largest
