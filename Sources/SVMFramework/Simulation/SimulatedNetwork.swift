@@ -21,6 +21,10 @@ final class SimulatedNetwork {
         let latencyNanoseconds: UInt64
         /// Transfers in flight across it.
         fileprivate(set) var active = 0
+        /// While the bandwidth is divided: what is left of the capacity, and how many of the
+        /// transfers across it have no rate yet.
+        fileprivate var room: Double = 0
+        fileprivate var unfixed = 0
         /// Bytes and transfers completed, and time with at least one in flight.
         fileprivate(set) var bytesMoved: UInt64 = 0
         fileprivate(set) var transfersDone = 0
@@ -128,46 +132,36 @@ final class SimulatedNetwork {
     /// full (its transfers are fixed at their equal share of what is left on it) or a
     /// transfer reaches its cap (fixed there); repeat with the rest.
     private func divideBandwidth() {
-        var left = [ObjectIdentifier: Double]()
-        var sharing = [ObjectIdentifier: Int]()
-        for transfer in transfers {
-            for channel in transfer.route {
-                left[ObjectIdentifier(channel)] = channel.capacity
-                sharing[ObjectIdentifier(channel), default: 0] += 1
-            }
+        for channel in channels where channel.active > 0 {
+            channel.room = channel.capacity
+            channel.unfixed = channel.active
         }
         var unfixed = Array(transfers.indices)
         while !unfixed.isEmpty {
             // The tightest channel's fair share, in the order channels were added.
             var share = Double.infinity
-            var bottleneck: ObjectIdentifier?
-            for channel in channels {
-                let key = ObjectIdentifier(channel)
-                guard let count = sharing[key], count > 0, let room = left[key] else { continue }
-                if room / Double(count) < share {
-                    share = room / Double(count)
-                    bottleneck = key
-                }
+            var bottleneck: Channel?
+            for channel in channels where channel.unfixed > 0 && channel.room / Double(channel.unfixed) < share {
+                share = channel.room / Double(channel.unfixed)
+                bottleneck = channel
             }
             let tightestCap = unfixed.map { transfers[$0].cap }.min() ?? .infinity
-            let fixed: [Int]
-            let rate: Double
-            if tightestCap < share {
-                rate = tightestCap
-                fixed = unfixed.filter { transfers[$0].cap == tightestCap }
-            } else {
-                rate = share
-                fixed = unfixed.filter { index in transfers[index].route.contains { ObjectIdentifier($0) == bottleneck } }
-            }
-            for index in fixed {
+            let rate = min(tightestCap, share)
+            let fixesAtCap = tightestCap < share
+            var stillUnfixed: [Int] = []
+            for index in unfixed {
+                let fixed = fixesAtCap ? transfers[index].cap == tightestCap : transfers[index].route.contains { $0 === bottleneck }
+                guard fixed else {
+                    stillUnfixed.append(index)
+                    continue
+                }
                 transfers[index].rate = rate
                 for channel in transfers[index].route {
-                    let key = ObjectIdentifier(channel)
-                    left[key]! = max(0, left[key]! - rate)
-                    sharing[key]! -= 1
+                    channel.room = max(0, channel.room - rate)
+                    channel.unfixed -= 1
                 }
             }
-            unfixed.removeAll { fixed.contains($0) }
+            unfixed = stillUnfixed
         }
     }
 }
