@@ -48,8 +48,9 @@ struct DeviceFaultPath {
         case wait
         /// In this device's memory: bind it.
         case bindDevice(DeviceAllocation)
-        /// In a peer's memory, which this device reaches over `path`: bind it there, in place.
-        case bindPeer(DeviceAllocation, PeerPath)
+        /// In a peer's memory, which this device reaches over a peer path: bind it there, in
+        /// place (the owner's pagemap hands out the address, see `SVMPagemap.deviceMap`).
+        case bindPeer(DeviceAllocation)
         /// Migrate it into this pagemap's memory (from system memory or another device's):
         /// the faulting device's own, or the one a prefetch names.
         case migrate(SVMPagemap)
@@ -161,7 +162,7 @@ struct DeviceFaultPath {
             // A mapping cached for a mirrored range is used only while no protection change
             // runs or ran since `protection` was read.
             let settled = mirror?.protection.generationIfSettled == protection ? protection : nil
-            found = try space.lookUp(faultAddress: address, write: writes, protection: mirror == nil ? nil : settled)
+            found = try space.lookUp(faultAddress: address, write: writes, protection: settled)
         } catch .notMapped {
             throw PluginErrno.badAddress
         } catch .accessDenied {
@@ -192,7 +193,7 @@ struct DeviceFaultPath {
             return nil
         case .bindDevice(let allocation):
             target = .device(allocation)
-        case .bindPeer(let allocation, _):
+        case .bindPeer(let allocation):
             do {
                 guard try commit(range, notifier: found.notifier, target: .device(allocation), writable: found.mapping.writable,
                                  device: device, protection: protection)
@@ -268,8 +269,8 @@ struct DeviceFaultPath {
         case .device(let allocation):
             // In another device's memory. Policy `peer` reaches it there in place, over the
             // peer path, if there is one (atomics need local memory).
-            if policy == .accessPeerInPlace, !atomic, !progress.peerRefused, let path = device.pagemap.peerPath(to: allocation.deviceID) {
-                return .bindPeer(allocation, path)
+            if policy == .accessPeerInPlace, !atomic, !progress.peerRefused, device.pagemap.peerPath(to: allocation.deviceID) != nil {
+                return .bindPeer(allocation)
             }
             // Another device's atomics migrated it there and hold it for their timeslice
             // (as a CPU fault waits): without this, two devices' atomics on one range steal it
@@ -299,8 +300,8 @@ struct DeviceFaultPath {
             return .wait
         case .device(let allocation) where allocation.pagemap === destination:
             if destination === device.pagemap { return .bindDevice(allocation) }
-            guard let path = device.pagemap.peerPath(to: destination.deviceID), !progress.peerRefused else { return .bringHome }
-            return .bindPeer(allocation, path)
+            guard device.pagemap.peerPath(to: destination.deviceID) != nil, !progress.peerRefused else { return .bringHome }
+            return .bindPeer(allocation)
         case .device:
             return progress.migrationsTried < Self.migrationAttempts ? .migrate(destination) : .bringHome
         case .system:
@@ -447,7 +448,7 @@ struct DeviceFaultPath {
     }
 
     /// One piece of `size` bytes at `address` (a page-table size).
-    static func piece(at address: UInt64, size: UInt64, protocol linkProtocol: LinkProtocol, owner: UInt64 = 0) -> BindPiece {
-        BindPiece(address: address, linkProtocol: linkProtocol, order: UInt8((size / 4096).trailingZeroBitCount), owner: owner)
+    static func piece(at address: UInt64, size: UInt64, protocol linkProtocol: LinkProtocol) -> BindPiece {
+        BindPiece(address: address, linkProtocol: linkProtocol, order: UInt8((size / 4096).trailingZeroBitCount))
     }
 }

@@ -74,16 +74,16 @@ public final class SVMSpace: @unchecked Sendable {
             guard mapping.readable else { throw .accessDenied(address: address, write: write) }
             if write && !mapping.writable { throw .accessDenied(address: address, write: true) }
         }
-        if let key, let (range, notifier) = existingRange(containing: address), range.flags.load().contains(.mirrored),
-            let mapping = range.cachedMapping(for: key)
-        {
+        let existing = existingRange(containing: address)
+        let cacheable = key != nil && existing?.0.flags.load().contains(.mirrored) == true
+        if cacheable, let (range, notifier) = existing, let mapping = range.cachedMapping(for: key!) {
             try allowed(mapping)
             return (range, notifier, mapping)
         }
         guard let mapping = cpu.mapping(containing: address) else { throw .notMapped(address: address) }
         try allowed(mapping)
-        if let (range, notifier) = existingRange(containing: address) {
-            if let key, range.flags.load().contains(.mirrored) { range.cache(mapping, for: key) }
+        if let (range, notifier) = existing {
+            if cacheable { range.cache(mapping, for: key!) }
             return (range, notifier, mapping)
         }
         // Only private anonymous memory can be a heap. Asked once per new range, not on
