@@ -62,14 +62,12 @@ public struct MatmulWorkload: Workload {
             for row in shard {
                 for k in 0..<depth {
                     // A row longer than a launch (working sets of gigabytes) in several.
-                    for start in stride(from: 0, to: columns, by: ExperimentDriver.launchElements) {
-                        let count = min(ExperimentDriver.launchElements, columns - start)
+                    try driver.launchInChunks(
+                        "C[i,:] += A[i,k]·B[k,:]", elements: columns, progress: 0.9 * Double(done) / Double(rows), on: device
+                    ) { start, count in
                         let destination = c.address(of: row * columns + start)
-                        try driver.launch(
-                            "C[i,:] += A[i,k]·B[k,:]",
-                            .triad(a: destination, b: destination, c: b.address(of: k * columns + start), size: UInt64(count) * 4,
-                                   scalar: scalars[row * depth + k]),
-                            on: device)
+                        return .triad(a: destination, b: destination, c: b.address(of: k * columns + start), size: UInt64(count) * 4,
+                                      scalar: scalars[row * depth + k])
                     }
                 }
                 done += 1

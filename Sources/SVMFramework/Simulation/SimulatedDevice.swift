@@ -90,7 +90,7 @@ final class SimulatedDevice {
             link.transfer(name, bytes: bytes, capBytesPerSecond: engines.bytesPerSecond) {
                 trace?.span(
                     name, category: "migration", lane: owner.engineLane(engine), start: start, end: queue.now,
-                    args: ["bytes": "\(bytes)", "cause": cause.rawValue, "route": link.routeName])
+                    args: ["bytes": "\(bytes)", "cause": cause.rawValue, "route": link.route.name])
                 engines.release(engine)
                 done()
             }

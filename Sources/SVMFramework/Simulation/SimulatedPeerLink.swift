@@ -19,9 +19,6 @@ final class SimulatedPeerLink {
         self.route = route
     }
 
-    /// The links crossed, joined with " + ".
-    var routeName: String { route.name }
-
     /// Carries `bytes` over the path (capped at `capBytesPerSecond`, a copy engine), traced
     /// as `name` on every hop it crosses; `done` at the arrival.
     func transfer(_ name: String, bytes: UInt64, capBytesPerSecond: Double? = nil, done: @escaping () -> Void) {

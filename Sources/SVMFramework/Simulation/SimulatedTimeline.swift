@@ -82,7 +82,7 @@ public final class SimulatedTimeline {
                 let earlierWrites = earlier.writes
             else { return true }
             func overlap(_ a: [AddressInterval], _ b: [AddressInterval]) -> Bool { a.contains { x in b.contains { x.overlaps($0) } } }
-            return overlap(writes, earlierReads + earlierWrites) || overlap(reads, earlierWrites)
+            return overlap(writes, earlierWrites) || overlap(writes, earlierReads) || overlap(reads, earlierWrites)
         }
     }
 
@@ -116,20 +116,19 @@ public final class SimulatedTimeline {
             // and width, as P2PFabric's), then by the links crossed.
             let links = hostRoute.map { "\($0.kind == .pcie ? "PCIe Gen\($0.pcieGeneration) x\($0.lanes)" : $0.kind.rawValue)" }
             let kind = Set(links).count == 1 ? "\(links[0]) via " : ""
-            routes = (route(down.hops, named: kind + down.hops.map(\.link.name).joined(separator: " + ")),
-                      route(up.hops, named: kind + up.hops.map(\.link.name).joined(separator: " + ")))
+            routes = (route(down.hops, prefix: kind), route(up.hops, prefix: kind))
         }
         devices[id] = SimulatedDevice(name: name, parameters: parameters, queue: queue, routes: routes, trace: trace, process: process)
         deviceOrder.append(id)
         locations[id] = location
     }
 
-    /// A route over `hops` (channels and lanes, in order), named by its links unless `name`.
+    /// A route over `hops` (channels and lanes, in order), named by its links after `prefix`.
     private func route(
-        _ hops: [(channel: SimulatedNetwork.Channel, lane: TraceRecorder.Lane, link: TopologyLink)], named name: String? = nil
+        _ hops: [(channel: SimulatedNetwork.Channel, lane: TraceRecorder.Lane, link: TopologyLink)], prefix: String = ""
     ) -> SimulatedRoute {
         SimulatedRoute(
-            name: name ?? hops.map(\.link.name).joined(separator: " + "), channels: hops.map(\.channel), lanes: hops.map(\.lane),
+            name: prefix + hops.map(\.link.name).joined(separator: " + "), channels: hops.map(\.channel), lanes: hops.map(\.lane),
             network: network, queue: queue, trace: trace)
     }
 
