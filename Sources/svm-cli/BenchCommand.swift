@@ -70,7 +70,9 @@ struct BenchCommand: ParsableCommand {
                 also shown against a bare userfaultfd round trip of the same chunk (a thread
                 touches a missing page, a handler thread moves the chunk in): the floor of any
                 CPU fault userfaultfd serves, thread switches included (cpuFaultFloorNs).
-                Then the time to fault in 2 MiB as one fault against 512 faults of 4 KiB, and
+                Then the time to fault in 2 MiB as one fault against 512 faults of 4 KiB: the
+                median over repetitions, each on 2 MiB of its own, in one context per side (a
+                context's first faults pay once for set-up that later faults share), and
                 a 2 MiB migration from one device's memory to another's (SimDevice runs with
                 two devices on P2PFabric's default fabric): directly over their peer path, and
                 through system memory, each against the move floor.
