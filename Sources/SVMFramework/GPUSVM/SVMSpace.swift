@@ -75,15 +75,20 @@ public final class SVMSpace: @unchecked Sendable {
             if write && !mapping.writable { throw .accessDenied(address: address, write: true) }
         }
         let existing = existingRange(containing: address)
-        let cacheable = key != nil && existing?.0.flags.load().contains(.mirrored) == true
-        if cacheable, let (range, notifier) = existing, let mapping = range.cachedMapping(for: key!) {
+        if let key, let (range, notifier) = existing, range.flags.load().contains(.mirrored),
+            let mapping = range.cachedMapping(for: key)
+        {
             try allowed(mapping)
             return (range, notifier, mapping)
         }
         guard let mapping = cpu.mapping(containing: address) else { throw .notMapped(address: address) }
         try allowed(mapping)
+        // Kept also for a range the mirror does not watch yet, and used once it does: the
+        // fault that found it registers it right after this lookup, so that the second
+        // fault of a range does not ask the kernel again. A change between this query and
+        // the registration is not seen, as it is not by the fault that made the query.
         if let (range, notifier) = existing {
-            if cacheable { range.cache(mapping, for: key!) }
+            if let key { range.cache(mapping, for: key) }
             return (range, notifier, mapping)
         }
         // Only private anonymous memory can be a heap. Asked once per new range, not on
@@ -111,6 +116,7 @@ public final class SVMSpace: @unchecked Sendable {
             }
             return (range, notifier)
         }
+        if let key { range.cache(mapping, for: key) }
         return (range, notifier, mapping)
     }
 
