@@ -96,6 +96,10 @@ public struct BuddyAllocator: Sendable {
     private var freeOffsets: [Set<UInt64>]
     /// Free blocks by order, ordered by preference (see `Hints`); may hold stale entries.
     private var hints: [Hints]
+    /// Bit `k` set when `freeOffsets[k]` is not empty: an allocation looks only at orders
+    /// that have a free block (a 1 GiB allocator of 4 KiB chunks has 19 orders, and most
+    /// are empty), instead of asking every order's hints.
+    private var nonEmptyOrders: UInt64 = 0
     /// The blocks handed out and not yet freed.
     private var allocated: Set<Block> = []
 
@@ -140,12 +144,9 @@ public struct BuddyAllocator: Sendable {
 
     /// The largest block that one allocation could get now; 0 when nothing is free.
     ///
-    /// - Complexity: O(``maxOrder``).
+    /// - Complexity: O(1).
     public var largestFreeBlock: UInt64 {
-        for order in stride(from: maxOrder, through: 0, by: -1) where !freeOffsets[order].isEmpty {
-            return blockSize(order)
-        }
-        return 0
+        nonEmptyOrders == 0 ? 0 : blockSize(63 - nonEmptyOrders.leadingZeroBitCount)
     }
 
     /// The largest block the allocator can ever hand out: its largest root.
@@ -284,6 +285,7 @@ public struct BuddyAllocator: Sendable {
         while order < limit {
             let buddy = offset ^ blockSize(order)
             guard freeOffsets[order].remove(buddy) != nil else { break }
+            if freeOffsets[order].isEmpty { nonEmptyOrders &= ~(1 << UInt64(order)) }
             offset = min(offset, buddy)
             order += 1
         }
@@ -292,6 +294,7 @@ public struct BuddyAllocator: Sendable {
 
     private mutating func insertFree(offset: UInt64, order: Int) {
         freeOffsets[order].insert(offset)
+        nonEmptyOrders |= 1 << UInt64(order)
         hints[order].push(key(offset))
         // Stale hints pile up when blocks merge away; rebuild before they dominate.
         if hints[order].count > 2 * freeOffsets[order].count + 32 {
@@ -302,7 +305,11 @@ public struct BuddyAllocator: Sendable {
     /// Takes the preferred free block of at least `order`, splitting it down to `order`.
     private mutating func takeFree(order: Int) -> UInt64? {
         var best: (key: UInt64, order: Int)?
-        for candidate in order ... maxOrder {
+        // The orders from `order` up that have a free block, lowest first.
+        var candidates = nonEmptyOrders & ~((1 << UInt64(order)) - 1)
+        while candidates != 0 {
+            let candidate = candidates.trailingZeroBitCount
+            candidates &= candidates - 1
             guard let top = bestHint(order: candidate) else { continue }
             if let current = best, current.key >= top { continue }
             best = (top, candidate)
@@ -311,6 +318,7 @@ public struct BuddyAllocator: Sendable {
         var offset = offsetOf(key: best.key)
         hints[best.order].pop()
         freeOffsets[best.order].remove(offset)
+        if freeOffsets[best.order].isEmpty { nonEmptyOrders &= ~(1 << UInt64(best.order)) }
         // Split, keeping the preferred half and freeing the other.
         var current = best.order
         while current > order {
@@ -377,6 +385,7 @@ extension BuddyAllocator {
         precondition(position == totalBytes, "blocks do not cover the space")
         precondition(freeBytes == availableBytes, "availableBytes is wrong")
         for order in 0 ... maxOrder {
+            precondition(freeOffsets[order].isEmpty == (nonEmptyOrders & (1 << UInt64(order)) == 0), "nonEmptyOrders is wrong")
             let hinted = Set(hints[order].storage.map(offsetOf(key:)))
             precondition(freeOffsets[order].isSubset(of: hinted), "free block without a hint")
         }
