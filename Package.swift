@@ -78,6 +78,6 @@ let package = Package(
             name: "SVMFrameworkTests",
             dependencies: ["SVMFramework", "SVMPluginKit", "SVMTestSupport", "CSVMTestAllocators"]),
         .testTarget(
-            name: "SVMCLITests", dependencies: ["SVMTestSupport"]),
+            name: "SVMCLITests", dependencies: ["SVMTestSupport", "SVMFramework"]),
     ]
 )

@@ -80,6 +80,12 @@ struct BenchCommand: ParsableCommand {
                 CPU time for a 2 MiB fault with migration and 14 us for 64 KiB.
                 --chunk 2M --comparisons 0 measures one size alone (for a profiler); the JSON
                 then has 0 for the comparison it skipped.
+                --cpu N runs every thread of the measurement on CPU N alone. On a virtual
+                machine, waking a sleeping thread on another CPU costs an interrupt to a halted
+                virtual CPU (50-100 us on 2-core VMs, against about 5 us on one CPU), and a CPU
+                fault is two such wake-ups (to the handler thread and back): pinned, the CPU
+                fault shows what the framework adds to a move, apart from the machine's
+                wake-ups. The JSON's "cpu" says which CPU, or is absent.
                 """)
 
         @OptionGroup var plugins: PluginOptionsGroup
@@ -100,11 +106,25 @@ struct BenchCommand: ParsableCommand {
             transform: NumberArgument.integer(0...1000))
         var comparisons = 8
 
+        @Option(
+            parsing: .unconditional, help: ArgumentHelp(
+                "Run every thread on this CPU alone (see the discussion). Default: wherever the scheduler puts them.",
+                valueName: "cpu"),
+            transform: NumberArgument.integer(0...Int(Int32.max)))
+        var cpu: Int?
+
         @Flag(help: "Print the report as JSON.")
         var json = false
 
         func validate() throws {
             _ = try chunkSizes()
+            if let cpu {
+                let allowed: [Int]
+                do { allowed = try CPUAffinity.allowed() } catch { throw ValidationError("\(error)") }
+                guard allowed.contains(cpu) else {
+                    throw ValidationError("--cpu \(cpu) is not a CPU this process may run on (\(CPUAffinity.describe(allowed)))")
+                }
+            }
         }
 
         /// The `--chunk` sizes in bytes, in the order given; all three when none is given.
@@ -124,6 +144,7 @@ struct BenchCommand: ParsableCommand {
             let host = try plugins.makeHost(withDevicePlugin: device, defaults: device == "SimDevice" ? ["SimDevice": ["devices": "2"]] : [:])
             var benchmark = FaultBenchmark(iterations: iterations, comparisonRepetitions: comparisons)
             benchmark.chunkSizes = try chunkSizes()
+            benchmark.cpu = cpu
             let report: FaultBenchmark.Report
             do {
                 report = try benchmark.run(host: host, plugin: device)
@@ -139,7 +160,8 @@ struct BenchCommand: ParsableCommand {
 
         private func printText(_ report: FaultBenchmark.Report) {
             func us(_ ns: Int) -> String { String(format: "%.1f", Double(ns) / 1000) }
-            print("device \(report.device), \(report.iterations) faults per chunk size; times in microseconds (medians)")
+            let pinned = report.cpu.map { ", every thread on CPU \($0)" } ?? ""
+            print("device \(report.device), \(report.iterations) faults per chunk size\(pinned); times in microseconds (medians)")
             print("CHUNK    DEVICE-FAULT  MEMCPY  OVERHEAD  COLD-MEMCPY  OVERHEAD-COLD  CPU-FAULT  MEMCPY-FRESH  RATIO  MOVE-FLOOR")
             for chunk in report.chunks {
                 print([Self.name(chunk).padding(toLength: 7, withPad: " ", startingAt: 0),

@@ -1,4 +1,5 @@
 import Foundation
+import SVMFramework
 import SVMTestSupport
 import Testing
 
@@ -38,6 +39,7 @@ struct BenchCLITests {
             let throughSystemToMoveFloor: Double
         }
         let deviceToDevice: DeviceToDevice?
+        let cpu: Int?
         let statistics: [String: Int]
     }
 
@@ -59,6 +61,8 @@ struct BenchCLITests {
             #expect(abs(chunk.cpuFaultToCPUFaultFloor - Double(chunk.cpuFaultNs) / Double(chunk.cpuFaultFloorNs)) < 1e-9)
         }
         #expect(report.oneTwoMiBFaultNs > 0 && report.fiveHundredTwelve4KiBFaultsNs > 0)
+        let startedOnOneCPU = try CPUAffinity.allowed().count == 1  // e.g. under `taskset -c 0`
+        #expect(report.cpu == nil || startedOnOneCPU, "not pinned unless asked")
         // Every fault migrated, and every migration came back (a warm-up round, then the
         // measured one: 2 x 4 faults for each of the 3 chunk sizes).
         #expect(report.statistics["migrationsToDevice"] == 24)
@@ -90,6 +94,22 @@ struct BenchCLITests {
         let alone = try ProcessRunner.svmCLI(["bench", "fault", "--json", "--iterations", "2", "--chunk", "2M", "--comparisons", "0", "--plugin-option", "P2PFabric.topology=none"])
         #expect(alone.status == 0, "\(alone.standardError)")
         #expect(try JSONDecoder().decode(Report.self, from: Data(alone.standardOutput.utf8)).deviceToDevice == nil)
+    }
+
+    @Test("bench fault --cpu runs on the CPU given, says so, and refuses one the process may not use")
+    func pinnedToOneCPU() throws {
+        let cpu = try #require(try CPUAffinity.allowed().last)
+        let result = try ProcessRunner.svmCLI(["bench", "fault", "--json", "--iterations", "2", "--chunk", "4K", "--comparisons", "0", "--cpu", "\(cpu)"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let report = try JSONDecoder().decode(Report.self, from: Data(result.standardOutput.utf8))
+        #expect(report.cpu == cpu)
+        #expect(report.statistics["migrationsToDevice"] == 4 && report.statistics["cpuFaultMigrations"] == 4)
+        let text = try ProcessRunner.svmCLI(["bench", "fault", "--iterations", "2", "--chunk", "4K", "--comparisons", "0", "--cpu", "\(cpu)"])
+        #expect(text.status == 0 && text.standardOutput.contains("every thread on CPU \(cpu)"))
+        let refused = try ProcessRunner.svmCLI(["bench", "fault", "--cpu", "100000"])
+        #expect(refused.status == 2)
+        #expect(refused.standardError.contains("--cpu 100000 is not a CPU this process may run on (\(CPUAffinity.describe(try CPUAffinity.allowed())))"))
+        #expect(!refused.standardOutput.contains("device fault"), "refused before measuring anything")
     }
 
     @Test("bench fork times forks with no context, an empty one and device-resident data, which each fork brings home")

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 
+#include "svm_affinity.h"   /* the CPUs a thread may run on */
 #include "svm_atomic.h"     /* C11 atomics on plain memory */
 #include "svm_futex.h"      /* waiting for a word to change */
 #include "svm_process_vm.h" /* process_vm_readv/writev on this process */

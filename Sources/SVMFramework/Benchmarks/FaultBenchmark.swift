@@ -11,6 +11,10 @@ public struct FaultBenchmark: Sendable {
     /// Repetitions of the one-2-MiB-fault against 512-4-KiB-faults comparison.
     public var comparisonRepetitions: Int
     public var chunkSizes: [UInt64] = [4 << 10, 64 << 10, 2 << 20]
+    /// Run every thread of the measurement on this CPU alone (see ``CPUAffinity``), or
+    /// leave them where the scheduler puts them (`nil`). On one CPU a CPU fault's two
+    /// wake-ups cost a thread switch, not an interrupt to another (virtual) CPU.
+    public var cpu: Int?
 
     public init(iterations: Int = 64, comparisonRepetitions: Int = 8) {
         self.iterations = iterations
@@ -65,11 +69,24 @@ public struct FaultBenchmark: Sendable {
         public var manySmallToOneLarge: Double
         /// 2 MiB from device to device, when the plugin has two devices with a peer path.
         public var deviceToDevice: DeviceToDeviceBenchmark.Report?
+        /// The CPU every thread ran on, or `nil` when they could run on several: read from
+        /// the measuring thread's affinity during the run, so it is also set for a process
+        /// started on one CPU (`taskset -c 0`).
+        public var cpu: Int?
         public var statistics: [String: Int]
     }
 
-    /// Runs the benchmark on device `index` of `plugin`, loaded in `host`.
+    /// Runs the benchmark on device `index` of `plugin`, loaded in `host`; on ``cpu``
+    /// alone when it is set.
+    /// - Throws: ``CPUAffinity/Failure`` when ``cpu`` is not one the process may run on.
     public func run(host: PluginHost, plugin: String, index: Int = 0) throws -> Report {
+        guard let cpu else { return try runHere(host: host, plugin: plugin, index: index) }
+        return try CPUAffinity.pinned(to: cpu) { try runHere(host: host, plugin: plugin, index: index) }
+    }
+
+    private func runHere(host: PluginHost, plugin: String, index: Int) throws -> Report {
+        let allowed = try CPUAffinity.allowed()
+        let onlyCPU = allowed.count == 1 ? allowed[0] : nil
         var chunks: [ChunkResult] = []
         var statistics: [String: Int] = [:]
         var deviceName = plugin
@@ -85,7 +102,7 @@ public struct FaultBenchmark: Sendable {
         return Report(
             device: deviceName, iterations: iterations, chunks: chunks, oneTwoMiBFaultNs: oneLarge,
             fiveHundredTwelve4KiBFaultsNs: manySmall, manySmallToOneLarge: Double(manySmall) / Double(max(oneLarge, 1)),
-            deviceToDevice: deviceToDevice, statistics: statistics)
+            deviceToDevice: deviceToDevice, cpu: onlyCPU, statistics: statistics)
     }
 
     /// A context whose ranges are exactly `chunk` bytes, with the device open in it.
