@@ -100,6 +100,10 @@ public struct BuddyAllocator: Sendable {
     /// that have a free block (a 1 GiB allocator of 4 KiB chunks has 19 orders, and most
     /// are empty), instead of asking every order's hints.
     private var nonEmptyOrders: UInt64 = 0
+    /// Per order, the top hint known to be a free block, or `nil` when it must be checked
+    /// again: an allocation compares the tops of every order with a free block, and each
+    /// check is a set lookup, while one allocation changes only the orders it splits.
+    private var checkedTop: [UInt64?]
     /// The blocks handed out and not yet freed.
     private var allocated: Set<Block> = []
 
@@ -139,6 +143,7 @@ public struct BuddyAllocator: Sendable {
         maxOrder = roots[0].order
         freeOffsets = Array(repeating: [], count: maxOrder + 1)
         hints = Array(repeating: Hints(), count: maxOrder + 1)
+        checkedTop = Array(repeating: nil, count: maxOrder + 1)
         for root in roots { insertFree(offset: root.offset, order: root.order) }
     }
 
@@ -285,6 +290,7 @@ public struct BuddyAllocator: Sendable {
         while order < limit {
             let buddy = offset ^ blockSize(order)
             guard freeOffsets[order].remove(buddy) != nil else { break }
+            if checkedTop[order] == key(buddy) { checkedTop[order] = nil }
             if freeOffsets[order].isEmpty { nonEmptyOrders &= ~(1 << UInt64(order)) }
             offset = min(offset, buddy)
             order += 1
@@ -296,6 +302,8 @@ public struct BuddyAllocator: Sendable {
         freeOffsets[order].insert(offset)
         nonEmptyOrders |= 1 << UInt64(order)
         hints[order].push(key(offset))
+        // A new top is free, having just been inserted; an unknown top stays unknown.
+        if let top = checkedTop[order], key(offset) > top { checkedTop[order] = key(offset) }
         // Stale hints pile up when blocks merge away; rebuild before they dominate.
         if hints[order].count > 2 * freeOffsets[order].count + 32 {
             hints[order] = Hints(freeOffsets[order].map(key))
@@ -317,6 +325,7 @@ public struct BuddyAllocator: Sendable {
         guard let best else { return nil }
         var offset = offsetOf(key: best.key)
         hints[best.order].pop()
+        checkedTop[best.order] = nil
         freeOffsets[best.order].remove(offset)
         if freeOffsets[best.order].isEmpty { nonEmptyOrders &= ~(1 << UInt64(best.order)) }
         // Split, keeping the preferred half and freeing the other.
@@ -337,8 +346,12 @@ public struct BuddyAllocator: Sendable {
 
     /// The key of the preferred free block of `order`, dropping stale hints on the way.
     private mutating func bestHint(order: Int) -> UInt64? {
+        if let top = checkedTop[order] { return top }
         while let top = hints[order].top {
-            if freeOffsets[order].contains(offsetOf(key: top)) { return top }
+            if freeOffsets[order].contains(offsetOf(key: top)) {
+                checkedTop[order] = top
+                return top
+            }
             hints[order].pop()
         }
         return nil
@@ -388,6 +401,9 @@ extension BuddyAllocator {
             precondition(freeOffsets[order].isEmpty == (nonEmptyOrders & (1 << UInt64(order)) == 0), "nonEmptyOrders is wrong")
             let hinted = Set(hints[order].storage.map(offsetOf(key:)))
             precondition(freeOffsets[order].isSubset(of: hinted), "free block without a hint")
+            if let top = checkedTop[order] {
+                precondition(hints[order].top == top && freeOffsets[order].contains(offsetOf(key: top)), "checkedTop is stale")
+            }
         }
     }
 }
