@@ -22,7 +22,10 @@ extension BenchCommand {
                 does, initialize b and c as it does (their first touch), compute a = b + s*c
                 once (a's first touch), munmap; no device, no check pass. The median of the
                 --repetitions runs is printed, and the simulation's median wall time as a
-                multiple of it (wall/floor).
+                multiple of it (wall/floor). The floor's own time per GiB against the smallest
+                size's is printed too: when the machine itself slows down at a size (at 4G
+                here, from page allocation and zeroing), the simulation's growth should be
+                read against it.
                 """)
 
         @OptionGroup var plugins: PluginOptionsGroup
@@ -55,6 +58,9 @@ extension BenchCommand {
             var cpuFloorSeconds: Double
             /// `wallSeconds / cpuFloorSeconds`.
             var wallToCPUFloor: Double
+            /// The CPU floor's time per byte against the first size's: how the machine
+            /// alone grows.
+            var cpuFloorPerByteVsFirst: Double
             var verified: Bool
         }
 
@@ -101,11 +107,14 @@ extension BenchCommand {
                 let wall = report.wallClock.seconds
                 let perByte = wall / Double(bytes)
                 let first = rows.first.map { $0.wallSeconds / Double($0.workingSetBytes) } ?? perByte
+                let floorPerByte = cpuFloor / Double(bytes)
+                let firstFloor = rows.first.map { $0.cpuFloorSeconds / Double($0.workingSetBytes) } ?? floorPerByte
                 rows.append(Row(
                     workingSetBytes: bytes, wallSeconds: wall, fastestWallSeconds: walls.first!, slowestWallSeconds: walls.last!,
                     simulatedNanoseconds: report.simulatedNanoseconds, accesses: device.accesses, faults: device.faults.total,
                     accessesPerSecond: report.wallClock.accessesPerSecond, faultsPerSecond: report.wallClock.faultsPerSecond,
                     wallPerByteVsFirst: perByte / first, cpuFloorSeconds: cpuFloor, wallToCPUFloor: wall / cpuFloor,
+                    cpuFloorPerByteVsFirst: floorPerByte / firstFloor,
                     verified: reports.allSatisfy(\.verified)))
                 if !json { print(Self.text(rows.last!)) }
             }
@@ -120,7 +129,8 @@ extension BenchCommand {
                 + "simulated \(String(format: "%9.3f", Double(row.simulatedNanoseconds) / 1e6)) ms  "
                 + "\(String(format: "%6.1f", row.accessesPerSecond / 1e6))M accesses/s  \(String(format: "%7.1f", row.faultsPerSecond)) faults/s  "
                 + "wall per GiB vs first \(String(format: "%.2f", row.wallPerByteVsFirst))  "
-                + "CPU floor \(String(format: "%.3f", row.cpuFloorSeconds)) s, wall/floor \(String(format: "%.1f", row.wallToCPUFloor))x"
+                + "CPU floor \(String(format: "%.3f", row.cpuFloorSeconds)) s, wall/floor \(String(format: "%.1f", row.wallToCPUFloor))x, "
+                + "floor per GiB vs first \(String(format: "%.2f", row.cpuFloorPerByteVsFirst))"
                 + (row.verified ? "" : "  NOT VERIFIED")
         }
     }

@@ -179,6 +179,7 @@ struct BenchCLITests {
             let faults: Int
             let cpuFloorSeconds: Double
             let wallToCPUFloor: Double
+            let cpuFloorPerByteVsFirst: Double
             let verified: Bool
         }
         let result = try ProcessRunner.svmCLI(["bench", "sim", "--sizes", "2M,6M", "--repetitions", "3", "--json"])
@@ -193,10 +194,14 @@ struct BenchCLITests {
             #expect(abs(row.wallToCPUFloor - row.wallSeconds / row.cpuFloorSeconds) < 1e-9 * row.wallToCPUFloor)
         }
         #expect(rows[1].simulatedNanoseconds > rows[0].simulatedNanoseconds)
+        // The floor's growth per GiB, against the first size's floor.
+        #expect(rows[0].cpuFloorPerByteVsFirst == 1)
+        let floorGrowth = (rows[1].cpuFloorSeconds / 6) / (rows[0].cpuFloorSeconds / 2)
+        #expect(abs(rows[1].cpuFloorPerByteVsFirst - floorGrowth) < 1e-9 * floorGrowth)
         let text = try ProcessRunner.svmCLI(["bench", "sim", "--sizes", "2M", "--repetitions", "1"])
         #expect(text.status == 0, "\(text.standardError)")
         #expect(text.standardOutput.contains("CPU floor "))
-        #expect(text.standardOutput.contains("wall/floor "))
+        #expect(text.standardOutput.contains("wall/floor ") && text.standardOutput.contains("floor per GiB vs first 1.00"))
         let bad = try ProcessRunner.svmCLI(["bench", "sim", "--sizes", "2M,huge"])
         #expect(bad.status == 2 && bad.standardError.contains("'huge'"))
     }
