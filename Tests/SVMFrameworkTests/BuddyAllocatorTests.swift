@@ -120,6 +120,24 @@ struct BuddyAllocatorTests {
         try other.free(twin)
     }
 
+    @Test("allocateBlock: one block of a power-of-two size, or a clear refusal")
+    func singleBlocks() throws {
+        var buddy = try BuddyAllocator(totalBytes: 12 * MiB)
+        var twin = buddy
+        for size in [4 * KiB, 2 * MiB, 64 * KiB, 8 * MiB] {
+            let block = try buddy.allocateBlock(size: size)
+            #expect([block] == (try twin.allocate(size: size)).map { $0 }, "the block allocate gives")
+            #expect(block.size == size && block.offset % size == 0)
+        }
+        #expect(throws: BuddyAllocatorError.invalidSize(size: 12 * KiB, minChunkSize: 4 * KiB)) { try buddy.allocateBlock(size: 12 * KiB) }
+        #expect(throws: BuddyAllocatorError.invalidSize(size: 2 * KiB, minChunkSize: 4 * KiB)) { try buddy.allocateBlock(size: 2 * KiB) }
+        #expect(throws: BuddyAllocatorError.exceedsCapacity(requested: 16 * MiB, totalBytes: 12 * MiB)) { try buddy.allocateBlock(size: 16 * MiB) }
+        let available = buddy.availableBytes
+        #expect(throws: BuddyAllocatorError.self) { try buddy.allocateBlock(size: 4 * MiB) }  // 8 MiB root taken
+        #expect(buddy.availableBytes == available, "a refusal takes nothing")
+        buddy.checkInvariants()
+    }
+
     @Test("64 KiB minimum chunk")
     func sixtyFourKiBChunks() throws {
         var buddy = try BuddyAllocator(totalBytes: 4 * MiB, minChunkSize: 64 * KiB)
@@ -223,7 +241,12 @@ struct BuddyAllocatorTests {
                 guard rounded <= buddy.totalBytes else { continue }
                 let expected = model.allocate(size: rounded, minBlock: minBlock)
                 let outcome: Result<[BuddyAllocator.Block], BuddyAllocatorError>
-                do { outcome = .success(try buddy.allocate(size: size, alignment: alignment)) } catch {
+                // A power-of-two request without an alignment is one block: allocateBlock
+                // must give the very block allocate would.
+                let single = alignment == nil && size.nonzeroBitCount == 1 && Bool.random(using: &random)
+                do {
+                    outcome = .success(single ? [try buddy.allocateBlock(size: size)] : try buddy.allocate(size: size, alignment: alignment))
+                } catch {
                     outcome = .failure(error)
                 }
                 switch (outcome, expected) {

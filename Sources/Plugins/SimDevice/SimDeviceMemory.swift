@@ -89,16 +89,14 @@ final class SimDeviceMemory: @unchecked Sendable {
             throw .invalidArgument
         }
         return try state.withLock { (state) throws(PluginErrno) -> UInt64 in
-            let blocks: [BuddyAllocator.Block]
+            let block: BuddyAllocator.Block
             do throws(BuddyAllocatorError) {
-                blocks = try state.allocator.allocate(size: requested)
+                block = try state.allocator.allocateBlock(size: requested)
             } catch {
                 throw error.pluginErrno
             }
-            // A power-of-two request is one block (see BuddyAllocator.allocate).
-            precondition(blocks.count == 1, "a power-of-two allocation must be one block")
-            state.blocks[blocks[0].offset] = blocks[0]
-            return blocks[0].offset
+            state.blocks[block.offset] = block
+            return block.offset
         }
     }
 

@@ -68,16 +68,15 @@ public final class IOVASpace: Sendable {
     /// (`dma_iova_try_alloc` may sleep).
     func allocate(size: UInt64) -> IOVAAllocation? {
         state.withLock { state in
-            guard size.nonzeroBitCount == 1, var aperture = state.aperture,
-                let blocks = try? aperture.allocate(size: size, alignment: size), blocks.count == 1
-            else {
+            // In place: a copy of the allocator taken out and stored back made every
+            // allocation copy its free lists.
+            guard size.nonzeroBitCount == 1, let block = try? state.aperture?.allocateBlock(size: size) else {
                 state.work.failedAllocs += 1
                 return nil
             }
-            state.aperture = aperture
             state.live += 1
             state.work.allocs += 1
-            return IOVAAllocation(block: blocks[0])
+            return IOVAAllocation(block: block)
         }
     }
 

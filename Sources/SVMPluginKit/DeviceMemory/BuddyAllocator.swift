@@ -71,6 +71,13 @@ public struct BuddyAllocator: Sendable {
         /// The bytes the block covers.
         public var range: Range<UInt64> { offset ..< offset + size }
 
+        /// The offset alone: equal blocks have equal offsets, and the allocator's set of
+        /// live blocks hashes one on every allocation and free (a quarter of the hashing
+        /// all four fields took).
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(offset)
+        }
+
         public var description: String {
             "block 0x\(String(offset, radix: 16)) + \(ByteCount.format(size)) (order \(order))"
         }
@@ -230,6 +237,26 @@ public struct BuddyAllocator: Sendable {
             }
         }
         return blocks
+    }
+
+    /// ``allocate(size:alignment:)`` for one block of a power-of-two `size`: the same block
+    /// it would return, without an array around it (device memory for one range, an IOVA
+    /// block for one binding, on every fault).
+    ///
+    /// - Throws: `invalidSize` when `size` is not a power of two of at least
+    ///   ``minChunkSize``, `exceedsCapacity` when it is larger than ``maxBlockSize``, and
+    ///   `outOfMemory` when no free block is large enough now.
+    public mutating func allocateBlock(size: UInt64) throws(BuddyAllocatorError) -> Block {
+        guard size.nonzeroBitCount == 1, size >= minChunkSize else {
+            throw .invalidSize(size: size, minChunkSize: minChunkSize)
+        }
+        guard size <= maxBlockSize else { throw .exceedsCapacity(requested: size, totalBytes: totalBytes) }
+        let order = order(ofSize: size)
+        guard size <= availableBytes, let offset = takeFree(order: order) else { throw outOfMemory(size, size) }
+        let block = Block(offset: offset, order: order, size: size, allocatorID: id)
+        allocated.insert(block)
+        availableBytes -= size
+        return block
     }
 
     /// Frees `block` and merges it with its free buddies.
