@@ -18,6 +18,9 @@ let package = Package(
         // The same in Swift with SVMPluginKit: the article's Swift example.
         .library(name: "ExampleSwiftPlugin", type: .dynamic, targets: ["ExampleSwiftPlugin"]),
         .executable(name: "svm-cli", targets: ["svm-cli"]),
+        // A fixed sequence of device faults for counting instructions under callgrind
+        // (scripts/instructions.sh).
+        .executable(name: "svm-fault-probe", targets: ["svm-fault-probe"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -69,6 +72,7 @@ let package = Package(
                 "SVMFramework",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        .executableTarget(name: "svm-fault-probe", dependencies: ["SVMFramework"]),
         .target(
             name: "SVMTestSupport", dependencies: ["SVMFramework", "SVMPluginKit"],
             path: "Tests/SVMTestSupport"),

@@ -15,8 +15,8 @@ fi
 # libdrm and libpciaccess: the XeDevice plugin; pkg-config: SwiftPM finds them with it;
 # a C compiler: the tests build C plugins the way an external author would; gdb: test.sh
 # prints the thread stacks of a test run that hangs; libstdc++'s headers: the tests' small C++
-# target (new and delete).
-packages=(libdrm-dev libpciaccess-dev pkg-config gcc gdb libstdc++-12-dev)
+# target (new and delete); valgrind: scripts/instructions.sh counts a fault's instructions.
+packages=(libdrm-dev libpciaccess-dev pkg-config gcc gdb libstdc++-12-dev valgrind)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
