@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per device fault and per CPU-fault migrate-back, counted by callgrind: the
 # repeatable measure of the fault path's own work (times on this shared machine vary by 2x
-# between runs; these counts by less than 0.1%). User-space instructions only: the kernel's
+# between runs; these counts by less than 1%). User-space instructions only: the kernel's
 # work (the UFFDIO_MOVE itself) is not counted.
 #
 #   scripts/instructions.sh [CHUNK]     CHUNK: 4096 (default), 65536 or 2097152

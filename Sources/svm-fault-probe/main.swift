@@ -3,7 +3,7 @@ import SVMFramework
 
 // svm-fault-probe: a fixed, repeatable sequence of device faults on SimDevice, for counting
 // the instructions a fault takes (scripts/instructions.sh runs it under callgrind; times on
-// a shared machine vary by 2x, instruction counts by less than 0.1%).
+// a shared machine vary by 2x, instruction counts by less than 1%).
 //
 // It faults `ranges` chunks of `chunk` bytes into device memory (first faults: each makes its
 // range), then `rounds` times brings every chunk home and faults it again (steady faults).

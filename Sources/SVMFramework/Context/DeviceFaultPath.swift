@@ -240,7 +240,7 @@ struct DeviceFaultPath {
                     if progress.migrationsTried > Self.migrationAttempts { range.residency.waitWhileMigrating(timeout: Self.migrationWait) }
                 }
                 return nil
-            } else if range.residency.current == .system {
+            } else if range.residency.isInSystemMemory {
                 populate(range)
                 target = .system
             } else {
@@ -317,7 +317,7 @@ struct DeviceFaultPath {
     ) throws -> Bool {
         let sequence = notifier.sequence.readBegin()
         // A migration away after this check bumps the sequence: the commit below fails.
-        guard range.residency.current == target else { return false }
+        guard range.residency.isCurrently(target) else { return false }
         var access: BindAccess = writable ? [.writable] : []
         let piece: BindPiece
         if case .device(let allocation) = target {

@@ -88,6 +88,15 @@ public final class RangeResidency: Sendable {
 
     public var current: Residency { state.withLock { $0.residency } }
 
+    /// Whether the range is at `residency` now: ``current`` `==` without the copy of the
+    /// residency out of the lock.
+    public func isCurrently(_ residency: Residency) -> Bool { state.withLock { $0.residency == residency } }
+
+    /// Whether the data is in system memory at rest now.
+    public var isInSystemMemory: Bool {
+        state.withLock { if case .system = $0.residency { true } else { false } }
+    }
+
     /// Runs `body` if the data is in system memory, holding the state so that no migration
     /// can take the data away meanwhile: for filling missing CPU pages with zeros, which
     /// must never happen to a page whose data a migration has just moved out. `body` may
