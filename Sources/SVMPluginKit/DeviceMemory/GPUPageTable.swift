@@ -47,6 +47,15 @@ public struct GPUPageTable: Sendable {
         public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
 
         public var description: String { ByteCount.format(rawValue) }
+
+        /// The leaf's place in the table's counts.
+        var countIndex: Int {
+            switch self {
+            case .size4K: 0
+            case .size64K: 1
+            case .size2M: 2
+            }
+        }
     }
 
     /// Where a leaf points: the device-side form of a pagemap address.
@@ -137,7 +146,9 @@ public struct GPUPageTable: Sendable {
 
     /// Directories by `va >> 21`.
     private var directories: [UInt64: Directory] = [:]
-    private var counts: [LeafSize: Int] = [:]
+    /// Leaves by size: 4 KiB, 64 KiB, 2 MiB (``LeafSize/countIndex``). An array, not a
+    /// dictionary: every map and unmap counts, and a hash each time was a tenth of a map.
+    private var counts = [0, 0, 0]
 
     /// The VA bytes mapped.
     public private(set) var mappedBytes: UInt64 = 0
@@ -147,12 +158,12 @@ public struct GPUPageTable: Sendable {
     /// The number of leaves of `size`.
     ///
     /// - Complexity: O(1).
-    public func leafCount(_ size: LeafSize) -> Int { counts[size, default: 0] }
+    public func leafCount(_ size: LeafSize) -> Int { counts[size.countIndex] }
 
     /// The number of leaves of all sizes.
     ///
     /// - Complexity: O(1).
-    public var leafCount: Int { counts.values.reduce(0, +) }
+    public var leafCount: Int { counts.reduce(0, +) }
 
     /// Whether nothing is mapped.
     public var isEmpty: Bool { directories.isEmpty }
@@ -245,21 +256,24 @@ public struct GPUPageTable: Sendable {
     public mutating func unmap(_ range: Range<UInt64>) throws(GPUPageTableError) -> UInt64 {
         try validateBounds(range)
         guard !range.isEmpty else { return 0 }
-        // Only a leaf holding one of the two ends can stick out of the range.
-        for end in [range.lowerBound, range.upperBound - 1] {
+        // Only a leaf holding one of the two ends can stick out of the range (the ends one
+        // by one: an array of the two was an allocation per zap).
+        func checkEnd(_ end: UInt64) throws(GPUPageTableError) {
             if let leaf = translate(end)?.leafRange,
                 leaf.lowerBound < range.lowerBound || leaf.upperBound > range.upperBound
             {
                 throw .unmapSplitsLeaf(requested: range, leaf: leaf)
             }
         }
+        try checkEnd(range.lowerBound)
+        try checkEnd(range.upperBound - 1)
         var unmapped: UInt64 = 0
-        for key in directoryKeys(intersecting: range) {
-            guard var directory = directories.removeValue(forKey: key) else { continue }
+        func unmap(directory key: UInt64) {
+            guard var directory = directories.removeValue(forKey: key) else { return }
             if directory.huge != nil {
                 // Not split (checked above), so wholly inside the range.
                 directory.huge = nil
-                counts[.size2M, default: 0] -= 1
+                counts[LeafSize.size2M.countIndex] -= 1
                 unmapped += Self.regionSize
             } else {
                 for slot in Self.slotSpan(key, range) {
@@ -268,12 +282,21 @@ public struct GPUPageTable: Sendable {
                     unmapped += LeafSize.size4K.bytes
                     // Count a 64 KiB leaf once: at its first slot, which lies in the range.
                     if entry.size == .size4K || slot % 16 == 0 {
-                        counts[entry.size, default: 0] -= 1
+                        counts[entry.size.countIndex] -= 1
                         directory.smallLeaves -= 1
                     }
                 }
             }
             if directory.huge != nil || directory.smallLeaves > 0 { directories[key] = directory }
+        }
+        // The keys in the range one by one when there are fewer of them than directories
+        // (a zap of one range: no array of keys made), else the directories' own keys.
+        let first = range.lowerBound >> Self.regionShift
+        let last = (range.upperBound - 1) >> Self.regionShift
+        if last - first < UInt64(directories.count) {
+            for key in first ... last { unmap(directory: key) }
+        } else {
+            for key in directoryKeys(intersecting: range) { unmap(directory: key) }
         }
         mappedBytes -= unmapped
         return unmapped
@@ -284,7 +307,7 @@ public struct GPUPageTable: Sendable {
     /// - Complexity: O(directories).
     public mutating func removeAll() {
         directories.removeAll()
-        counts.removeAll()
+        counts = [0, 0, 0]
         mappedBytes = 0
     }
 
@@ -400,7 +423,7 @@ public struct GPUPageTable: Sendable {
             directory.smallLeaves += 1
             directories[key] = directory
         }
-        counts[size, default: 0] += 1
+        counts[size.countIndex] += 1
         mappedBytes += size.bytes
     }
 }
