@@ -8,8 +8,10 @@ public final class SVMRange: Sendable {
     public let flags: AtomicFlags<RangeFlags>
     /// Where the data lives: system memory, device memory, or a migration in flight.
     public let residency = RangeResidency()
-    /// Device pages by device id; protected by this mutex (inserted under the SVM lock).
-    private let pagesByDevice = Locked<[UInt64: DevicePages]>([:])
+    /// Device pages in device id order; protected by this mutex (inserted under the SVM
+    /// lock). A list searched in order, not a dictionary: a range has the pages of one to a
+    /// few devices, and a fault asks for them several times (a hash each time).
+    private let pagesByDevice = Locked<[DevicePages]>([])
     /// The CPU mapping the last lookup found for the range, and what it is valid for (see
     /// `SVMSpace.lookUp(faultAddress:write:protection:)`); behind its own mutex, a leaf.
     private let mapping = Locked<(mapping: CPUMapping, key: MappingKey)?>(nil)
@@ -36,28 +38,28 @@ public final class SVMRange: Sendable {
 
     /// The device pages of `deviceID`, created empty on first use.
     public func pages(for deviceID: UInt64) -> DevicePages {
-        pagesByDevice.withLock { table in
-            if let pages = table[deviceID] { return pages }
+        pagesByDevice.withLock { list in
+            if let pages = list.first(where: { $0.deviceID == deviceID }) { return pages }
             let pages = DevicePages(deviceID: deviceID)
-            table[deviceID] = pages
+            list.insert(pages, at: list.firstIndex { $0.deviceID > deviceID } ?? list.endIndex)
             return pages
         }
     }
 
     /// The device pages of `deviceID` if that device ever faulted on the range.
     public func pages(ifExistFor deviceID: UInt64) -> DevicePages? {
-        pagesByDevice.withLock { $0[deviceID] }
+        pagesByDevice.withLock { list in list.first { $0.deviceID == deviceID } }
     }
 
-    /// Calls `body` with every device's pages that exist, in no particular order, without
+    /// Calls `body` with every device's pages that exist, in device id order, without
     /// building an array.
     public func forEachPages(_ body: (DevicePages) -> Void) {
-        pagesByDevice.withLock { table in for pages in table.values { body(pages) } }
+        pagesByDevice.withLock { list in for pages in list { body(pages) } }
     }
 
     /// Every device's pages that exist, by device id order.
     public var allPages: [DevicePages] {
-        pagesByDevice.withLock { $0.sorted { $0.key < $1.key }.map(\.value) }
+        pagesByDevice.withLock { $0 }
     }
 
     /// Whether any device still maps the range: the garbage collector must unmap those
