@@ -346,6 +346,7 @@ import Testing
         f.context.contentionInjection.withLock { $0 = nil }
         #expect(result.stoppedBy == nil)
         let times = contended.withLock { $0 }
+        #expect(times >= 1, "B never contended: the commit did not run the contention hook")
         // Without the reservation: 100 of 100, and 98 to 200 migrations.
         #expect(times <= DeviceFaultPath.reserveAfterPasses + 1, "B took the range away \(times) times before A committed")
         #expect(f.count("migrationsBetweenDevices") + f.count("migrationsToDevice") <= 2 * (DeviceFaultPath.reserveAfterPasses + 1))

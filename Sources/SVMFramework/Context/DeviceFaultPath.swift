@@ -15,7 +15,10 @@ import SVMPluginKit
 /// all inside the one sequence-retry loop (``withSequenceRetry(timeout:_:)``): a step that
 /// finds the range busy or invalidated returns `nil`, and the loop starts again, until the
 /// fault timeout.
-struct DeviceFaultPath {
+///
+/// A class made once per context: a struct of its ten references, made for every fault as it
+/// was, cost ten retains and releases each time.
+final class DeviceFaultPath: Sendable {
     let space: SVMSpace
     let mirror: CPUMirror?
     let migrator: Migrator?
@@ -25,11 +28,24 @@ struct DeviceFaultPath {
     let activity: SVMActivityLog
     let lostMemory: LostMemory
     let policy: MigrationPolicy
-    let timeout: Duration
-    let atomicTimeslice: Duration
-    /// Test injection: called in every commit, before the notifier lock, with the device and
-    /// range (see `SVMContext.contentionInjection`).
-    var contention: (@Sendable (SVMDevice, SVMRange) -> Void)? = nil
+    /// The timeout, the atomic timeslice and the test's contention hook, read when used.
+    let settings: FaultSettings
+
+    init(
+        space: SVMSpace, mirror: CPUMirror?, migrator: Migrator?, cpu: ProcessAddressSpace, statistics: SVMStatistics,
+        trace: SVMTrace, activity: SVMActivityLog, lostMemory: LostMemory, policy: MigrationPolicy, settings: FaultSettings
+    ) {
+        self.space = space
+        self.mirror = mirror
+        self.migrator = migrator
+        self.cpu = cpu
+        self.statistics = statistics
+        self.trace = trace
+        self.activity = activity
+        self.lostMemory = lostMemory
+        self.policy = policy
+        self.settings = settings
+    }
 
     /// Migrations one fault may start before it settles for system memory: past a few, the
     /// range ping-pongs with another party (the xe driver's fallback as well).
@@ -62,8 +78,10 @@ struct DeviceFaultPath {
 
     /// What one fault has tried so far.
     private struct Progress {
+        /// The fault's timeout, read once when it starts (the setting may change meanwhile).
+        let timeout: Duration
         /// When the fault gives up (its timeout): no wait inside it outlasts this either.
-        var deadline: ContinuousClock.Instant
+        let deadline: ContinuousClock.Instant
         var migrationsTried = 0
         var countedThrashing = false
         var brokeSharing = false
@@ -74,6 +92,11 @@ struct DeviceFaultPath {
         /// Passes made so far, and the range this fault reserved (see ``reserveAfterPasses``).
         var passes = 0
         var reserved: SVMRange?
+
+        init(timeout: Duration) {
+            self.timeout = timeout
+            deadline = .now + timeout
+        }
     }
 
     /// Services one device fault: on return the device may replay the access.
@@ -81,7 +104,7 @@ struct DeviceFaultPath {
     ///   (protection, or an atomic without device memory), `.ioError` (lost data),
     ///   `.tryAgain` (the fault timeout passed).
     func service(device: SVMDevice, address: UInt64, access: DeviceAccess) throws {
-        try service(device: device, address: address, access: access, progress: Progress(deadline: .now + timeout))
+        try service(device: device, address: address, access: access, progress: Progress(timeout: settings.timeout))
     }
 
     /// Prefetches the range containing `address` for `device` (the xe driver's prefetch
@@ -92,7 +115,7 @@ struct DeviceFaultPath {
     /// - Throws: as ``service(device:address:access:)``; `.noLink` for a peer without a path.
     func prefetch(device: SVMDevice, address: UInt64, into pagemap: SVMPagemap) throws {
         guard pagemap === device.pagemap || device.pagemap.peerPath(to: pagemap.deviceID) != nil else { throw PluginErrno.noLink }
-        var progress = Progress(deadline: .now + timeout)
+        var progress = Progress(timeout: settings.timeout)
         progress.prefetchInto = pagemap
         try service(device: device, address: address, access: [], progress: progress)
     }
@@ -102,7 +125,7 @@ struct DeviceFaultPath {
         defer { progress.reserved?.residency.releaseReservation(for: device.deviceID) }
         let before = FailureCounts.now(device: device, statistics: statistics)
         do {
-            try withSequenceRetry(timeout: timeout) { () throws -> Void? in
+            try withSequenceRetry(timeout: progress.timeout) { () throws -> Void? in
                 try attempt(device: device, address: address, access: access, progress: &progress)
             }
         } catch let timeout as SequenceRetryTimeout {
@@ -117,7 +140,7 @@ struct DeviceFaultPath {
     /// One pass of the flow for a fresh fault (a test's contender, see
     /// `SVMContext.contentionInjection`); whether it committed.
     func attemptOnce(device: SVMDevice, address: UInt64, access: DeviceAccess) throws -> Bool {
-        var progress = Progress(deadline: .now + timeout)
+        var progress = Progress(timeout: settings.timeout)
         return try attempt(device: device, address: address, access: access, progress: &progress) != nil
     }
 
@@ -210,7 +233,7 @@ struct DeviceFaultPath {
             return nil
         case .migrate(let destination):
             progress.migrationsTried += 1
-            let timeslice = atomic ? atomicTimeslice : nil
+            let timeslice = atomic ? settings.atomicTimeslice : nil
             // Device atomics need device memory: they may evict what their batch migrated.
             let migrated = migrator?.migrate(range, to: destination, timeslice: timeslice, thrashing: atomic ? nil : device.thrashing)
             if case .success = migrated, destination !== device.pagemap {
@@ -330,7 +353,7 @@ struct DeviceFaultPath {
         } else {
             piece = Self.piece(at: range.interval.start, size: range.interval.size, protocol: .system)
         }
-        contention?(device, range)
+        settings.contention.withLock { $0 }?(device, range)
         // The IOVA model's first step, with no lock held (the pages are collected after the
         // sequence was read, as `hmm_range_fault` does; the check below validates them).
         let dma = dmaMapping(of: piece, range: range, device: device)

@@ -30,28 +30,21 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     public let policy: MigrationPolicy
     /// Why CPU faults and migration are off, or `nil` when the mirror runs.
     public let mirrorUnavailableReason: String?
-    /// How long one device fault may keep retrying before it fails with `EAGAIN`. Atomic:
-    /// set by any thread, read by each fault when it starts.
+    /// How long one device fault may keep retrying before it fails with `EAGAIN` (10 s by
+    /// default). Atomic: set by any thread, read by each fault when it starts.
     public var faultTimeout: Duration {
-        get { .nanoseconds(faultTimeoutNanoseconds.load(ordering: .relaxed)) }
-        set { faultTimeoutNanoseconds.store(Self.nanoseconds(newValue), ordering: .relaxed) }
+        get { settings.timeout }
+        set { settings.timeout = newValue }
     }
     /// How long data a device atomic migrated stays in device memory before a CPU fault
     /// takes it back: 5 ms, as the xe driver gives atomics on discrete GPUs
     /// (`timeslice_ms` in `xe_svm_handle_pagefault`). Atomic, like ``faultTimeout``.
     public var atomicTimeslice: Duration {
-        get { .nanoseconds(atomicTimesliceNanoseconds.load(ordering: .relaxed)) }
-        set { atomicTimesliceNanoseconds.store(Self.nanoseconds(newValue), ordering: .relaxed) }
+        get { settings.atomicTimeslice }
+        set { settings.atomicTimeslice = newValue }
     }
-    /// 10 s: far above any real fault service (milliseconds at most), short enough that a
-    /// stuck fault fails a test instead of hanging it.
-    private let faultTimeoutNanoseconds = Atomic<Int64>(10_000_000_000)
-    private let atomicTimesliceNanoseconds = Atomic<Int64>(5_000_000)
-
-    private static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
+    /// What the fault path reads at each fault (see ``FaultSettings``).
+    private let settings = FaultSettings()
 
     let mirror: CPUMirror?
     private let migrator: Migrator?
@@ -89,6 +82,9 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
             watchdog = nil
             mirrorUnavailableReason = "userfaultfd unavailable (\(error)): devices use CPU memory in place; nothing migrates and unmaps are not seen"
         }
+        faultPath = DeviceFaultPath(
+            space: space, mirror: mirror, migrator: migrator, cpu: cpu, statistics: statistics, trace: trace,
+            activity: activity, lostMemory: lostMemory, policy: policy, settings: settings)
         mirror?.start(client: self)
         watchdog?.start(limit: { [weak self] in self?.faultTimeout ?? .seconds(10) })
         host?.setDeviceFaultHandler(self)
@@ -350,18 +346,11 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         }
     }
 
-    /// The fault path with the context's settings now.
-    var faultPath: DeviceFaultPath {
-        DeviceFaultPath(
-            space: space, mirror: mirror, migrator: migrator, cpu: cpu, statistics: statistics, trace: trace,
-            activity: activity, lostMemory: lostMemory, policy: policy, timeout: faultTimeout, atomicTimeslice: atomicTimeslice,
-            contention: contentionInjection.withLock { $0 })
-    }
+    /// The device fault path, made once: it reads the settings at each fault.
+    let faultPath: DeviceFaultPath
 
-    /// Contention injection for tests: runs in every device fault's commit, before the
-    /// notifier lock, with the device and the range (a test makes another device's fault
-    /// take the range away there, the worst moment).
-    let contentionInjection = Locked<(@Sendable (SVMDevice, SVMRange) -> Void)?>(nil)
+    /// Contention injection for tests (see ``FaultSettings/contention``).
+    var contentionInjection: Locked<(@Sendable (SVMDevice, SVMRange) -> Void)?> { settings.contention }
 
     public func handleDeviceFault(hostDevice: UInt64, address: UInt64, access: DeviceAccess, batch: UInt64) throws {
         guard !isForkedCopy else { throw PluginErrno.noDevice }

@@ -33,7 +33,10 @@ import Synchronization
 /// Every step that can fail gives up cleanly: the data goes back into place and the range
 /// stays in system memory (the fault is then served from system memory). Losing data is in
 /// `Migrator+Loss.swift`, discards in `Migrator+Discard.swift`.
-struct Migrator: Sendable {
+///
+/// A class, not a struct of eight references: every device fault carries one, and a copy of
+/// the struct was eight retains and releases.
+final class Migrator: Sendable {
     let space: SVMSpace
     let mirror: CPUMirror
     let statistics: SVMStatistics
@@ -56,6 +59,15 @@ struct Migrator: Sendable {
     /// How long a migration to device memory waits at a closed gate before giving up (the
     /// fault then retries): a fork's preparation takes milliseconds.
     static let gateWait: Duration = .seconds(1)
+
+    init(space: SVMSpace, mirror: CPUMirror, statistics: SVMStatistics, trace: SVMTrace, activity: SVMActivityLog, lost: LostMemory) {
+        self.space = space
+        self.mirror = mirror
+        self.statistics = statistics
+        self.trace = trace
+        self.activity = activity
+        self.lost = lost
+    }
 
     var faults: UserFaultFD { mirror.faults }
 
