@@ -236,12 +236,15 @@ final class DeviceFaultPath: Sendable {
             let timeslice = atomic ? settings.atomicTimeslice : nil
             // Device atomics need device memory: they may evict what their batch migrated.
             let migrated = migrator?.migrate(range, to: destination, timeslice: timeslice, thrashing: atomic ? nil : device.thrashing)
-            if case .success = migrated, destination !== device.pagemap {
-                return nil  // prefetched into a peer's memory: the next pass binds it there
-            } else if case .success(let allocation) = migrated {
+            // One switch over the result: each `if case` on it copied it.
+            switch migrated {
+            case .success(let allocation)?:
+                guard destination === device.pagemap else {
+                    return nil  // prefetched into a peer's memory: the next pass binds it there
+                }
                 device.thrashing.migrated(range)
                 target = .device(allocation)
-            } else if case .failure(.pagesShared) = migrated, !progress.brokeSharing {
+            case .failure(.pagesShared)? where !progress.brokeSharing:
                 // Pages shared with a forked child, or not yet this process's own again since
                 // a fork (the child may be gone): a write fault gives this process its own
                 // copies (or takes the pages back without a copy when nobody shares them),
@@ -250,24 +253,25 @@ final class DeviceFaultPath: Sendable {
                 progress.brokeSharing = true
                 breakSharing(range)
                 return nil
-            } else if atomic {
+            case .failure(let refusal)? where atomic:
                 // Device atomics need device memory (as on Xe without system atomics): keep
                 // trying while there is some (a racing unmap or discard makes a migration
                 // give up), waiting for whoever holds the range.
                 guard device.hasDeviceMemory else { throw PluginErrno.accessDenied }
-                switch migrated {
-                case .failure(.pagesLocked):
-                    // mlock'ed memory never moves, and atomics need device memory.
-                    throw PluginErrno.accessDenied
-                default:
-                    if progress.migrationsTried > Self.migrationAttempts { range.residency.waitWhileMigrating(timeout: Self.migrationWait) }
-                }
+                // mlock'ed memory never moves, and atomics need device memory.
+                if refusal == .pagesLocked { throw PluginErrno.accessDenied }
+                waitIfTriedEnough(range, progress)
                 return nil
-            } else if range.residency.isInSystemMemory {
+            case nil where atomic:  // no migrator: no device memory to migrate into
+                guard device.hasDeviceMemory else { throw PluginErrno.accessDenied }
+                waitIfTriedEnough(range, progress)
+                return nil
+            case .failure?, nil:
+                guard range.residency.isInSystemMemory else {
+                    return nil  // someone else moved it meanwhile
+                }
                 populate(range)
                 target = .system
-            } else {
-                return nil  // someone else moved it meanwhile
             }
         case .bindSystem:
             if atomic { throw PluginErrno.accessDenied }
@@ -275,6 +279,12 @@ final class DeviceFaultPath: Sendable {
             target = .system
         }
         return try commit(range, notifier: found.notifier, target: target, writable: found.mapping.writable, device: device, protection: protection) ? () : nil
+    }
+
+    /// An atomic fault that keeps failing to migrate waits for whoever holds the range,
+    /// once it has tried more than ``migrationAttempts`` times.
+    private func waitIfTriedEnough(_ range: SVMRange, _ progress: Progress) {
+        if progress.migrationsTried > Self.migrationAttempts { range.residency.waitWhileMigrating(timeout: Self.migrationWait) }
     }
 
     /// The policy: where this fault wants the data, given where it is.
