@@ -219,11 +219,7 @@ public struct BuddyAllocator: Sendable {
         while remaining > 0 {
             order = min(order, 63 - remaining.leadingZeroBitCount)
             while true {
-                if let offset = takeFree(order: order) {
-                    let block = Block(
-                        offset: offset, order: order, size: blockSize(order), allocatorID: id)
-                    allocated.insert(block)
-                    availableBytes -= block.size
+                if let block = takeBlock(order: order) {
                     blocks.append(block)
                     remaining -= 1 << UInt64(order)
                     break
@@ -251,11 +247,7 @@ public struct BuddyAllocator: Sendable {
             throw .invalidSize(size: size, minChunkSize: minChunkSize)
         }
         guard size <= maxBlockSize else { throw .exceedsCapacity(requested: size, totalBytes: totalBytes) }
-        let order = order(ofSize: size)
-        guard size <= availableBytes, let offset = takeFree(order: order) else { throw outOfMemory(size, size) }
-        let block = Block(offset: offset, order: order, size: size, allocatorID: id)
-        allocated.insert(block)
-        availableBytes -= size
+        guard size <= availableBytes, let block = takeBlock(order: order(ofSize: size)) else { throw outOfMemory(size, size) }
         return block
     }
 
@@ -316,13 +308,29 @@ public struct BuddyAllocator: Sendable {
         let limit = rootOrder(containing: offset)
         while order < limit {
             let buddy = offset ^ blockSize(order)
-            guard freeOffsets[order].remove(buddy) != nil else { break }
-            if checkedTop[order] == key(buddy) { checkedTop[order] = nil }
-            if freeOffsets[order].isEmpty { nonEmptyOrders &= ~(1 << UInt64(order)) }
+            guard removeFree(offset: buddy, order: order) else { break }
             offset = min(offset, buddy)
             order += 1
         }
         insertFree(offset: offset, order: order)
+    }
+
+    /// Hands out a block of `order` (split from a larger one if need be), or `nil`.
+    private mutating func takeBlock(order: Int) -> Block? {
+        guard let offset = takeFree(order: order) else { return nil }
+        let block = Block(offset: offset, order: order, size: blockSize(order), allocatorID: id)
+        allocated.insert(block)
+        availableBytes -= block.size
+        return block
+    }
+
+    /// Takes the free block at `offset` of `order` off the free lists (its hint goes stale);
+    /// false when it is not free.
+    private mutating func removeFree(offset: UInt64, order: Int) -> Bool {
+        guard freeOffsets[order].remove(offset) != nil else { return false }
+        if checkedTop[order] == key(offset) { checkedTop[order] = nil }
+        if freeOffsets[order].isEmpty { nonEmptyOrders &= ~(1 << UInt64(order)) }
+        return true
     }
 
     private mutating func insertFree(offset: UInt64, order: Int) {
@@ -352,9 +360,7 @@ public struct BuddyAllocator: Sendable {
         guard let best else { return nil }
         var offset = offsetOf(key: best.key)
         hints[best.order].pop()
-        checkedTop[best.order] = nil
-        freeOffsets[best.order].remove(offset)
-        if freeOffsets[best.order].isEmpty { nonEmptyOrders &= ~(1 << UInt64(best.order)) }
+        _ = removeFree(offset: offset, order: best.order)
         // Split, keeping the preferred half and freeing the other.
         var current = best.order
         while current > order {
