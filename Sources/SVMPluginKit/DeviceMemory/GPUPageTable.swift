@@ -289,12 +289,11 @@ public struct GPUPageTable: Sendable {
             }
             if directory.huge != nil || directory.smallLeaves > 0 { directories[key] = directory }
         }
-        // The keys in the range one by one when there are fewer of them than directories
-        // (a zap of one range: no array of keys made), else the directories' own keys.
-        let first = range.lowerBound >> Self.regionShift
-        let last = (range.upperBound - 1) >> Self.regionShift
-        if last - first < UInt64(directories.count) {
-            for key in first ... last { unmap(directory: key) }
+        // Key by key for a short span (a zap of one range: no array of keys made; a missing
+        // directory is skipped), else the directories' own keys.
+        guard let span = keySpan(intersecting: range) else { return 0 }
+        if isShortWalk(span) {
+            for key in span { unmap(directory: key) }
         } else {
             for key in directoryKeys(intersecting: range) { unmap(directory: key) }
         }
@@ -373,13 +372,20 @@ public struct GPUPageTable: Sendable {
     /// The keys of the directories that intersect `range`, ascending. Walks the range or the
     /// directories, whichever is shorter, so zapping the whole VA space stays cheap.
     private func directoryKeys(intersecting range: Range<UInt64>) -> [UInt64] {
-        guard !range.isEmpty, range.lowerBound < Self.addressLimit else { return [] }
-        let first = range.lowerBound >> Self.regionShift
-        let last = (min(range.upperBound, Self.addressLimit) - 1) >> Self.regionShift
-        if last - first < UInt64(directories.count) {
-            return (first ... last).filter { directories[$0] != nil }
-        }
-        return directories.keys.filter { $0 >= first && $0 <= last }.sorted()
+        guard let span = keySpan(intersecting: range) else { return [] }
+        if isShortWalk(span) { return span.filter { directories[$0] != nil } }
+        return directories.keys.filter { span.contains($0) }.sorted()
+    }
+
+    /// The directory keys `range` covers, or `nil` when it is empty or beyond the VA space.
+    private func keySpan(intersecting range: Range<UInt64>) -> ClosedRange<UInt64>? {
+        guard !range.isEmpty, range.lowerBound < Self.addressLimit else { return nil }
+        return (range.lowerBound >> Self.regionShift) ... ((min(range.upperBound, Self.addressLimit) - 1) >> Self.regionShift)
+    }
+
+    /// Whether walking `span` key by key is shorter than walking the directories.
+    private func isShortWalk(_ span: ClosedRange<UInt64>) -> Bool {
+        span.upperBound - span.lowerBound < UInt64(directories.count)
     }
 
     private func validateBounds(_ range: Range<UInt64>) throws(GPUPageTableError) {
