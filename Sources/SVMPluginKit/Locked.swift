@@ -11,12 +11,12 @@ import Glibc
 public final class Locked<Value: ~Copyable>: @unchecked Sendable {
     // The mutex must not move: it lives in its own allocation (one, not a `Lock` object and
     // its mutex: a range has several of these, made on its first fault).
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
     // Read and written only while `mutex` is held. Unchecked: the mutex already makes every
     // access exclusive (a nested `withLock` deadlocks before it could overlap), and the
     // runtime's dynamic check cost about 100 instructions per `withLock`, of which a device
     // fault and its migrate-back take some 40 between them.
-    @exclusivity(unchecked) private var value: Value
+    @exclusivity(unchecked) @usableFromInline var value: Value
 
     public init(_ value: consuming Value) {
         mutex = Lock.makeMutex()
@@ -28,7 +28,10 @@ public final class Locked<Value: ~Copyable>: @unchecked Sendable {
     }
 
     /// Runs `body` with the value while holding the lock. Not reentrant: a thread that
-    /// calls it again from `body` deadlocks.
+    /// calls it again from `body` deadlocks. Inlinable, so that a caller in another module
+    /// gets it specialized for its value: the generic version copied the value through its
+    /// type's witnesses and instantiated metadata on every call.
+    @inlinable
     public func withLock<Result, Failure: Error>(_ body: (inout Value) throws(Failure) -> Result) throws(Failure) -> Result {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
@@ -41,7 +44,7 @@ public final class Locked<Value: ~Copyable>: @unchecked Sendable {
 /// value, made under the lock, for races.
 public final class Lock: @unchecked Sendable {
     // The mutex must not move: it lives in its own allocation.
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     public init() {
         mutex = Self.makeMutex()
@@ -65,7 +68,8 @@ public final class Lock: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    /// Runs `body` while holding the lock. Not reentrant.
+    /// Runs `body` while holding the lock. Not reentrant. Inlinable, as ``Locked``'s.
+    @inlinable
     public func withLock<Result, Failure: Error>(_ body: () throws(Failure) -> Result) throws(Failure) -> Result {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }

@@ -5,7 +5,7 @@ import Glibc
 /// A reader/writer lock (`pthread_rwlock_t`), for the framework and for plugins.
 public final class ReaderWriterLock: @unchecked Sendable {
     // pthread_rwlock_t must not move: it lives in its own allocation.
-    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
+    @usableFromInline let lock: UnsafeMutablePointer<pthread_rwlock_t>
 
     /// `preferWriters`: a waiting writer goes before new readers, so that a steady stream of
     /// readers cannot starve it; a thread must then never take the read lock twice (it
@@ -28,12 +28,16 @@ public final class ReaderWriterLock: @unchecked Sendable {
         lock.deallocate()
     }
 
+    /// Runs `body` holding the lock for reading. Inlinable, as `Locked.withLock`.
+    @inlinable
     public func withReadLock<T, Failure: Error>(_ body: () throws(Failure) -> T) throws(Failure) -> T {
         pthread_rwlock_rdlock(lock)
         defer { pthread_rwlock_unlock(lock) }
         return try body()
     }
 
+    /// Runs `body` holding the lock for writing.
+    @inlinable
     public func withWriteLock<T, Failure: Error>(_ body: () throws(Failure) -> T) throws(Failure) -> T {
         pthread_rwlock_wrlock(lock)
         defer { pthread_rwlock_unlock(lock) }

@@ -89,8 +89,21 @@ public final class RangeResidency: Sendable {
     public var current: Residency { state.withLock { $0.residency } }
 
     /// Whether the range is at `residency` now: ``current`` `==` without the copy of the
-    /// residency out of the lock.
-    public func isCurrently(_ residency: Residency) -> Bool { state.withLock { $0.residency == residency } }
+    /// residency out of the lock, case by case (the derived `==` copied both sides through
+    /// the enum's generic layout: 1,400 instructions on every commit).
+    public func isCurrently(_ residency: Residency) -> Bool {
+        state.withLock { state in
+            switch residency {
+            case .system:
+                if case .system = state.residency { return true }
+            case .device(let allocation):
+                if case .device(let current) = state.residency { return current == allocation }
+            case .migrating(let from, let to):
+                if case .migrating(let currentFrom, let currentTo) = state.residency { return currentFrom == from && currentTo == to }
+            }
+            return false
+        }
+    }
 
     /// Whether the data is in system memory at rest now.
     public var isInSystemMemory: Bool {
