@@ -20,16 +20,11 @@ final class FaultSettings: Sendable {
 
     var timeout: Duration {
         get { .nanoseconds(timeoutNanoseconds.load(ordering: .relaxed)) }
-        set { timeoutNanoseconds.store(Self.nanoseconds(newValue), ordering: .relaxed) }
+        set { timeoutNanoseconds.store(newValue.wholeNanoseconds(), ordering: .relaxed) }
     }
 
     var atomicTimeslice: Duration {
         get { .nanoseconds(atomicTimesliceNanoseconds.load(ordering: .relaxed)) }
-        set { atomicTimesliceNanoseconds.store(Self.nanoseconds(newValue), ordering: .relaxed) }
-    }
-
-    private static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+        set { atomicTimesliceNanoseconds.store(newValue.wholeNanoseconds(), ordering: .relaxed) }
     }
 }

@@ -21,7 +21,7 @@ extension Migrator {
         }) else {
             return .failure(giveUp(range, comingHomeFrom: old))
         }
-        allocation.heldUntil = timeslice.map { ContinuousClock.now.advanced(by: $0) }
+        allocation.hold(for: timeslice)
         let moved: Bool
         if let from = old.hostAddress, let to = allocation.hostAddress {
             let outcome = mirror.mover.move(to: to, from: from, length: interval.size, wake: false)

@@ -111,7 +111,7 @@ final class Migrator: Sendable {
         }) else {
             return .failure(giveUp(range, wake: source != .system))
         }
-        allocation.heldUntil = timeslice.map { ContinuousClock.now.advanced(by: $0) }
+        allocation.hold(for: timeslice)
         space.invalidateForMigration(interval)
         let filled: Filled
         switch fill(allocation, from: range) {

@@ -4,23 +4,31 @@ public struct DeviceAllocation: Sendable, Hashable {
     public let pagemap: SVMPagemap
     public let offset: UInt64
     public let size: UInt64
-    /// Until when (monotonic clock) CPU faults leave the data in device memory: the
-    /// timeslice the xe driver grants device atomics (5 ms), so that a device makes progress
-    /// before the CPU takes the range back. `nil`: no timeslice.
-    public var heldUntil: ContinuousClock.Instant?
+    /// Until when (``monotonicNanoseconds()``) CPU faults leave the data in device memory:
+    /// the timeslice the xe driver grants device atomics (5 ms), so that a device makes
+    /// progress before the CPU takes the range back. 0: no timeslice. Nanoseconds, not a
+    /// `ContinuousClock.Instant?`: that type's layout is hidden by the standard library, which
+    /// made every copy and comparison of a residency go through runtime calls (2,000
+    /// instructions per device fault).
+    public private(set) var heldUntil: Int64 = 0
 
-    public init(pagemap: SVMPagemap, offset: UInt64, size: UInt64, heldUntil: ContinuousClock.Instant? = nil) {
+    public init(pagemap: SVMPagemap, offset: UInt64, size: UInt64) {
         self.pagemap = pagemap
         self.offset = offset
         self.size = size
-        self.heldUntil = heldUntil
     }
 
     /// The device whose memory this is.
     public var deviceID: UInt64 { pagemap.deviceID }
 
+    /// Holds the data in device memory for `timeslice` from now; `nil`: no timeslice.
+    public mutating func hold(for timeslice: Duration?) {
+        guard let timeslice else { heldUntil = 0; return }
+        heldUntil = monotonicNanoseconds() + timeslice.wholeNanoseconds()
+    }
+
     /// Whether the timeslice still runs.
-    public var isHeld: Bool { heldUntil.map { ContinuousClock.now < $0 } ?? false }
+    public var isHeld: Bool { heldUntil != 0 && monotonicNanoseconds() < heldUntil }
 
     /// Where the block's bytes are in this process, when device memory is host memory.
     var hostAddress: UInt64? { pagemap.hostMemory.map { $0.start + offset } }

@@ -37,8 +37,6 @@ final class ChangeSignal: @unchecked Sendable {
     func wait(whileAt generation: UInt32, timeout: Duration) {
         waiters.add(1, ordering: .sequentiallyConsistent)
         defer { waiters.subtract(1, ordering: .sequentiallyConsistent) }
-        let (seconds, attoseconds) = timeout.components
-        let nanoseconds = max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-        _ = svm_futex_wait(word, generation, nanoseconds)
+        _ = svm_futex_wait(word, generation, max(0, timeout.wholeNanoseconds()))
     }
 }

@@ -381,7 +381,7 @@ extension UserFaultFD {
         let deadline = clock.now.advanced(by: timeout)
         while true {
             let remaining = clock.now.duration(to: deadline)
-            let status = svm_uffd_poll(descriptor, Self.nanoseconds(max(remaining, .zero)))
+            let status = svm_uffd_poll(descriptor, max(remaining, .zero).wholeNanoseconds(roundingUp: true))
             switch status {
             case 1: return true
             case 0 where remaining <= .zero: return false
@@ -389,14 +389,6 @@ extension UserFaultFD {
             default: throw .failed(.poll, address: nil, errno: -status)
             }
         }
-    }
-
-    /// `remaining` in nanoseconds, rounded up so that a wait never ends early.
-    private static func nanoseconds(_ remaining: Duration) -> Int64 {
-        let (seconds, attoseconds) = remaining.components
-        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        guard !overflow else { return .max }
-        return product.addingReportingOverflow((attoseconds + 999_999_999) / 1_000_000_000).partialValue
     }
 
     /// Runs a shim on an address range and throws its errno, if any.
