@@ -100,19 +100,20 @@ public struct BuddyAllocator: Sendable {
     private let chunkShift: Int
     private let id: UInt64
     /// Free blocks by order: the offsets. The source of truth for "is this block free".
-    private var freeOffsets: [Set<UInt64>]
+    private var freeOffsets: [AddressSet]
     /// Free blocks by order, ordered by preference (see `Hints`); may hold stale entries.
     private var hints: [Hints]
     /// Bit `k` set when `freeOffsets[k]` is not empty: an allocation looks only at orders
     /// that have a free block (a 1 GiB allocator of 4 KiB chunks has 19 orders, and most
     /// are empty), instead of asking every order's hints.
     private var nonEmptyOrders: UInt64 = 0
-    /// Per order, the top hint known to be a free block, or `nil` when it must be checked
-    /// again: an allocation compares the tops of every order with a free block, and each
-    /// check is a set lookup, while one allocation changes only the orders it splits.
-    private var checkedTop: [UInt64?]
-    /// The blocks handed out and not yet freed.
-    private var allocated: Set<Block> = []
+    /// Per order with a free block, the key of its preferred one (the top of its hints once
+    /// the stale ones are dropped), kept up to date by every insert and removal: an
+    /// allocation compares the tops of every order with a free block (some 15 of them), and
+    /// reads them here instead of checking each order's hints.
+    private var tops: [UInt64]
+    /// The blocks handed out and not yet freed: their orders, by offset.
+    private var allocated = AddressTable<Int>()
 
     private static let nextID = Atomic<UInt64>(1)
 
@@ -148,9 +149,9 @@ public struct BuddyAllocator: Sendable {
         }
         self.roots = roots
         maxOrder = roots[0].order
-        freeOffsets = Array(repeating: [], count: maxOrder + 1)
+        freeOffsets = Array(repeating: AddressSet(), count: maxOrder + 1)
         hints = Array(repeating: Hints(), count: maxOrder + 1)
-        checkedTop = Array(repeating: nil, count: maxOrder + 1)
+        tops = Array(repeating: 0, count: maxOrder + 1)
         for root in roots { insertFree(offset: root.offset, order: root.order) }
     }
 
@@ -170,7 +171,7 @@ public struct BuddyAllocator: Sendable {
     /// Whether `block` came from this allocator and is not freed yet.
     ///
     /// - Complexity: O(1).
-    public func isAllocated(_ block: Block) -> Bool { allocated.contains(block) }
+    public func isAllocated(_ block: Block) -> Bool { block.allocatorID == id && allocated[block.offset] == block.order }
 
     /// Allocates at least `size` bytes as naturally aligned power-of-two blocks of at least
     /// `alignment` bytes each, largest first (see the type's overview).
@@ -288,7 +289,7 @@ public struct BuddyAllocator: Sendable {
 
     private func validate(_ block: Block) throws(BuddyAllocatorError) {
         guard block.allocatorID == id else { throw .foreignBlock(block) }
-        guard allocated.contains(block) else { throw .notAllocated(block) }
+        guard isAllocated(block) else { throw .notAllocated(block) }
     }
 
     /// The order of the root that contains `offset`: no merge goes above it.
@@ -301,7 +302,7 @@ public struct BuddyAllocator: Sendable {
 
     /// Marks an allocated, validated block free and merges it upward.
     private mutating func release(_ block: Block) {
-        allocated.remove(block)
+        allocated.removeValue(forKey: block.offset)
         availableBytes += block.size
         var offset = block.offset
         var order = block.order
@@ -319,7 +320,7 @@ public struct BuddyAllocator: Sendable {
     private mutating func takeBlock(order: Int) -> Block? {
         guard let offset = takeFree(order: order) else { return nil }
         let block = Block(offset: offset, order: order, size: blockSize(order), allocatorID: id)
-        allocated.insert(block)
+        allocated[offset] = order
         availableBytes -= block.size
         return block
     }
@@ -327,39 +328,41 @@ public struct BuddyAllocator: Sendable {
     /// Takes the free block at `offset` of `order` off the free lists (its hint goes stale);
     /// false when it is not free.
     private mutating func removeFree(offset: UInt64, order: Int) -> Bool {
-        guard freeOffsets[order].remove(offset) != nil else { return false }
-        if checkedTop[order] == key(offset) { checkedTop[order] = nil }
-        if freeOffsets[order].isEmpty { nonEmptyOrders &= ~(1 << UInt64(order)) }
+        guard freeOffsets[order].remove(offset) else { return false }
+        if freeOffsets[order].isEmpty {
+            nonEmptyOrders &= ~(1 << UInt64(order))
+        } else if tops[order] == key(offset) {
+            // The top went: the next hint that is a free block is the new one.
+            while let top = hints[order].top, !freeOffsets[order].contains(offsetOf(key: top)) { hints[order].pop() }
+            tops[order] = hints[order].top!
+        }
         return true
     }
 
     private mutating func insertFree(offset: UInt64, order: Int) {
+        let key = key(offset)
+        if freeOffsets[order].isEmpty || key > tops[order] { tops[order] = key }
         freeOffsets[order].insert(offset)
         nonEmptyOrders |= 1 << UInt64(order)
-        hints[order].push(key(offset))
-        // A new top is free, having just been inserted; an unknown top stays unknown.
-        if let top = checkedTop[order], key(offset) > top { checkedTop[order] = key(offset) }
+        hints[order].push(key)
         // Stale hints pile up when blocks merge away; rebuild before they dominate.
         if hints[order].count > 2 * freeOffsets[order].count + 32 {
-            hints[order] = Hints(freeOffsets[order].map(key))
+            hints[order] = Hints(freeOffsets[order].map(self.key))
         }
     }
 
     /// Takes the preferred free block of at least `order`, splitting it down to `order`.
     private mutating func takeFree(order: Int) -> UInt64? {
-        var best: (key: UInt64, order: Int)?
         // The orders from `order` up that have a free block, lowest first.
         var candidates = nonEmptyOrders & ~((1 << UInt64(order)) - 1)
+        guard candidates != 0 else { return nil }
+        var best = (key: UInt64(0), order: -1)
         while candidates != 0 {
             let candidate = candidates.trailingZeroBitCount
             candidates &= candidates - 1
-            guard let top = bestHint(order: candidate) else { continue }
-            if let current = best, current.key >= top { continue }
-            best = (top, candidate)
+            if best.order < 0 || tops[candidate] > best.key { best = (tops[candidate], candidate) }
         }
-        guard let best else { return nil }
         var offset = offsetOf(key: best.key)
-        hints[best.order].pop()
         _ = removeFree(offset: offset, order: best.order)
         // Split, keeping the preferred half and freeing the other.
         var current = best.order
@@ -375,19 +378,6 @@ public struct BuddyAllocator: Sendable {
             }
         }
         return offset
-    }
-
-    /// The key of the preferred free block of `order`, dropping stale hints on the way.
-    private mutating func bestHint(order: Int) -> UInt64? {
-        if let top = checkedTop[order] { return top }
-        while let top = hints[order].top {
-            if freeOffsets[order].contains(offsetOf(key: top)) {
-                checkedTop[order] = top
-                return top
-            }
-            hints[order].pop()
-        }
-        return nil
     }
 
     /// Hints are a max-heap: the key makes the preferred offset the largest.
@@ -411,7 +401,7 @@ extension BuddyAllocator {
     func checkInvariants() {
         var spans: [(offset: UInt64, order: Int, free: Bool)] =
             freeBlocks.map { ($0.offset, $0.order, true) }
-        spans += allocated.map { ($0.offset, $0.order, false) }
+        spans += allocated.map { ($0.key, $0.value, false) }
         spans.sort { $0.offset < $1.offset }
         var position: UInt64 = 0
         var freeBytes: UInt64 = 0
@@ -433,9 +423,9 @@ extension BuddyAllocator {
         for order in 0 ... maxOrder {
             precondition(freeOffsets[order].isEmpty == (nonEmptyOrders & (1 << UInt64(order)) == 0), "nonEmptyOrders is wrong")
             let hinted = Set(hints[order].storage.map(offsetOf(key:)))
-            precondition(freeOffsets[order].isSubset(of: hinted), "free block without a hint")
-            if let top = checkedTop[order] {
-                precondition(hints[order].top == top && freeOffsets[order].contains(offsetOf(key: top)), "checkedTop is stale")
+            precondition(freeOffsets[order].allSatisfy(hinted.contains), "free block without a hint")
+            if !freeOffsets[order].isEmpty {
+                precondition(freeOffsets[order].map(key).max() == tops[order], "tops is stale")
             }
         }
     }

@@ -1,0 +1,242 @@
+/// A hash table keyed by `UInt64` addresses, offsets or identifiers: the dictionary of the
+/// fault path (page-table directories, device-memory blocks, migrations in flight, free
+/// blocks of the buddy allocator).
+///
+/// Why not `Dictionary`: every `Dictionary` operation hashes its key with SipHash, about 100
+/// instructions, and a device fault with its migrate-back made some 20 such operations. This
+/// table hashes by one multiplication (Fibonacci hashing, Knuth, *TAOCP* vol. 3 §6.4: the
+/// top bits of `key × 2^64/φ`), which spreads page-aligned addresses, whose low bits are all
+/// zero, as well as consecutive integers. It is not hardened against chosen keys, which is
+/// fine for keys the framework and its plugins make themselves.
+///
+/// Open addressing with linear probing in a power-of-two array, at most 3/4 full (a probe
+/// then looks at 2.5 slots on average for a hit, Knuth's estimate); removal shifts the
+/// entries that follow back (no tombstones, so lookups never slow down with churn). An empty
+/// table allocates nothing. Iteration order is that of the slots: deterministic for the same
+/// operations, but otherwise unspecified, as `Dictionary`'s is.
+///
+/// A value type with copy-on-write storage, like `Dictionary`; not synchronized.
+public struct AddressTable<Value> {
+    @usableFromInline struct Entry {
+        @usableFromInline var key: UInt64
+        @usableFromInline var value: Value
+
+        @inlinable init(key: UInt64, value: Value) {
+            self.key = key
+            self.value = value
+        }
+    }
+
+    /// The slots, `nil` when free; a power of two of them, or none.
+    @usableFromInline var slots: ContiguousArray<Entry?> = []
+    /// The entries held. (Settable inside the module: the inlinable mutations set it.)
+    @usableFromInline var entryCount = 0
+
+    /// The entries held.
+    @inlinable public var count: Int { entryCount }
+
+    /// The smallest non-empty table: 8 slots.
+    @usableFromInline static var minimumSlots: Int { 8 }
+
+    /// An empty table, with room for `minimumCapacity` entries before it grows.
+    @inlinable
+    public init(minimumCapacity: Int = 0) {
+        if minimumCapacity > 0 { slots = ContiguousArray(repeating: nil, count: Self.slotCount(for: minimumCapacity)) }
+    }
+
+    @inlinable public var isEmpty: Bool { entryCount == 0 }
+
+    /// The value for `key`, or `nil`; setting `nil` removes the entry.
+    ///
+    /// - Complexity: O(1) on average.
+    @inlinable
+    public subscript(key: UInt64) -> Value? {
+        get {
+            guard let slot = find(key) else { return nil }
+            return slots[slot].unsafelyUnwrapped.value
+        }
+        set {
+            if let newValue { updateValue(newValue, forKey: key) } else { removeValue(forKey: key) }
+        }
+    }
+
+    /// The value for `key`, or `defaultValue()` inserted first when a mutation needs one
+    /// (as `Dictionary`'s subscript of the same name).
+    @inlinable
+    public subscript(key: UInt64, default defaultValue: @autoclosure () -> Value) -> Value {
+        get { self[key] ?? defaultValue() }
+        _modify {
+            let slot: Int
+            if let found = find(key) { slot = found } else { slot = insertNew(key: key, value: defaultValue()) }
+            yield &slots[slot]!.value
+        }
+    }
+
+    /// Whether an entry for `key` exists.
+    @inlinable
+    public func contains(_ key: UInt64) -> Bool { find(key) != nil }
+
+    /// Sets the value for `key`; returns the value it replaced, if any.
+    @inlinable
+    @discardableResult
+    public mutating func updateValue(_ value: Value, forKey key: UInt64) -> Value? {
+        if let slot = find(key) {
+            let old = slots[slot].unsafelyUnwrapped.value
+            slots[slot]!.value = value
+            return old
+        }
+        _ = insertNew(key: key, value: value)
+        return nil
+    }
+
+    /// Removes the entry for `key`; returns its value, if there was one.
+    ///
+    /// - Complexity: O(1) on average.
+    @inlinable
+    @discardableResult
+    public mutating func removeValue(forKey key: UInt64) -> Value? {
+        guard var hole = find(key) else { return nil }
+        let removed = slots[hole].unsafelyUnwrapped.value
+        // Backward shift: an entry after the hole moves into it unless its home slot lies
+        // cyclically after the hole (then the hole does not break its probe sequence).
+        let mask = slots.count - 1
+        var next = (hole + 1) & mask
+        while let entry = slots[next] {
+            let home = Self.home(entry.key, mask: mask)
+            if (next - home) & mask >= (next - hole) & mask {
+                slots[hole] = entry
+                hole = next
+            }
+            next = (next + 1) & mask
+        }
+        slots[hole] = nil
+        entryCount -= 1
+        return removed
+    }
+
+    /// Removes every entry (keeping the storage if asked to).
+    public mutating func removeAll(keepingCapacity: Bool = false) {
+        if keepingCapacity {
+            for index in slots.indices { slots[index] = nil }
+        } else {
+            slots = []
+        }
+        entryCount = 0
+    }
+
+    /// The keys, in slot order.
+    public var keys: [UInt64] { slots.compactMap { $0?.key } }
+
+    /// The values, in slot order.
+    public var values: [Value] { slots.compactMap { $0?.value } }
+
+    // MARK: - Internals
+
+    /// The home slot of `key`: the top bits of its product with 2^64/φ.
+    @inlinable
+    static func home(_ key: UInt64, mask: Int) -> Int {
+        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> UInt64(64 - mask.nonzeroBitCount)) & mask
+    }
+
+    /// The slots for `capacity` entries at most 3/4 full.
+    @inlinable
+    static func slotCount(for capacity: Int) -> Int {
+        var slots = minimumSlots
+        while slots / 4 * 3 < capacity { slots *= 2 }
+        return slots
+    }
+
+    /// The slot holding `key`, or `nil`.
+    @inlinable
+    func find(_ key: UInt64) -> Int? {
+        guard entryCount > 0 else { return nil }
+        let mask = slots.count - 1
+        var slot = Self.home(key, mask: mask)
+        while let entry = slots[slot] {
+            if entry.key == key { return slot }
+            slot = (slot + 1) & mask
+        }
+        return nil
+    }
+
+    /// Inserts an entry for a key not in the table, growing it first if it would be over
+    /// 3/4 full; returns its slot.
+    @inlinable
+    mutating func insertNew(key: UInt64, value: Value) -> Int {
+        if entryCount + 1 > slots.count / 4 * 3 { grow() }
+        let mask = slots.count - 1
+        var slot = Self.home(key, mask: mask)
+        while slots[slot] != nil { slot = (slot + 1) & mask }
+        slots[slot] = Entry(key: key, value: value)
+        entryCount += 1
+        return slot
+    }
+
+    /// Doubles the slots (or makes the first 8) and puts every entry in its new place.
+    @usableFromInline
+    mutating func grow() {
+        let old = slots
+        slots = ContiguousArray(repeating: nil, count: Swift.max(Self.minimumSlots, old.count * 2))
+        let mask = slots.count - 1
+        for case let entry? in old {
+            var slot = Self.home(entry.key, mask: mask)
+            while slots[slot] != nil { slot = (slot + 1) & mask }
+            slots[slot] = entry
+        }
+    }
+}
+
+extension AddressTable: Sendable where Value: Sendable {}
+extension AddressTable.Entry: Sendable where Value: Sendable {}
+
+extension AddressTable: Sequence {
+    public struct Iterator: IteratorProtocol {
+        @usableFromInline let slots: ContiguousArray<Entry?>
+        @usableFromInline var index = 0
+
+        @inlinable init(slots: ContiguousArray<Entry?>) { self.slots = slots }
+
+        @inlinable
+        public mutating func next() -> (key: UInt64, value: Value)? {
+            while index < slots.count {
+                defer { index += 1 }
+                if let entry = slots[index] { return (entry.key, entry.value) }
+            }
+            return nil
+        }
+    }
+
+    @inlinable
+    public func makeIterator() -> Iterator { Iterator(slots: slots) }
+
+    public var underestimatedCount: Int { count }
+}
+
+/// A set of `UInt64` keys in an ``AddressTable``: its hashing, for the same reasons.
+public struct AddressSet: Sequence {
+    @usableFromInline var table = AddressTable<Void>()
+
+    public init() {}
+
+    @inlinable public var count: Int { table.count }
+    @inlinable public var isEmpty: Bool { table.isEmpty }
+
+    @inlinable
+    public func contains(_ key: UInt64) -> Bool { table.contains(key) }
+
+    /// Inserts `key`; whether it was not there yet.
+    @inlinable
+    @discardableResult
+    public mutating func insert(_ key: UInt64) -> Bool { table.updateValue((), forKey: key) == nil }
+
+    /// Removes `key`; whether it was there.
+    @inlinable
+    @discardableResult
+    public mutating func remove(_ key: UInt64) -> Bool { table.removeValue(forKey: key) != nil }
+
+    public mutating func removeAll() { table.removeAll() }
+
+    public func makeIterator() -> some IteratorProtocol<UInt64> { table.keys.makeIterator() }
+}
+
+extension AddressSet: Sendable {}
