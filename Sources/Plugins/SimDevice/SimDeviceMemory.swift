@@ -34,10 +34,10 @@ final class SimDeviceMemory: @unchecked Sendable {
     private struct State {
         var allocator: BuddyAllocator
         /// The live allocations by offset: an allocation is always one buddy block.
-        var blocks: [UInt64: BuddyAllocator.Block] = [:]
+        var blocks = AddressTable<BuddyAllocator.Block>()
         /// Live allocations whose contents a reset destroyed: reading them fails with `EIO`
         /// until they are written whole again or freed.
-        var lost: Set<UInt64> = []
+        var lost = AddressSet()
     }
 
     private let state: Locked<State>

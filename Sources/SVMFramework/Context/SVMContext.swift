@@ -55,7 +55,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     private let cpu: ProcessAddressSpace
     private let host: PluginHost?
     /// Devices by id; ids are never reused.
-    private let devices = Locked<(nextID: UInt64, byID: [UInt64: SVMDevice])>((1, [:]))
+    private let devices = Locked<(nextID: UInt64, byID: AddressTable<SVMDevice>)>((1, AddressTable()))
     /// The paths between the devices opened by plugin name; a leaf lock.
     private let topologyState = Locked(DeviceTopology())
 

@@ -80,13 +80,13 @@ final class StallWatchdog: @unchecked Sendable {
     /// One look: reports what has been at it for longer than `limit` and was not reported.
     func check(limit: Duration) {
         var found: [StallReport] = []
-        let now = ContinuousClock.now
-        for passage in gate.startedBefore(now - limit) {
+        let now = monotonicNanoseconds()
+        for passage in gate.startedBefore(nanoseconds: now - limit.wholeNanoseconds()) {
             let fresh = seen.withLock { $0.migrations.insert(passage).inserted }
             guard fresh else { continue }
             found.append(StallReport(
                 what: "migration of \(passage.interval) \(passage.direction)", thread: passage.thread,
-                stuckFor: passage.started.duration(to: now)))
+                stuckFor: .nanoseconds(now - passage.startedNanoseconds)))
         }
         if let work = mirror.handlerWork {
             let stuck = Duration.nanoseconds(monotonicNanoseconds() - work.startedNanoseconds)

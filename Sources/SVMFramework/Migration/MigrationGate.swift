@@ -20,7 +20,9 @@ final class MigrationGate: Sendable {
         var destination: UInt64?
         /// The kernel id of the thread running it.
         var thread: Int32
-        var started: ContinuousClock.Instant
+        /// When it started, in ``monotonicNanoseconds()`` (not a `ContinuousClock.Instant`,
+        /// whose hidden layout made every passage a runtime-copied value).
+        var startedNanoseconds: Int64
 
         /// Its direction, in words ("to device 1", "to system memory"), for reports.
         var direction: String { destination.map { "to device \($0)" } ?? "to system memory" }
@@ -30,12 +32,12 @@ final class MigrationGate: Sendable {
         /// How many forks have the gate closed (forks on several threads at once).
         var closers = 0
         /// Migrations under way, by ticket.
-        var inFlight: [UInt64: Passage] = [:]
+        var inFlight = AddressTable<Passage>()
         var nextTicket: UInt64 = 0
 
         mutating func admit(_ interval: AddressInterval, to destination: UInt64?) -> UInt64 {
             nextTicket += 1
-            inFlight[nextTicket] = Passage(interval: interval, destination: destination, thread: svm_thread_id(), started: .now)
+            inFlight[nextTicket] = Passage(interval: interval, destination: destination, thread: svm_thread_id(), startedNanoseconds: monotonicNanoseconds())
             return nextTicket
         }
     }
@@ -73,9 +75,10 @@ final class MigrationGate: Sendable {
         changed.signal()
     }
 
-    /// The migrations under way that started before `instant`, oldest first.
-    func startedBefore(_ instant: ContinuousClock.Instant) -> [Passage] {
-        state.withLock { $0.inFlight.values.filter { $0.started < instant } }.sorted { $0.started < $1.started }
+    /// The migrations under way that started before `nanoseconds` (``monotonicNanoseconds()``),
+    /// oldest first.
+    func startedBefore(nanoseconds: Int64) -> [Passage] {
+        state.withLock { $0.inFlight.values.filter { $0.startedNanoseconds < nanoseconds } }.sorted { $0.startedNanoseconds < $1.startedNanoseconds }
     }
 
     /// Closes the gate: migrations to device memory wait from now on.
