@@ -105,11 +105,9 @@ final class SimDeviceInstance: OpenDevice {
     // MARK: Page table and kernels
 
     func bind(address: UInt64, size: UInt64, pieces: [BindPiece], access: BindAccess) throws {
-        var targets: [(piece: BindPiece, target: GPUPageTable.Target)] = []
-        for piece in pieces {
-            targets.append((piece, try target(for: piece, access: access)))
-        }
-        try pageTable.map(SimDevicePageTable.leafRuns(address: address, size: size, pieces: targets))
+        try pageTable.map(SimDevicePageTable.leafRuns(address: address, size: size, pieces: pieces) { piece throws(PluginErrno) in
+            try target(for: piece, access: access)
+        })
     }
 
     /// Where a piece points, once its memory is known to exist.

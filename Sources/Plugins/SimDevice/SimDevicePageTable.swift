@@ -87,16 +87,20 @@ final class SimDevicePageTable: @unchecked Sendable {
     ///
     /// - Throws: `PluginErrno.invalidArgument` when `address` is not 4 KiB aligned, a
     ///   piece's address is not aligned to its size, or the sizes do not add up to `size`.
+    /// `target` says where each piece points (it checks the piece's memory exists): called
+    /// while the runs are built, so that a bind makes one array, not two.
     static func leafRuns(
-        address: UInt64, size: UInt64, pieces: [(piece: BindPiece, target: GPUPageTable.Target)]
+        address: UInt64, size: UInt64, pieces: [BindPiece], target: (BindPiece) throws(PluginErrno) -> GPUPageTable.Target
     ) throws(PluginErrno) -> [LeafRun] {
         guard size > 0, size <= UInt64.max - address,
             address % GPUPageTable.LeafSize.size4K.bytes == 0
         else { throw .invalidArgument }
         var runs: [LeafRun] = []
+        runs.reserveCapacity(pieces.count)
         var virtualAddress = address
         var remaining = size
-        for (piece, target) in pieces {
+        for piece in pieces {
+            let target = try target(piece)
             let pieceSize = piece.size
             guard piece.order <= BindPiece.maxOrder, piece.address % pieceSize == 0,
                 pieceSize <= remaining

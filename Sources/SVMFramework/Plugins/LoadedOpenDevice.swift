@@ -110,8 +110,9 @@ final class LoadedOpenDevice: OpenDevice, SVMCapableDevice, @unchecked Sendable 
         guard isOpen else { throw PluginErrno.noDevice }
         guard let count = UInt32(exactly: pieces.count) else { throw PluginErrno.invalidArgument }
         if let bindRangesOp {
-            let ranges = pieces.map(\.range)
-            try ranges.withUnsafeBufferPointer { buffer in
+            // On the stack for a few pieces (a fault binds one): no array per bind.
+            try withUnsafeTemporaryAllocation(of: svm_bind_range.self, capacity: pieces.count) { buffer in
+                for (index, piece) in pieces.enumerated() { buffer.initializeElement(at: index, to: piece.range) }
                 try PluginErrno.check(withoutHostServices {
                     bindRangesOp(context, address, size, buffer.baseAddress, UInt32(MemoryLayout<svm_bind_range>.stride), count, access.rawValue)
                 })

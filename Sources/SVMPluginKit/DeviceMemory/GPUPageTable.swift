@@ -145,7 +145,7 @@ public struct GPUPageTable: Sendable {
     private static let slotsPerRegion = 512
 
     /// Directories by `va >> 21`.
-    private var directories: [UInt64: Directory] = [:]
+    private var directories = AddressTable<Directory>()
     /// Leaves by size: 4 KiB, 64 KiB, 2 MiB (``LeafSize/countIndex``). An array, not a
     /// dictionary: every map and unmap counts, and a hash each time was a tenth of a map.
     private var counts = [0, 0, 0]
@@ -207,8 +207,10 @@ public struct GPUPageTable: Sendable {
         guard target.address % pageSize.bytes == 0 else {
             throw .misalignedTarget(address: target.address, pageSize: pageSize)
         }
-        let targets = (0 ..< size / pageSize.bytes).map { target.advanced(by: $0 * pageSize.bytes) }
-        try map(virtualAddress: virtualAddress, pageSize: pageSize, targets: targets)
+        // Leaf by leaf from the one target: no array of targets to build.
+        try map(virtualAddress: virtualAddress, pageSize: pageSize, count: Int(size / pageSize.bytes)) {
+            target.advanced(by: UInt64($0) * pageSize.bytes)
+        }
     }
 
     /// Maps one leaf of `pageSize` per target, at consecutive VAs from `virtualAddress`: the
@@ -220,28 +222,34 @@ public struct GPUPageTable: Sendable {
     public mutating func map(
         virtualAddress: UInt64, pageSize: LeafSize, targets: [Target]
     ) throws(GPUPageTableError) {
+        try map(virtualAddress: virtualAddress, pageSize: pageSize, count: targets.count) { targets[$0] }
+    }
+
+    /// Maps `count` leaves of `pageSize` at consecutive VAs, the `index`th to `target(index)`.
+    private mutating func map(
+        virtualAddress: UInt64, pageSize: LeafSize, count: Int, target targetAt: (Int) -> Target
+    ) throws(GPUPageTableError) {
         let leafBytes = pageSize.bytes
-        guard !targets.isEmpty else { throw .invalidSize(size: 0, pageSize: pageSize) }
+        guard count > 0 else { throw .invalidSize(size: 0, pageSize: pageSize) }
         guard virtualAddress % leafBytes == 0 else {
             throw .misalignedAddress(virtualAddress: virtualAddress, pageSize: pageSize)
         }
-        let (bytes, overflow) = UInt64(targets.count).multipliedReportingOverflow(by: leafBytes)
+        let (bytes, overflow) = UInt64(count).multipliedReportingOverflow(by: leafBytes)
         guard !overflow, virtualAddress < Self.addressLimit,
             bytes <= Self.addressLimit - virtualAddress
         else { throw .outsideAddressSpace(virtualAddress: virtualAddress, size: bytes) }
         let requested = virtualAddress ..< virtualAddress + bytes
 
         // Validate everything first, so a failure maps nothing.
-        for (index, target) in targets.enumerated() {
-            guard target.address % leafBytes == 0 else {
-                throw .misalignedTarget(address: target.address, pageSize: pageSize)
-            }
+        for index in 0 ..< count {
+            let address = targetAt(index).address
+            guard address % leafBytes == 0 else { throw .misalignedTarget(address: address, pageSize: pageSize) }
             if let existing = firstLeaf(overlapping: virtualAddress + UInt64(index) * leafBytes, pageSize) {
                 throw .overlapsMapping(requested: requested, existing: existing)
             }
         }
-        for (index, target) in targets.enumerated() {
-            insert(at: virtualAddress + UInt64(index) * leafBytes, pageSize, target)
+        for index in 0 ..< count {
+            insert(at: virtualAddress + UInt64(index) * leafBytes, pageSize, targetAt(index))
         }
     }
 
