@@ -29,6 +29,10 @@ public struct AddressTable<Value> {
 
     /// The slots, `nil` when free; a power of two of them, or none.
     @usableFromInline var slots: ContiguousArray<Entry?> = []
+    /// 64 − log2(the number of slots): how far the product is shifted to give a slot; set
+    /// wherever `slots` is replaced (a property observer would copy the array on every
+    /// store into it).
+    @usableFromInline var shift: UInt64 = 64
     /// The entries held. (Settable inside the module: the inlinable mutations set it.)
     @usableFromInline var entryCount = 0
 
@@ -41,7 +45,7 @@ public struct AddressTable<Value> {
     /// An empty table, with room for `minimumCapacity` entries before it grows.
     @inlinable
     public init(minimumCapacity: Int = 0) {
-        if minimumCapacity > 0 { slots = ContiguousArray(repeating: nil, count: Self.slotCount(for: minimumCapacity)) }
+        if minimumCapacity > 0 { replaceSlots(count: Self.slotCount(for: minimumCapacity)) }
     }
 
     @inlinable public var isEmpty: Bool { entryCount == 0 }
@@ -70,6 +74,15 @@ public struct AddressTable<Value> {
             if let found = find(key) { slot = found } else { slot = insertNew(key: key, value: defaultValue()) }
             yield &slots[slot]!.value
         }
+    }
+
+    /// Runs `body` on the value for `key` where it lies, and returns what `body` returns;
+    /// `nil`, without calling `body`, when there is no entry. In place: a value that holds an
+    /// array can change it without the copy a value taken out and put back would make.
+    @inlinable
+    public mutating func modifyValue<Result>(forKey key: UInt64, _ body: (inout Value) throws -> Result) rethrows -> Result? {
+        guard let slot = find(key) else { return nil }
+        return try body(&slots[slot]!.value)
     }
 
     /// Whether an entry for `key` exists.
@@ -102,8 +115,8 @@ public struct AddressTable<Value> {
         let mask = slots.count - 1
         var next = (hole + 1) & mask
         while let entry = slots[next] {
-            let home = Self.home(entry.key, mask: mask)
-            if (next - home) & mask >= (next - hole) & mask {
+            let homeSlot = home(entry.key)
+            if (next - homeSlot) & mask >= (next - hole) & mask {
                 slots[hole] = entry
                 hole = next
             }
@@ -119,7 +132,7 @@ public struct AddressTable<Value> {
         if keepingCapacity {
             for index in slots.indices { slots[index] = nil }
         } else {
-            slots = []
+            replaceSlots(count: 0)
         }
         entryCount = 0
     }
@@ -133,9 +146,16 @@ public struct AddressTable<Value> {
     // MARK: - Internals
 
     /// The home slot of `key`: the top bits of its product with 2^64/φ.
-    @inlinable
-    static func home(_ key: UInt64, mask: Int) -> Int {
-        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> UInt64(64 - mask.nonzeroBitCount)) & mask
+    @inlinable @inline(__always)
+    func home(_ key: UInt64) -> Int {
+        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) &>> shift)
+    }
+
+    /// Makes `count` free slots (a power of two, or 0), dropping the old ones.
+    @usableFromInline
+    mutating func replaceSlots(count: Int) {
+        slots = ContiguousArray(repeating: nil, count: count)
+        shift = UInt64(64 - count.trailingZeroBitCount)
     }
 
     /// The slots for `capacity` entries at most 3/4 full.
@@ -151,7 +171,7 @@ public struct AddressTable<Value> {
     func find(_ key: UInt64) -> Int? {
         guard entryCount > 0 else { return nil }
         let mask = slots.count - 1
-        var slot = Self.home(key, mask: mask)
+        var slot = home(key)
         while let entry = slots[slot] {
             if entry.key == key { return slot }
             slot = (slot + 1) & mask
@@ -165,7 +185,7 @@ public struct AddressTable<Value> {
     mutating func insertNew(key: UInt64, value: Value) -> Int {
         if entryCount + 1 > slots.count / 4 * 3 { grow() }
         let mask = slots.count - 1
-        var slot = Self.home(key, mask: mask)
+        var slot = home(key)
         while slots[slot] != nil { slot = (slot + 1) & mask }
         slots[slot] = Entry(key: key, value: value)
         entryCount += 1
@@ -176,10 +196,10 @@ public struct AddressTable<Value> {
     @usableFromInline
     mutating func grow() {
         let old = slots
-        slots = ContiguousArray(repeating: nil, count: Swift.max(Self.minimumSlots, old.count * 2))
+        replaceSlots(count: Swift.max(Self.minimumSlots, old.count * 2))
         let mask = slots.count - 1
         for case let entry? in old {
-            var slot = Self.home(entry.key, mask: mask)
+            var slot = home(entry.key)
             while slots[slot] != nil { slot = (slot + 1) & mask }
             slots[slot] = entry
         }

@@ -137,6 +137,11 @@ public struct GPUPageTable: Sendable {
         var slots: [Entry?] = []
         /// Small leaves in `slots`; the directory goes away when the last one does.
         var smallLeaves = 0
+
+        mutating func addSmallLeaf(_ entry: Entry, at span: Range<Int>) {
+            for slot in span { slots[slot] = entry }
+            smallLeaves += 1
+        }
     }
 
     private static let regionShift = 21
@@ -277,25 +282,35 @@ public struct GPUPageTable: Sendable {
         try checkEnd(range.upperBound - 1)
         var unmapped: UInt64 = 0
         func unmap(directory key: UInt64) {
-            guard var directory = directories.removeValue(forKey: key) else { return }
-            if directory.huge != nil {
-                // Not split (checked above), so wholly inside the range.
-                directory.huge = nil
-                counts[LeafSize.size2M.countIndex] -= 1
-                unmapped += Self.regionSize
-            } else {
-                for slot in Self.slotSpan(key, range) {
+            // In place (a directory taken out and put back was a removal and an insertion
+            // per zap); the leaves unmapped counted by size, applied after.
+            var removed = (size4K: 0, size64K: 0, size2M: 0)
+            let span = Self.slotSpan(key, range)
+            let keep = directories.modifyValue(forKey: key) { directory -> Bool in
+                if directory.huge != nil {
+                    // Not split (checked above), so wholly inside the range.
+                    directory.huge = nil
+                    removed.size2M += 1
+                    return false
+                }
+                for slot in span {
                     guard let entry = directory.slots[slot] else { continue }
                     directory.slots[slot] = nil
                     unmapped += LeafSize.size4K.bytes
                     // Count a 64 KiB leaf once: at its first slot, which lies in the range.
                     if entry.size == .size4K || slot % 16 == 0 {
-                        counts[entry.size.countIndex] -= 1
+                        if entry.size == .size4K { removed.size4K += 1 } else { removed.size64K += 1 }
                         directory.smallLeaves -= 1
                     }
                 }
+                return directory.smallLeaves > 0
             }
-            if directory.huge != nil || directory.smallLeaves > 0 { directories[key] = directory }
+            guard let keep else { return }
+            if !keep { directories.removeValue(forKey: key) }
+            unmapped += UInt64(removed.size2M) * Self.regionSize
+            counts[LeafSize.size4K.countIndex] -= removed.size4K
+            counts[LeafSize.size64K.countIndex] -= removed.size64K
+            counts[LeafSize.size2M.countIndex] -= removed.size2M
         }
         // Key by key for a short span (a zap of one range: no array of keys made; a missing
         // directory is skipped), else the directories' own keys.
@@ -428,14 +443,11 @@ public struct GPUPageTable: Sendable {
         if size == .size2M {
             directories[key] = Directory(huge: target)
         } else {
-            var directory = directories.removeValue(forKey: key)
-                ?? Directory(slots: Array(repeating: nil, count: Self.slotsPerRegion))
             let first = Self.slotIndex(virtualAddress)
-            for slot in first ..< first + Int(size.bytes >> UInt64(Self.slotShift)) {
-                directory.slots[slot] = Entry(target: target, size: size)
-            }
-            directory.smallLeaves += 1
-            directories[key] = directory
+            let span = first ..< first + Int(size.bytes >> UInt64(Self.slotShift))
+            // In place, as in unmap. No 2 MiB leaf is there: the caller checked for overlaps.
+            directories[key, default: Directory(slots: Array(repeating: nil, count: Self.slotsPerRegion))].addSmallLeaf(
+                Entry(target: target, size: size), at: span)
         }
         counts[size.countIndex] += 1
         mappedBytes += size.bytes
