@@ -32,7 +32,9 @@ extension Migrator {
                 // The longest run of pages whose destinations are contiguous.
                 let first = range.interval.start + offset
                 let destination = changes.destination(of: first)
-                var length: UInt64 = 4096
+                // No change since the data left: every page goes back where it was, one run
+                // (page by page, the look took 12,000 instructions for 2 MiB).
+                var length: UInt64 = changes.isEmpty ? bytes - offset : 4096
                 while offset + length < bytes {
                     let next = changes.destination(of: first + length)
                     guard (destination == nil && next == nil) || (destination.map { $0 + length } == next) else { break }
