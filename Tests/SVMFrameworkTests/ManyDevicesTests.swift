@@ -327,12 +327,10 @@ import Testing
         memset(buffer.base, 3, Self.chunk)
         let limit = 100
         let contended = Locked(0)
-        f.context.contentionInjection.withLock { hook in
-            hook = { [f] device, range in
-                guard device === a, contended.withLock({ count in count < limit ? { count += 1; return true }() : false }) else { return }
-                // B's fault: a few passes, as one that found the range busy would make.
-                for _ in 0..<3 where (try? f.context.faultPath.attemptOnce(device: b, address: range.interval.start, access: contender)) != true {}
-            }
+        f.context.contentionInjection = { [f] device, range in
+            guard device === a, contended.withLock({ count in count < limit ? { count += 1; return true }() : false }) else { return }
+            // B's fault: a few passes, as one that found the range busy would make.
+            for _ in 0..<3 where (try? f.context.faultPath.attemptOnce(device: b, address: range.interval.start, access: contender)) != true {}
         }
         // Read: the bytes come back; write: a fill of 4; atomic: an increment of each
         // 32-bit word, whose low byte becomes 4.
@@ -343,7 +341,7 @@ import Testing
                     : access.contains(.write) ? .fill(destination: buffer.address, size: UInt64(Self.chunk), byte: 4)
                     : .read(source: buffer.address, size: 4096, hostBuffer: UInt64(UInt(bitPattern: host.baseAddress!))))
         }
-        f.context.contentionInjection.withLock { $0 = nil }
+        f.context.contentionInjection = nil
         #expect(result.stoppedBy == nil)
         let times = contended.withLock { $0 }
         #expect(times >= 1, "B never contended: the commit did not run the contention hook")

@@ -125,7 +125,7 @@ final class DeviceFaultPath: Sendable {
         defer { progress.reserved?.residency.releaseReservation(for: device.deviceID) }
         let before = FailureCounts.now(device: device, statistics: statistics)
         do {
-            try withSequenceRetry(timeout: progress.timeout) { () throws -> Void? in
+            try withSequenceRetry(until: progress.deadline, timeout: progress.timeout) { () throws -> Void? in
                 try attempt(device: device, address: address, access: access, progress: &progress)
             }
         } catch let timeout as SequenceRetryTimeout {
@@ -196,9 +196,12 @@ final class DeviceFaultPath: Sendable {
         if progress.passes > Self.reserveAfterPasses, progress.reserved == nil, range.residency.reserve(for: device.deviceID) {
             progress.reserved = range
         }
+        // Where the data is, read once for this pass: the policy decides on it, and the
+        // commit checks it again under the notifier sequence (a lock each time it is read).
+        let residency = range.residency.current
         // Lost data is never served: not from device memory, not as zeros; nor data in a
         // device memory being wiped (a reset under way).
-        if lostMemory.overlaps(range.interval) || range.residency.current.location?.isResetting == true {
+        if lostMemory.overlaps(range.interval) || residency.location?.isResetting == true {
             statistics.faultsOnLostData.count()
             throw PluginErrno.ioError
         }
@@ -210,7 +213,7 @@ final class DeviceFaultPath: Sendable {
             range.residency.waitWhileReserved(forAnotherThan: device.deviceID, timeout: Self.migrationWait)
             return nil
         }
-        switch placement(of: range, for: device, atomic: atomic, progress: &progress) {
+        switch placement(of: range, at: residency, for: device, atomic: atomic, progress: &progress) {
         case .wait:
             range.residency.waitWhileMigrating(timeout: Self.migrationWait)
             return nil
@@ -287,13 +290,15 @@ final class DeviceFaultPath: Sendable {
         if progress.migrationsTried > Self.migrationAttempts { range.residency.waitWhileMigrating(timeout: Self.migrationWait) }
     }
 
-    /// The policy: where this fault wants the data, given where it is.
-    private func placement(of range: SVMRange, for device: SVMDevice, atomic: Bool, progress: inout Progress) -> Placement {
+    /// The policy: where this fault wants the data, given where it is (`residency`).
+    private func placement(
+        of range: SVMRange, at residency: Residency, for device: SVMDevice, atomic: Bool, progress: inout Progress
+    ) -> Placement {
         let migratable = migrator != nil && range.flags.load().contains(.migrateDevmem)
         if let destination = progress.prefetchInto, migratable {
-            return prefetchPlacement(of: range, for: device, into: destination, progress: progress)
+            return prefetchPlacement(at: residency, for: device, into: destination, progress: progress)
         }
-        switch range.residency.current {
+        switch residency {
         case .migrating:
             return .wait
         case .device(let allocation) where allocation.pagemap === device.pagemap:
@@ -327,8 +332,8 @@ final class DeviceFaultPath: Sendable {
     /// A prefetch's placement: the data goes into `destination` whatever the policy, then is
     /// bound there. After a few migrations that did not stick (another party kept taking
     /// the range), it is bound where it is.
-    private func prefetchPlacement(of range: SVMRange, for device: SVMDevice, into destination: SVMPagemap, progress: Progress) -> Placement {
-        switch range.residency.current {
+    private func prefetchPlacement(at residency: Residency, for device: SVMDevice, into destination: SVMPagemap, progress: Progress) -> Placement {
+        switch residency {
         case .migrating:
             return .wait
         case .device(let allocation) where allocation.pagemap === destination:
@@ -363,7 +368,7 @@ final class DeviceFaultPath: Sendable {
         } else {
             piece = Self.piece(at: range.interval.start, size: range.interval.size, protocol: .system)
         }
-        settings.contention.withLock { $0 }?(device, range)
+        settings.contention?(device, range)
         // The IOVA model's first step, with no lock held (the pages are collected after the
         // sequence was read, as `hmm_range_fault` does; the check below validates them).
         let dma = dmaMapping(of: piece, range: range, device: device)

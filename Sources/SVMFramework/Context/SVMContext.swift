@@ -350,7 +350,10 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     let faultPath: DeviceFaultPath
 
     /// Contention injection for tests (see ``FaultSettings/contention``).
-    var contentionInjection: Locked<(@Sendable (SVMDevice, SVMRange) -> Void)?> { settings.contention }
+    var contentionInjection: (@Sendable (SVMDevice, SVMRange) -> Void)? {
+        get { settings.contention }
+        set { settings.contention = newValue }
+    }
 
     public func handleDeviceFault(hostDevice: UInt64, address: UInt64, access: DeviceAccess, batch: UInt64) throws {
         guard !isForkedCopy else { throw PluginErrno.noDevice }

@@ -5,8 +5,9 @@
 public final class Notifier: @unchecked Sendable {
     public let interval: AddressInterval
     public let sequence = NotifierSequence()
-    /// Protected by the owning SVM space's lock.
-    public var ranges = IntervalTree<SVMRange>()
+    /// Protected by the owning SVM space's locks (as its `notifiers`, and unchecked by the
+    /// runtime for the same reason).
+    @exclusivity(unchecked) public var ranges = IntervalTree<SVMRange>()
 
     public init(interval: AddressInterval) { self.interval = interval }
 

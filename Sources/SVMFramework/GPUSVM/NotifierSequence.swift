@@ -48,13 +48,19 @@ public func withSequenceRetry<Result>(
 ///
 /// - Throws: what `attempt` throws, or ``SequenceRetryTimeout``.
 public func withSequenceRetry<Result>(timeout: Duration, _ attempt: () throws -> Result?) throws -> Result {
-    let clock = ContinuousClock()
-    let deadline = clock.now.advanced(by: timeout)
+    try withSequenceRetry(until: .now + timeout, timeout: timeout, attempt)
+}
+
+/// ``withSequenceRetry(timeout:_:)`` for a caller that has read the clock already (a fault
+/// reads it once, when it starts): `deadline` is when `timeout` runs out.
+func withSequenceRetry<Result>(
+    until deadline: ContinuousClock.Instant, timeout: Duration, _ attempt: () throws -> Result?
+) throws -> Result {
     var attempts = 0
     while true {
         attempts += 1
         if let result = try attempt() { return result }
-        if clock.now >= deadline { throw SequenceRetryTimeout(attempts: attempts, timeout: timeout) }
+        if ContinuousClock.now >= deadline { throw SequenceRetryTimeout(attempts: attempts, timeout: timeout) }
     }
 }
 

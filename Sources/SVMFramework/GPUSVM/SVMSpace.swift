@@ -18,8 +18,9 @@ public final class SVMSpace: @unchecked Sendable {
 
     /// Serializes tree changes; the trees themselves are also guarded by `notifierLock`.
     private let structure = Lock()
-    // Protected by `structure` for writing and `notifierLock` for reading.
-    private var notifiers = IntervalTree<Notifier>()
+    // Protected by `structure` for writing and `notifierLock` for reading. Unchecked: those
+    // locks make the accesses exclusive, and the runtime's check cost a call per access.
+    @exclusivity(unchecked) private var notifiers = IntervalTree<Notifier>()
     private let devices = Locked<[SVMDeviceMapper]>([])
     /// Ranges an unmap ended, waiting for the garbage collector.
     private let garbage = Locked<[SVMRange]>([])

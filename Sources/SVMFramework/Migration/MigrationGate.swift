@@ -50,9 +50,10 @@ final class MigrationGate: Sendable {
     private static let recheck: Duration = .milliseconds(1)
 
     /// Enters for a migration of `interval` to device memory, waiting while the gate is
-    /// closed, until `deadline`. Returns the ticket to give ``leave(_:)``, or `nil` when the
-    /// deadline passed.
-    func enterTowardDevice(_ interval: AddressInterval, device: UInt64, deadline: ContinuousClock.Instant) -> UInt64? {
+    /// closed, at most `patience`. Returns the ticket to give ``leave(_:)``, or `nil` when
+    /// that passed. The clock is read only when the gate is closed.
+    func enterTowardDevice(_ interval: AddressInterval, device: UInt64, patience: Duration) -> UInt64? {
+        var deadline: ContinuousClock.Instant?
         while true {
             let generation = changed.generation
             let ticket = state.withLock { state -> UInt64? in
@@ -60,7 +61,9 @@ final class MigrationGate: Sendable {
                 return state.admit(interval, to: device)
             }
             if let ticket { return ticket }
-            guard ContinuousClock.now < deadline else { return nil }
+            let now = ContinuousClock.now
+            if deadline == nil { deadline = now + patience }
+            guard now < deadline! else { return nil }
             changed.wait(whileAt: generation, timeout: Self.recheck)
         }
     }

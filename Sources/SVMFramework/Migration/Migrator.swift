@@ -84,7 +84,7 @@ final class Migrator: Sendable {
     ) -> Result<DeviceAllocation, MigrationRefusal> {
         // A fork closes the gate only for as long as it brings data home: waiting longer is
         // a stall, which the watchdog reports.
-        guard let ticket = gate.enterTowardDevice(range.interval, device: pagemap.deviceID, deadline: .now + Self.gateWait) else {
+        guard let ticket = gate.enterTowardDevice(range.interval, device: pagemap.deviceID, patience: Self.gateWait) else {
             return .failure(.raced)
         }
         defer { gate.leave(ticket) }
