@@ -42,6 +42,9 @@ public protocol OpenDevice: AnyObject, Sendable {
     /// Maps `[address, address + size)` to `pieces` in order. Called under the host's
     /// notifier lock held for reading: must not call host services or wait for a kernel.
     func bind(address: UInt64, size: UInt64, pieces: [BindPiece], access: BindAccess) throws
+    /// ``bind(address:size:pieces:access:)`` of one piece (what a fault binds). The default
+    /// makes the array of one; the host's loaded devices implement it without one.
+    func bind(address: UInt64, size: UInt64, piece: BindPiece, access: BindAccess) throws
     /// Unmaps `[address, address + size)` and flushes TLBs; waits for accesses in flight.
     /// Called under the host's notifier lock held for writing, from any host thread.
     func zap(address: UInt64, size: UInt64) throws
@@ -63,6 +66,9 @@ extension OpenDevice {
     }
     public func bind(address: UInt64, size: UInt64, pieces: [BindPiece], access: BindAccess) throws {
         throw PluginErrno.notSupported
+    }
+    public func bind(address: UInt64, size: UInt64, piece: BindPiece, access: BindAccess) throws {
+        try bind(address: address, size: size, pieces: [piece], access: access)
     }
     public func zap(address: UInt64, size: UInt64) throws { throw PluginErrno.notSupported }
     public func runKernel(_ kernel: DeviceKernel) throws -> KernelResult { throw PluginErrno.notSupported }

@@ -422,7 +422,7 @@ final class DeviceFaultPath: Sendable {
             if pages.isMapped { device.zap(range.interval) }
             let work = dma?.linkLocked()  // the read lock: asserted above
             do {
-                try device.device.bind(address: range.interval.start, size: range.interval.size, pieces: [piece], access: access)
+                try device.device.bind(address: range.interval.start, size: range.interval.size, piece: piece, access: access)
             } catch {
                 dma?.unlinkLocked()
                 throw error
@@ -430,7 +430,7 @@ final class DeviceFaultPath: Sendable {
             trace.record("bound on device \(device.deviceID) to \(piece.linkProtocol) \(piece.address) at seq \(sequence)", range.interval)
             if let work { activity.record(.dmaMapping(deviceID: device.deviceID, work: work)) }
             return pages.publishLocked(
-                [PagemapAddress(address: piece.address, linkProtocol: piece.linkProtocol, order: piece.order)],
+                PagemapAddress(address: piece.address, linkProtocol: piece.linkProtocol, order: piece.order),
                 sequence: sequence, hasDevmem: piece.linkProtocol == .localVRAM, dma: dma, under: space.notifierLock)
         }
     }

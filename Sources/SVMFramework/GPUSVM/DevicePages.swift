@@ -10,7 +10,23 @@ public final class DevicePages: Sendable {
     /// The addresses, the sequence number they are valid for, and the DMA mapping of the
     /// pages (system memory or a peer's memory over PCIe; `nil` for local device memory and
     /// fabric addresses); protected by this mutex and replaced whole under the notifier lock.
-    private let state = Locked<(addresses: [PagemapAddress], sequence: UInt64, dma: DMAMapping?)>(([], 0, nil))
+    private let state = Locked<(addresses: Addresses, sequence: UInt64, dma: DMAMapping?)>((.none, 0, nil))
+
+    /// The addresses of a binding: a fault binds one piece, kept without an array (one
+    /// allocated on every bind and freed on every invalidation otherwise).
+    private enum Addresses {
+        case none
+        case one(PagemapAddress)
+        case several([PagemapAddress])
+
+        var array: [PagemapAddress] {
+            switch self {
+            case .none: []
+            case .one(let address): [address]
+            case .several(let addresses): addresses
+            }
+        }
+    }
 
     /// Serializes commits of these pages: two faults of one device on one range commit
     /// under the notifier lock held for reading, so they would otherwise bind twice.
@@ -32,6 +48,18 @@ public final class DevicePages: Sendable {
     func publishLocked(_ addresses: [PagemapAddress], sequence: UInt64, hasDevmem: Bool, dma: DMAMapping?,
                        under lock: NotifierLock) -> DMAMapping? {
         lock.assertHeld(.read)
+        return publish(.several(addresses), sequence: sequence, hasDevmem: hasDevmem, dma: dma)
+    }
+
+    /// `publishLocked` of one address (a fault's binding).
+    @discardableResult
+    func publishLocked(_ address: PagemapAddress, sequence: UInt64, hasDevmem: Bool, dma: DMAMapping?,
+                       under lock: NotifierLock) -> DMAMapping? {
+        lock.assertHeld(.read)
+        return publish(.one(address), sequence: sequence, hasDevmem: hasDevmem, dma: dma)
+    }
+
+    private func publish(_ addresses: Addresses, sequence: UInt64, hasDevmem: Bool, dma: DMAMapping?) -> DMAMapping? {
         let replaced = state.withLock { state in
             defer { state = (addresses, sequence, dma) }
             return state.dma
@@ -48,7 +76,7 @@ public final class DevicePages: Sendable {
     func invalidateLocked(unmapped: Bool = false, under lock: NotifierLock) -> DMAMapping? {
         lock.assertHeld(.write)
         let dropped = state.withLock { state in
-            defer { state = ([], state.sequence, nil) }
+            defer { state = (.none, state.sequence, nil) }
             return state.dma
         }
         dropped?.unlinkLocked()
@@ -62,7 +90,7 @@ public final class DevicePages: Sendable {
     /// The addresses, if they are valid for `sequence`.
     public func addresses(validFor sequence: UInt64) -> [PagemapAddress]? {
         state.withLock { current in
-            flags.load().contains(.hasDMAMapping) && current.sequence == sequence ? current.addresses : nil
+            flags.load().contains(.hasDMAMapping) && current.sequence == sequence ? current.addresses.array : nil
         }
     }
 

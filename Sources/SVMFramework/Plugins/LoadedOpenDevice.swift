@@ -107,6 +107,15 @@ final class LoadedOpenDevice: OpenDevice, SVMCapableDevice, @unchecked Sendable 
     // MARK: ABI 1.1, page table and kernels
 
     func bind(address: UInt64, size: UInt64, pieces: [BindPiece], access: BindAccess) throws {
+        try bind(address: address, size: size, list: pieces, access: access)
+    }
+
+    /// One piece, as a fault binds: no array made for it.
+    func bind(address: UInt64, size: UInt64, piece: BindPiece, access: BindAccess) throws {
+        try bind(address: address, size: size, list: CollectionOfOne(piece), access: access)
+    }
+
+    private func bind(address: UInt64, size: UInt64, list pieces: some Collection<BindPiece>, access: BindAccess) throws {
         guard isOpen else { throw PluginErrno.noDevice }
         guard let count = UInt32(exactly: pieces.count) else { throw PluginErrno.invalidArgument }
         if let bindRangesOp {
