@@ -368,7 +368,7 @@ final class DeviceFaultPath: Sendable {
         } else {
             piece = Self.piece(at: range.interval.start, size: range.interval.size, protocol: .system)
         }
-        settings.contention?(device, range)
+        settings.contention.current?(device, range)
         // The IOVA model's first step, with no lock held (the pages are collected after the
         // sequence was read, as `hmm_range_fault` does; the check below validates them).
         let dma = dmaMapping(of: piece, range: range, device: device)

@@ -15,17 +15,8 @@ final class FaultSettings: Sendable {
     private let atomicTimesliceNanoseconds = Atomic<Int64>(5_000_000)
     /// Contention injection for tests: runs in every device fault's commit, before the
     /// notifier lock, with the device and the range (a test makes another device's fault
-    /// take the range away there, the worst moment). Behind its own mutex, a leaf; whether
-    /// one is set is also an atomic, so that a fault without one takes no lock for it.
-    var contention: (@Sendable (SVMDevice, SVMRange) -> Void)? {
-        get { hasContention.load(ordering: .acquiring) ? contentionHook.withLock { $0 } : nil }
-        set {
-            contentionHook.withLock { $0 = newValue }
-            hasContention.store(newValue != nil, ordering: .releasing)
-        }
-    }
-    private let contentionHook = Locked<(@Sendable (SVMDevice, SVMRange) -> Void)?>(nil)
-    private let hasContention = Atomic<Bool>(false)
+    /// take the range away there, the worst moment).
+    let contention = TestHook<@Sendable (SVMDevice, SVMRange) -> Void>()
 
     var timeout: Duration {
         get { .nanoseconds(timeoutNanoseconds.load(ordering: .relaxed)) }

@@ -146,7 +146,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     /// Fault injection for tests: `stall` runs inside every migration to device memory once
     /// it owns its range (`nil` removes it).
     @_spi(Testing) public func injectMigrationStall(_ stall: (@Sendable (AddressInterval) -> Void)?) {
-        migrator?.injection.stall.withLock { $0 = stall }
+        migrator?.injection.stall.current = stall
     }
 
     /// Fault injection for tests: `stall` runs inside every migration back to system memory
@@ -155,7 +155,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     @_spi(Testing) public var mirrorHandlerIsBusy: Bool { mirror?.handlerWork != nil }
 
     @_spi(Testing) public func injectHomeMigrationStall(_ stall: (@Sendable (AddressInterval) -> Void)?) {
-        migrator?.injection.stallHome.withLock { $0 = stall }
+        migrator?.injection.stallHome.current = stall
     }
 
     // MARK: fork (ForkPreparation)
@@ -336,7 +336,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     ///   (`.badAddress` where nothing is mapped, …), the ranges before it prefetched.
     public func prefetch(_ interval: AddressInterval, for device: SVMDevice, into owner: SVMDevice? = nil) throws {
         guard !isForkedCopy else { throw PluginErrno.noDevice }
-        guard device.outOfServiceReason == nil else { throw PluginErrno.ioError }
+        guard !device.isOutOfService else { throw PluginErrno.ioError }
         let pagemap = (owner ?? device).pagemap
         var cursor = interval.start
         while cursor < interval.end {
@@ -351,8 +351,8 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
 
     /// Contention injection for tests (see ``FaultSettings/contention``).
     var contentionInjection: (@Sendable (SVMDevice, SVMRange) -> Void)? {
-        get { settings.contention }
-        set { settings.contention = newValue }
+        get { settings.contention.current }
+        set { settings.contention.current = newValue }
     }
 
     public func handleDeviceFault(hostDevice: UInt64, address: UInt64, access: DeviceAccess, batch: UInt64) throws {
@@ -361,7 +361,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         activity.record(.deviceFault(deviceID: hostDevice, address: address, access: access, batch: batch))
         guard let device = devices.withLock({ $0.byID[hostDevice] }) else { throw PluginErrno.noDevice }
         // Its translations can no longer be trusted (see SVMDevice.zap): map nothing more.
-        guard device.outOfServiceReason == nil else { throw PluginErrno.ioError }
+        guard !device.isOutOfService else { throw PluginErrno.ioError }
         device.thrashing.begin(kernel: device.kernelNumber, batch: batch)
         do {
             try faultPath.service(device: device, address: address, access: access)

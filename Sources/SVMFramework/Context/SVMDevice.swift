@@ -19,6 +19,9 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
     private let kernelsLaunched = Atomic<UInt64>(0)
     /// Why the device is out of service (see ``zap(_:)``); set once, never cleared.
     private let outOfService = Locked<String?>(nil)
+    /// Whether `outOfService` is set: an atomic, set after it, so that every fault's check
+    /// takes no lock and copies no string.
+    private let isOutOfServiceFlag = Atomic<Bool>(false)
     /// See ``lastFaultFailure``.
     private let faultFailure = Locked<String?>(nil)
     /// Held by every call into the device from the framework's threads; see ``DeviceLifetime``.
@@ -129,10 +132,14 @@ public final class SVMDevice: SVMDeviceMapper, @unchecked Sendable {
     }
 
     /// Why the device no longer runs kernels, or `nil` while it does.
-    public var outOfServiceReason: String? { outOfService.withLock { $0 } }
+    public var outOfServiceReason: String? { isOutOfService ? outOfService.withLock { $0 } : nil }
+
+    /// Whether the device no longer runs kernels (``outOfServiceReason`` is set).
+    public var isOutOfService: Bool { isOutOfServiceFlag.load(ordering: .acquiring) }
 
     private func takeOutOfService(_ reason: String) {
         outOfService.withLock { current in if current == nil { current = reason } }
+        isOutOfServiceFlag.store(true, ordering: .releasing)
     }
 
     /// Refuses the call when the device is out of service.

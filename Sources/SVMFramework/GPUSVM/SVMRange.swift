@@ -64,5 +64,5 @@ public final class SVMRange: Sendable {
 
     /// Whether any device still maps the range: the garbage collector must unmap those
     /// first (unmap-before-remove).
-    public var isMappedByAnyDevice: Bool { allPages.contains { $0.isMapped } }
+    public var isMappedByAnyDevice: Bool { pagesByDevice.withLock { $0.contains { $0.isMapped } } }
 }

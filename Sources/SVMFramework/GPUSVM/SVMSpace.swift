@@ -234,8 +234,12 @@ extension SVMSpace {
     /// notifier lock for writing.
     func unmapLocked(_ range: SVMRange, from mappers: [SVMDeviceMapper], unmapped: Bool, unlinked: inout [DMAMapping]) {
         notifierLock.assertHeld(.write)
-        for device in mappers where range.pages(ifExistFor: device.deviceID)?.isMapped == true {
-            device.zap(range.interval)
+        // One look first: mostly no device maps the range (a migration of data that none
+        // has bound), and then no device's pages are asked for one by one.
+        if range.isMappedByAnyDevice {
+            for device in mappers where range.pages(ifExistFor: device.deviceID)?.isMapped == true {
+                device.zap(range.interval)
+            }
         }
         range.forEachPages { pages in
             if let mapping = pages.invalidateLocked(unmapped: unmapped, under: notifierLock) { unlinked.append(mapping) }

@@ -51,9 +51,9 @@ final class Migrator: Sendable {
     final class FaultInjection: Sendable {
         /// Called inside every migration to device memory, with the range, once the
         /// migration owns it (a test makes it sleep to provoke a stall).
-        let stall = Locked<(@Sendable (AddressInterval) -> Void)?>(nil)
+        let stall = TestHook<@Sendable (AddressInterval) -> Void>()
         /// The same inside every migration back to system memory.
-        let stallHome = Locked<(@Sendable (AddressInterval) -> Void)?>(nil)
+        let stallHome = TestHook<@Sendable (AddressInterval) -> Void>()
     }
 
     /// How long a migration to device memory waits at a closed gate before giving up (the
@@ -93,7 +93,7 @@ final class Migrator: Sendable {
             let previous = range.residency.beginMigration(to: pagemap, departure: { mirror.log.depart() })
         else { return .failure(.raced) }
         let interval = range.interval
-        if let stall = injection.stall.withLock({ $0 }) { stall(interval) }
+        if let stall = injection.stall.current { stall(interval) }
         var source = MemoryLocation.system
         if case .device(let old) = previous {
             source = .device(old.pagemap)
@@ -154,7 +154,7 @@ final class Migrator: Sendable {
         let ticket = gate.enterTowardSystem(range.interval)
         defer { gate.leave(ticket) }
         guard let (allocation, _) = range.residency.beginMigrationToSystem() else { return false }
-        if let stall = injection.stallHome.withLock({ $0 }) { stall(range.interval) }
+        if let stall = injection.stallHome.current { stall(range.interval) }
         space.invalidateForMigration(range.interval)
         let copied = bringHome(range, from: allocation)
         end(range)
