@@ -120,8 +120,8 @@ final class DeviceFaultPath: Sendable {
         try service(device: device, address: address, access: [], progress: progress)
     }
 
-    private func service(device: SVMDevice, address: UInt64, access: DeviceAccess, progress: Progress) throws {
-        var progress = progress
+    private func service(device: SVMDevice, address: UInt64, access: DeviceAccess, progress: consuming Progress) throws {
+        var progress = progress  // moved, not copied
         defer { progress.reserved?.residency.releaseReservation(for: device.deviceID) }
         let before = FailureCounts.now(device: device, statistics: statistics)
         do {
