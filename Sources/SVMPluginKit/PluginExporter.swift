@@ -192,12 +192,19 @@ extension PluginExporter {
             else { return PluginErrno.invalidArgument.status }
             return PluginErrno.status {
                 // The host's stride may be larger than this build's struct: read what fits.
-                let decoded = (0..<Int(count)).compactMap { index -> BindPiece? in
+                func decode(_ index: Int) -> BindPiece? {
                     var piece = svm_bind_range()
                     let source = UnsafeRawPointer(pieces!) + index * Int(pieceSize)
                     withUnsafeMutableBytes(of: &piece) { $0.copyMemory(from: UnsafeRawBufferPointer(start: source, count: min(Int(pieceSize), $0.count))) }
                     return BindPiece(piece)
                 }
+                if count == 1 {
+                    // A fault's bind: one piece, no array.
+                    guard let piece = decode(0) else { throw PluginErrno.invalidArgument }
+                    try box.device.bind(address: address, size: size, piece: piece, access: BindAccess(rawValue: flags))
+                    return
+                }
+                let decoded = (0..<Int(count)).compactMap(decode)
                 guard decoded.count == Int(count) else { throw PluginErrno.invalidArgument }
                 try box.device.bind(address: address, size: size, pieces: decoded, access: BindAccess(rawValue: flags))
             }

@@ -110,6 +110,11 @@ final class SimDeviceInstance: OpenDevice {
         })
     }
 
+    /// One piece, as a fault binds: no array on the way.
+    func bind(address: UInt64, size: UInt64, piece: BindPiece, access: BindAccess) throws {
+        try pageTable.map(SimDevicePageTable.leafRun(address: address, size: size, piece: piece, target: target(for: piece, access: access)))
+    }
+
     /// Where a piece points, once its memory is known to exist.
     private func target(for piece: BindPiece, access: BindAccess) throws(PluginErrno) -> GPUPageTable.Target {
         switch piece.linkProtocol {

@@ -55,6 +55,13 @@ final class SimDevicePageTable: @unchecked Sendable {
     /// Maps every run, or none of them when one fails.
     ///
     /// - Throws: ``GPUPageTableError`` (`EINVAL`) for a misaligned or overlapping run.
+    /// ``map(_:)`` of one run (a fault's bind): nothing to roll back if it fails.
+    func map(_ run: LeafRun) throws(GPUPageTableError) {
+        try lock.withWriteLock { () throws(GPUPageTableError) in
+            try table.map(virtualAddress: run.virtualAddress, size: run.size, pageSize: run.pageSize, target: run.target)
+        }
+    }
+
     func map(_ runs: [LeafRun]) throws(GPUPageTableError) {
         try lock.withWriteLock { () throws(GPUPageTableError) in
             for (index, run) in runs.enumerated() {
@@ -92,27 +99,48 @@ final class SimDevicePageTable: @unchecked Sendable {
     static func leafRuns(
         address: UInt64, size: UInt64, pieces: [BindPiece], target: (BindPiece) throws(PluginErrno) -> GPUPageTable.Target
     ) throws(PluginErrno) -> [LeafRun] {
-        guard size > 0, size <= UInt64.max - address,
-            address % GPUPageTable.LeafSize.size4K.bytes == 0
-        else { throw .invalidArgument }
+        try checkBindRange(address: address, size: size)
         var runs: [LeafRun] = []
         runs.reserveCapacity(pieces.count)
         var virtualAddress = address
         var remaining = size
         for piece in pieces {
-            let target = try target(piece)
-            let pieceSize = piece.size
-            guard piece.order <= BindPiece.maxOrder, piece.address % pieceSize == 0,
-                pieceSize <= remaining
-            else { throw .invalidArgument }
-            let leaf = GPUPageTable.LeafSize.allCases.reversed().first {
-                $0.bytes <= pieceSize && virtualAddress % $0.bytes == 0 && target.address % $0.bytes == 0
-            } ?? .size4K
-            runs.append(LeafRun(virtualAddress: virtualAddress, size: pieceSize, pageSize: leaf, target: target))
-            virtualAddress += pieceSize
-            remaining -= pieceSize
+            let run = try leafRun(at: virtualAddress, piece: piece, target: target(piece), remaining: remaining)
+            runs.append(run)
+            virtualAddress += run.size
+            remaining -= run.size
         }
         guard remaining == 0 else { throw .invalidArgument }
         return runs
+    }
+
+    /// ``leafRuns(address:size:pieces:target:)`` for a bind of one piece (what a fault binds):
+    /// its one run, without arrays.
+    static func leafRun(address: UInt64, size: UInt64, piece: BindPiece, target: GPUPageTable.Target) throws(PluginErrno) -> LeafRun {
+        try checkBindRange(address: address, size: size)
+        let run = try leafRun(at: address, piece: piece, target: target, remaining: size)
+        guard run.size == size else { throw .invalidArgument }
+        return run
+    }
+
+    private static func checkBindRange(address: UInt64, size: UInt64) throws(PluginErrno) {
+        guard size > 0, size <= UInt64.max - address, address % GPUPageTable.LeafSize.size4K.bytes == 0
+        else { throw .invalidArgument }
+    }
+
+    /// The run of one piece at `virtualAddress`, of at most `remaining` bytes: the largest
+    /// leaf size to which the piece's size, its VA and its target are all aligned.
+    private static func leafRun(
+        at virtualAddress: UInt64, piece: BindPiece, target: GPUPageTable.Target, remaining: UInt64
+    ) throws(PluginErrno) -> LeafRun {
+        let pieceSize = piece.size
+        guard piece.order <= BindPiece.maxOrder, piece.address % pieceSize == 0, pieceSize <= remaining
+        else { throw .invalidArgument }
+        func fits(_ leaf: GPUPageTable.LeafSize) -> Bool {
+            leaf.bytes <= pieceSize && virtualAddress % leaf.bytes == 0 && target.address % leaf.bytes == 0
+        }
+        // Largest first, without `allCases` (an array made on every call).
+        let leaf: GPUPageTable.LeafSize = fits(.size2M) ? .size2M : fits(.size64K) ? .size64K : .size4K
+        return LeafRun(virtualAddress: virtualAddress, size: pieceSize, pageSize: leaf, target: target)
     }
 }
