@@ -52,16 +52,18 @@ final class SimDevicePageTable: @unchecked Sendable {
         try lock.withReadLock { () throws(Failure) in try body { table.translate($0) } }
     }
 
-    /// Maps every run, or none of them when one fails.
+    /// The map of one run (a fault's bind): nothing to roll back if it fails.
     ///
     /// - Throws: ``GPUPageTableError`` (`EINVAL`) for a misaligned or overlapping run.
-    /// ``map(_:)`` of one run (a fault's bind): nothing to roll back if it fails.
     func map(_ run: LeafRun) throws(GPUPageTableError) {
         try lock.withWriteLock { () throws(GPUPageTableError) in
             try table.map(virtualAddress: run.virtualAddress, size: run.size, pageSize: run.pageSize, target: run.target)
         }
     }
 
+    /// Maps every run, or none of them when one fails.
+    ///
+    /// - Throws: ``GPUPageTableError`` (`EINVAL`) for a misaligned or overlapping run.
     func map(_ runs: [LeafRun]) throws(GPUPageTableError) {
         try lock.withWriteLock { () throws(GPUPageTableError) in
             for (index, run) in runs.enumerated() {
@@ -92,10 +94,11 @@ final class SimDevicePageTable: @unchecked Sendable {
     /// The leaves a bind of `pieces` at `address` needs: for each piece, the largest leaf
     /// size to which the piece's size, its VA and its target are all aligned.
     ///
-    /// - Throws: `PluginErrno.invalidArgument` when `address` is not 4 KiB aligned, a
-    ///   piece's address is not aligned to its size, or the sizes do not add up to `size`.
     /// `target` says where each piece points (it checks the piece's memory exists): called
     /// while the runs are built, so that a bind makes one array, not two.
+    ///
+    /// - Throws: `PluginErrno.invalidArgument` when `address` is not 4 KiB aligned, a
+    ///   piece's address is not aligned to its size, or the sizes do not add up to `size`.
     static func leafRuns(
         address: UInt64, size: UInt64, pieces: [BindPiece], target: (BindPiece) throws(PluginErrno) -> GPUPageTable.Target
     ) throws(PluginErrno) -> [LeafRun] {

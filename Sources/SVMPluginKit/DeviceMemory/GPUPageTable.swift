@@ -283,7 +283,7 @@ public struct GPUPageTable: Sendable {
         var unmapped: UInt64 = 0
         func unmap(directory key: UInt64) {
             // In place (a directory taken out and put back was a removal and an insertion
-            // per zap); the leaves unmapped counted by size, applied after.
+            // per zap); the leaves unmapped counted by size, applied to `counts` after.
             var removed = (size4K: 0, size64K: 0, size2M: 0)
             let span = Self.slotSpan(key, range)
             let keep = directories.modifyValue(forKey: key) { directory -> Bool in
@@ -291,6 +291,7 @@ public struct GPUPageTable: Sendable {
                     // Not split (checked above), so wholly inside the range.
                     directory.huge = nil
                     removed.size2M += 1
+                    unmapped += Self.regionSize
                     return false
                 }
                 for slot in span {
@@ -307,7 +308,6 @@ public struct GPUPageTable: Sendable {
             }
             guard let keep else { return }
             if !keep { directories.removeValue(forKey: key) }
-            unmapped += UInt64(removed.size2M) * Self.regionSize
             counts[LeafSize.size4K.countIndex] -= removed.size4K
             counts[LeafSize.size64K.countIndex] -= removed.size64K
             counts[LeafSize.size2M.countIndex] -= removed.size2M
