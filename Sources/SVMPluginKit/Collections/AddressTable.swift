@@ -70,8 +70,8 @@ public struct AddressTable<Value> {
     public subscript(key: UInt64, default defaultValue: @autoclosure () -> Value) -> Value {
         get { self[key] ?? defaultValue() }
         _modify {
-            let slot: Int
-            if let found = find(key) { slot = found } else { slot = insertNew(key: key, value: defaultValue()) }
+            let (slot, found) = slotForInsert(key)
+            if !found { place(key: key, value: defaultValue(), at: slot) }
             yield &slots[slot]!.value
         }
     }
@@ -93,13 +93,14 @@ public struct AddressTable<Value> {
     @inlinable
     @discardableResult
     public mutating func updateValue(_ value: Value, forKey key: UInt64) -> Value? {
-        if let slot = find(key) {
-            let old = slots[slot].unsafelyUnwrapped.value
-            slots[slot]!.value = value
-            return old
+        let (slot, found) = slotForInsert(key)
+        guard found else {
+            place(key: key, value: value, at: slot)
+            return nil
         }
-        _ = insertNew(key: key, value: value)
-        return nil
+        let old = slots[slot].unsafelyUnwrapped.value
+        slots[slot]!.value = value
+        return old
     }
 
     /// Removes the entry for `key`; returns its value, if there was one.
@@ -179,17 +180,29 @@ public struct AddressTable<Value> {
         return nil
     }
 
-    /// Inserts an entry for a key not in the table, growing it first if it would be over
-    /// 3/4 full; returns its slot.
+    /// The slot holding `key` (`found`), or the free slot where it goes, in one probe. The
+    /// table grows first when an insert would make it over 3/4 full, but only for a key that
+    /// is not there.
     @inlinable
-    mutating func insertNew(key: UInt64, value: Value) -> Int {
-        if entryCount + 1 > slots.count / 4 * 3 { grow() }
+    mutating func slotForInsert(_ key: UInt64) -> (slot: Int, found: Bool) {
+        if entryCount + 1 > slots.count / 4 * 3 {
+            if let slot = find(key) { return (slot, true) }
+            grow()
+        }
         let mask = slots.count - 1
         var slot = home(key)
-        while slots[slot] != nil { slot = (slot + 1) & mask }
+        while let entry = slots[slot] {
+            if entry.key == key { return (slot, true) }
+            slot = (slot + 1) & mask
+        }
+        return (slot, false)
+    }
+
+    /// Puts a new entry in the free `slot` that ``slotForInsert(_:)`` gave for its key.
+    @inlinable
+    mutating func place(key: UInt64, value: Value, at slot: Int) {
         slots[slot] = Entry(key: key, value: value)
         entryCount += 1
-        return slot
     }
 
     /// Doubles the slots (or makes the first 8) and puts every entry in its new place.
@@ -256,7 +269,20 @@ public struct AddressSet: Sequence {
 
     public mutating func removeAll() { table.removeAll() }
 
-    public func makeIterator() -> some IteratorProtocol<UInt64> { table.keys.makeIterator() }
+    /// The keys in slot order, read from the table (no array of them made).
+    public struct Iterator: IteratorProtocol {
+        @usableFromInline var entries: AddressTable<Void>.Iterator
+
+        @inlinable init(_ entries: AddressTable<Void>.Iterator) { self.entries = entries }
+
+        @inlinable
+        public mutating func next() -> UInt64? { entries.next()?.key }
+    }
+
+    @inlinable
+    public func makeIterator() -> Iterator { Iterator(table.makeIterator()) }
+
+    public var underestimatedCount: Int { count }
 }
 
 extension AddressSet: Sendable {}
