@@ -368,11 +368,9 @@ import Testing
         let (mapped, _) = try f.deviceRead(buffer.address, Self.chunk, on: b)  // B's kernel 1: in place
         #expect(MappedBuffer.holdsPattern(mapped, seed: 23) && f.device(holding: buffer.address) === a)
         let during = Locked<(bytes: [UInt8], result: KernelResult)?>(nil)
-        f.context.resetInjection.withLock { hook in
-            hook = { [f] device in
-                guard device == a.deviceID, let read = try? f.deviceRead(buffer.address, 4096, on: b) else { return }
-                during.withLock { $0 = read }
-            }
+        f.context.resetInjection.current = { [f] device in
+            guard device == a.deviceID, let read = try? f.deviceRead(buffer.address, 4096, on: b) else { return }
+            during.withLock { $0 = read }
         }
         _ = try f.deviceRead(buffer.address, 64, on: a)  // A's kernel 2
         _ = try f.deviceRead(buffer.address, 64, on: a)  // A's kernel 3, then A resets

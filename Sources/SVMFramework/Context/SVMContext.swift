@@ -377,7 +377,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     /// itself.
     public func handleDeviceReset(hostDevice: UInt64) throws {
         guard let device = devices.withLock({ $0.byID[hostDevice] }) else { throw PluginErrno.noDevice }
-        if let hook = resetInjection.withLock({ $0 }) { hook(hostDevice) }
+        if let hook = resetInjection.current { hook(hostDevice) }
         statistics.deviceResets.count()
         activity.record(.deviceReset(deviceID: hostDevice))
         defer { device.pagemap.resetting.store(false, ordering: .releasing) }
@@ -398,7 +398,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
 
     /// Fault injection for tests: runs at the start of ``handleDeviceReset(hostDevice:)``,
     /// after the plugin wiped its memory and before the host loses the data.
-    let resetInjection = Locked<(@Sendable (UInt64) -> Void)?>(nil)
+    let resetInjection = TestHook<@Sendable (UInt64) -> Void>()
 
     // MARK: CPU mirror client (handler thread)
 

@@ -62,8 +62,9 @@ final class MigrationGate: Sendable {
             }
             if let ticket { return ticket }
             let now = ContinuousClock.now
-            if deadline == nil { deadline = now + patience }
-            guard now < deadline! else { return nil }
+            let limit = deadline ?? now + patience
+            deadline = limit
+            guard now < limit else { return nil }
             changed.wait(whileAt: generation, timeout: Self.recheck)
         }
     }
