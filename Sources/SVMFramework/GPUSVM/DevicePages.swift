@@ -84,6 +84,13 @@ public final class DevicePages: Sendable {
         return dropped
     }
 
+    /// Marks pages that are not mapped as unmapped (an unmap of their range); the caller
+    /// holds `lock` (the notifier lock) for writing.
+    func markUnmappedLocked(under lock: NotifierLock) {
+        lock.assertHeld(.write)
+        flags.insert(.unmapped)
+    }
+
     /// The DMA mapping of the pages, if they are mapped through one.
     var dmaMapping: DMAMapping? { state.withLock { $0.dma } }
 

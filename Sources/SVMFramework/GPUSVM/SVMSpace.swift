@@ -24,6 +24,10 @@ public final class SVMSpace: @unchecked Sendable {
     private let devices = Locked<[SVMDeviceMapper]>([])
     /// Ranges an unmap ended, waiting for the garbage collector.
     private let garbage = Locked<[SVMRange]>([])
+    /// Whether `garbage` may hold a range: set under its lock after an append, cleared under
+    /// it when the collector takes them, so that a fault (which collects first) finding none
+    /// skips the lock. An unmap that finished before a fault began is seen by it.
+    private let garbageQueued = Atomic<Bool>(false)
     /// Bumped by every invalidation that is not a migration (unmap, remap, discard,
     /// protection change): a CPU mapping a range cached before is not trusted after it (see
     /// ``lookUp(faultAddress:write:protection:)``).
@@ -168,7 +172,12 @@ public final class SVMSpace: @unchecked Sendable {
     public func invalidate(_ interval: AddressInterval, event: InvalidationEvent) -> [SVMRange] {
         var touched: [SVMRange] = []
         invalidate(interval, event: event) { touched.append($0) }
-        if event.unmapsRanges { garbage.withLock { $0.append(contentsOf: touched) } }
+        if event.unmapsRanges, !touched.isEmpty {
+            garbage.withLock { queue in
+                queue.append(contentsOf: touched)
+                garbageQueued.store(true, ordering: .releasing)
+            }
+        }
         return touched
     }
 
@@ -204,7 +213,11 @@ public final class SVMSpace: @unchecked Sendable {
     /// (unmap-before-remove). Empty notifiers go too. Returns how many ranges were removed.
     @discardableResult
     public func collectGarbage() -> Int {
-        let queued = garbage.withLock { queue in defer { queue.removeAll() }; return queue }
+        guard garbageQueued.load(ordering: .acquiring) else { return 0 }
+        let queued = garbage.withLock { queue in
+            defer { queue.removeAll(); garbageQueued.store(false, ordering: .relaxed) }
+            return queue
+        }
         guard !queued.isEmpty else { return 0 }
         let mappers = devices.withLock { $0 }
         var unlinked: [DMAMapping] = []
@@ -235,11 +248,15 @@ extension SVMSpace {
     func unmapLocked(_ range: SVMRange, from mappers: [SVMDeviceMapper], unmapped: Bool, unlinked: inout [DMAMapping]) {
         notifierLock.assertHeld(.write)
         // One look first: mostly no device maps the range (a migration of data that none
-        // has bound), and then no device's pages are asked for one by one.
-        if range.isMappedByAnyDevice {
-            for device in mappers where range.pages(ifExistFor: device.deviceID)?.isMapped == true {
-                device.zap(range.interval)
-            }
+        // has bound), and then there is nothing to zap or drop: pages not mapped hold no
+        // addresses that count and no DMA mapping (both are published with the flag, under
+        // the read lock this write lock excludes). Only an unmap has to mark them.
+        guard range.isMappedByAnyDevice else {
+            if unmapped { range.forEachPages { $0.markUnmappedLocked(under: notifierLock) } }
+            return
+        }
+        for device in mappers where range.pages(ifExistFor: device.deviceID)?.isMapped == true {
+            device.zap(range.interval)
         }
         range.forEachPages { pages in
             if let mapping = pages.invalidateLocked(unmapped: unmapped, under: notifierLock) { unlinked.append(mapping) }

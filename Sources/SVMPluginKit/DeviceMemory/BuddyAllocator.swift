@@ -347,7 +347,9 @@ public struct BuddyAllocator: Sendable {
         hints[order].push(key)
         // Stale hints pile up when blocks merge away; rebuild before they dominate.
         if hints[order].count > 2 * freeOffsets[order].count + 32 {
-            hints[order] = Hints(freeOffsets[order].map(self.key))
+            // Not `key(_:)`, which reads `self` while `hints` is being changed.
+            let (offsets, topDown) = (freeOffsets[order], placement == .topDown)
+            hints[order].rebuild(offsets) { Self.key($0, topDown: topDown) }
         }
     }
 
@@ -381,7 +383,8 @@ public struct BuddyAllocator: Sendable {
     }
 
     /// Hints are a max-heap: the key makes the preferred offset the largest.
-    private func key(_ offset: UInt64) -> UInt64 { placement == .topDown ? offset : ~offset }
+    private func key(_ offset: UInt64) -> UInt64 { Self.key(offset, topDown: placement == .topDown) }
+    private static func key(_ offset: UInt64, topDown: Bool) -> UInt64 { topDown ? offset : ~offset }
     private func offsetOf(key: UInt64) -> UInt64 { placement == .topDown ? key : ~key }
 }
 
@@ -487,8 +490,11 @@ private struct Hints: Sendable {
 
     init() {}
 
-    init(_ keys: [UInt64]) {
-        storage = keys
+    /// Replaces the keys with those of `offsets`, in the storage there is (a rebuild every few dozen
+    /// frees allocated a new array each time).
+    mutating func rebuild(_ offsets: AddressSet, key: (UInt64) -> UInt64) {
+        storage.removeAll(keepingCapacity: true)
+        for offset in offsets { storage.append(key(offset)) }
         for index in stride(from: storage.count / 2 - 1, through: 0, by: -1) { siftDown(index) }
     }
 
