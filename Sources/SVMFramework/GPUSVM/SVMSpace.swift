@@ -21,7 +21,10 @@ public final class SVMSpace: @unchecked Sendable {
     // Protected by `structure` for writing and `notifierLock` for reading. Unchecked: those
     // locks make the accesses exclusive, and the runtime's check cost a call per access.
     @exclusivity(unchecked) private var notifiers = IntervalTree<Notifier>()
-    private let devices = Locked<[SVMDeviceMapper]>([])
+    /// The devices invalidations reach. Protected by `notifierLock`, for writing both ways:
+    /// the only readers are invalidations and the garbage collector, which hold it so (no
+    /// lock of its own and no copy per invalidation). Unchecked as `notifiers`.
+    @exclusivity(unchecked) private var devices: [SVMDeviceMapper] = []
     /// Ranges an unmap ended, waiting for the garbage collector.
     private let garbage = Locked<[SVMRange]>([])
     /// Whether `garbage` may hold a range: set under its lock after an append, cleared under
@@ -41,11 +44,11 @@ public final class SVMSpace: @unchecked Sendable {
     // MARK: devices
 
     public func register(_ device: SVMDeviceMapper) {
-        devices.withLock { $0.append(device) }
+        notifierLock.withWriteLock { devices.append(device) }
     }
 
     public func unregister(deviceID: UInt64) {
-        devices.withLock { $0.removeAll { $0.deviceID == deviceID } }
+        notifierLock.withWriteLock { devices.removeAll { $0.deviceID == deviceID } }
     }
 
     // MARK: ranges
@@ -190,8 +193,6 @@ public final class SVMSpace: @unchecked Sendable {
     private func invalidate(_ interval: AddressInterval, event: InvalidationEvent, touching: (SVMRange) -> Void) {
         // Before the ranges are touched: a lookup from here on asks the kernel again.
         if event != .migration { addressSpaceChanges.add(1, ordering: .releasing) }
-        // A copy of the array is a retain, not an allocation.
-        let mappers = devices.withLock { $0 }
         // DMA mappings unlinked under the lock, freed after it (empty: no allocation).
         var unlinked: [DMAMapping] = []
         defer { for mapping in unlinked { mapping.free() } }
@@ -199,7 +200,7 @@ public final class SVMSpace: @unchecked Sendable {
             notifiers.forEachOverlapping(interval) { _, notifier in
                 notifier.sequence.invalidateLocked(under: notifierLock)
                 notifier.ranges.forEachOverlapping(interval) { _, range in
-                    unmapLocked(range, from: mappers, unmapped: event.unmapsRanges, unlinked: &unlinked)
+                    unmapLocked(range, unmapped: event.unmapsRanges, unlinked: &unlinked)
                     if event.unmapsRanges {
                         range.flags.insert(interval.contains(range.interval) ? [.unmapped] : [.unmapped, .partialUnmap])
                     }
@@ -219,14 +220,13 @@ public final class SVMSpace: @unchecked Sendable {
             return queue
         }
         guard !queued.isEmpty else { return 0 }
-        let mappers = devices.withLock { $0 }
         var unlinked: [DMAMapping] = []
         defer { for mapping in unlinked { mapping.free() } }
         return structure.withLock {
             notifierLock.withWriteLock {
                 var removed = 0
                 for range in queued {
-                    unmapLocked(range, from: mappers, unmapped: true, unlinked: &unlinked)
+                    unmapLocked(range, unmapped: true, unlinked: &unlinked)
                     precondition(!range.isMappedByAnyDevice, "unmap-before-remove violated for \(range.interval)")
                     guard let (notifierInterval, notifier) = notifiers.find(containing: range.interval.start),
                         notifier.ranges.remove(range.interval) != nil
@@ -241,11 +241,11 @@ public final class SVMSpace: @unchecked Sendable {
 }
 
 extension SVMSpace {
-    /// Zaps `range` on every device that maps it and drops their device pages (the
-    /// invalidation's unmap-pages step), unlinking their DMA mappings, which it appends to
-    /// `unlinked` for the caller to free once the lock is dropped; the caller holds the
+    /// Zaps `range` on every registered device that maps it and drops their device pages
+    /// (the invalidation's unmap-pages step), unlinking their DMA mappings, which it appends
+    /// to `unlinked` for the caller to free once the lock is dropped; the caller holds the
     /// notifier lock for writing.
-    func unmapLocked(_ range: SVMRange, from mappers: [SVMDeviceMapper], unmapped: Bool, unlinked: inout [DMAMapping]) {
+    func unmapLocked(_ range: SVMRange, unmapped: Bool, unlinked: inout [DMAMapping]) {
         notifierLock.assertHeld(.write)
         // One look first: mostly no device maps the range (a migration of data that none
         // has bound), and then there is nothing to zap or drop: pages not mapped hold no
@@ -255,7 +255,7 @@ extension SVMSpace {
             if unmapped { range.forEachPages { $0.markUnmappedLocked(under: notifierLock) } }
             return
         }
-        for device in mappers where range.pages(ifExistFor: device.deviceID)?.isMapped == true {
+        for device in devices where range.pages(ifExistFor: device.deviceID)?.isMapped == true {
             device.zap(range.interval)
         }
         range.forEachPages { pages in

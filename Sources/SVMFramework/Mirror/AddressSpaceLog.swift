@@ -14,8 +14,12 @@ final class AddressSpaceLog: Sendable {
         /// Index of `changes[0]`.
         var base = 0
         var changes: [AddressSpaceChange] = []
-        /// Positions held by data away from its pages, with how many hold each.
-        var held: [Int: Int] = [:]
+        /// Positions held by data away from its pages, with how many hold each, oldest
+        /// first: a new one is never older than the last (positions are `handled` counts,
+        /// which only grow), so the list stays sorted by appending. A list, not a
+        /// dictionary: it holds one or a few positions, and each migration looked it up
+        /// twice, with a hash each time.
+        var held: [(position: Int, count: Int)] = []
         /// How many changes the handler has finished handling; the rest are in flight.
         var handled = 0
     }
@@ -78,7 +82,7 @@ final class AddressSpaceLog: Sendable {
             state.changes.append(change)
             // Trim now and then, not on every append.
             guard state.changes.count > 1024 else { return }
-            let oldest = min(state.held.keys.min() ?? state.handled, state.handled)
+            let oldest = min(state.held.first?.position ?? state.handled, state.handled)
             let drop = oldest - state.base
             if drop > 0 {
                 state.changes.removeFirst(drop)
@@ -98,15 +102,19 @@ final class AddressSpaceLog: Sendable {
     func depart() -> Int {
         state.withLock { state in
             let position = state.handled
-            state.held[position, default: 0] += 1
+            if let last = state.held.indices.last, state.held[last].position == position {
+                state.held[last].count += 1
+            } else {
+                state.held.append((position, 1))
+            }
             return position
         }
     }
 
     func arrive(_ position: Int) {
         state.withLock { state in
-            guard let count = state.held[position] else { return }
-            state.held[position] = count > 1 ? count - 1 : nil
+            guard let index = state.held.firstIndex(where: { $0.position == position }) else { return }
+            if state.held[index].count > 1 { state.held[index].count -= 1 } else { state.held.remove(at: index) }
         }
     }
 
