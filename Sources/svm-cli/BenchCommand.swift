@@ -70,6 +70,8 @@ struct BenchCommand: ParsableCommand {
                 also shown against a bare userfaultfd round trip of the same chunk (a thread
                 touches a missing page, a handler thread moves the chunk in): the floor of any
                 CPU fault userfaultfd serves, thread switches included (cpuFaultFloorNs).
+                Floors and faults alternate in blocks of 8 (8 bare moves, then 8 device faults,
+                and so on), so that a drift of a shared machine's speed meets both.
                 Then the time to fault in 2 MiB as one fault against 512 faults of 4 KiB: the
                 median over repetitions, each on 2 MiB of its own, in one context per side (a
                 context's first faults pay once for set-up that later faults share), and

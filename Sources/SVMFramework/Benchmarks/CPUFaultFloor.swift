@@ -18,12 +18,10 @@ struct CPUFaultFloor {
     /// Faults timed.
     let count: Int
 
-    /// The nanoseconds of each fault, timed around the touch as the benchmark's CPU faults
-    /// are.
-    ///
-    /// - Throws: ``BenchmarkError`` when userfaultfd or `UFFDIO_MOVE` is unavailable, or the
-    ///   areas cannot be mapped or registered.
-    func times() throws -> [Int] {
+    /// The areas, registered, with the handler thread serving them, for faults timed one at
+    /// a time (``FaultBenchmark`` times one before each CPU fault, as it does the move
+    /// floor). Call ``Session/finish()`` once every chunk has been touched.
+    func prepare() throws -> Session {
         let (uffd, source, destination) = try MoveFloor.moveSetUp("CPU fault floor", bytes: bytes, count: count)
         let size = bytes * count
         do {
@@ -34,23 +32,40 @@ struct CPUFaultFloor {
         let serving = Server(uffd: uffd, source: source, destination: destination, bytes: bytes, count: count)
         var handler = pthread_t()
         startThread(&handler, named: "CPU fault floor handler") { serving.run() }
-        var times: [Int] = []
-        times.reserveCapacity(count)
-        for chunk in 0..<count {
+        return Session(serving: serving, handler: handler)
+    }
+
+    /// The prepared areas and their handler thread (see ``prepare()``).
+    final class Session {
+        private let serving: Server
+        private let handler: pthread_t
+
+        fileprivate init(serving: Server, handler: pthread_t) {
+            self.serving = serving
+            self.handler = handler
+        }
+
+        /// Touches chunk `chunk` (below `count`, each once), which the handler moves in;
+        /// the nanoseconds of that fault.
+        func time(chunk: Int) -> Int {
             let start = FaultBenchmark.now()
-            destination.touch(offset: chunk * bytes)
-            times.append(FaultBenchmark.now() - start)
+            serving.destination.touch(offset: chunk * serving.bytes)
+            return FaultBenchmark.now() - start
         }
-        pthread_join(handler, nil)
-        let moved = serving.moved.load(ordering: .relaxed)
-        guard moved == count else {
-            throw BenchmarkError(message: "CPU fault floor: \(moved) of \(count) faults served by a move")
+
+        /// Waits for the handler thread to end (it ends after `count` faults) and checks
+        /// that each fault was served by a move.
+        func finish() throws {
+            pthread_join(handler, nil)
+            let moved = serving.moved.load(ordering: .relaxed)
+            guard moved == serving.count else {
+                throw BenchmarkError(message: "CPU fault floor: \(moved) of \(serving.count) faults served by a move")
+            }
         }
-        return times
     }
 
     /// The handler thread: serves `count` faults, one move each, then ends.
-    private final class Server: Sendable {
+    fileprivate final class Server: Sendable {
         let uffd: UserFaultFD
         let source: BenchmarkBuffer
         let destination: BenchmarkBuffer

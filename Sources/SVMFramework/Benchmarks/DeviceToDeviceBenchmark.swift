@@ -53,17 +53,24 @@ public struct DeviceToDeviceBenchmark: Sendable {
         // Warm-up: every chunk into A, over to B and back, so that both memories' pages and
         // page tables exist, as the fault benchmark's warm-up round makes them.
         for device in [a, b, a] { for index in 0..<iterations { _ = try fault(device, index) } }
+        // Each block of faults near a block of bare moves of 2 MiB, their floor (as in
+        // FaultBenchmark): a chunk of the floor's own for each fault, direct ones first.
+        let moveFloor = try MoveFloor(bytes: Int(Self.chunk), count: 2 * iterations).prepare()
         let before = context.statistics.peerMigrations.load(ordering: .relaxed)
-        let direct = try (0..<iterations).map { try fault(b, $0) }
+        let (directFloors, direct) = try FaultBenchmark.alternating(count: iterations, floor: { try moveFloor.time(chunk: $0) }) {
+            try fault(b, $0)
+        }
         guard context.statistics.peerMigrations.load(ordering: .relaxed) - before == iterations else {
             throw BenchmarkError(message: "not every device-to-device fault migrated directly; is the device memory large enough?")
         }
         a.pagemap.setPeerPath(nil, to: b.deviceID)
         b.pagemap.setPeerPath(nil, to: a.deviceID)
-        let throughSystem = try (0..<iterations).map { try fault(a, $0) }
+        let (systemFloors, throughSystem) = try FaultBenchmark.alternating(
+            count: iterations, floor: { try moveFloor.time(chunk: iterations + $0) }) { try fault(a, $0) }
         a.pagemap.setPeerPath(forward, to: b.deviceID)
         b.pagemap.setPeerPath(backward, to: a.deviceID)
-        let floor = FaultBenchmark.median(try MoveFloor(bytes: Int(Self.chunk), count: iterations).times())
+        try moveFloor.verify()
+        let floor = FaultBenchmark.median(directFloors + systemFloors)
         let directNs = FaultBenchmark.median(direct)
         let throughSystemNs = FaultBenchmark.median(throughSystem)
         return Report(

@@ -131,28 +131,31 @@ public struct FaultBenchmark: Sendable {
         }
         for i in 0..<iterations { buffer.touch(offset: i * Int(chunk)) }
         let warmUp = context.statistics.migrationsToDevice.load(ordering: .relaxed)
-        var deviceFaults: [Int] = []
-        for i in 0..<iterations {
+        let moveFloorSession = try MoveFloor(bytes: Int(chunk), count: iterations).prepare()
+        let (moveFloors, deviceFaults) = try Self.alternating(count: iterations, floor: { try moveFloorSession.time(chunk: $0) }) { i in
             let address = buffer.address + UInt64(i) * chunk
             let start = Self.now()
             try context.handleDeviceFault(hostDevice: device.deviceID, address: address, access: .read)
-            deviceFaults.append(Self.now() - start)
+            return Self.now() - start
         }
+        try moveFloorSession.verify()
         let migrated = context.statistics.migrationsToDevice.load(ordering: .relaxed) - warmUp
         guard warmUp == iterations, migrated == iterations else {
             throw BenchmarkError(message: "only \(migrated) of \(iterations) faults migrated to device memory; is the device memory large enough?")
         }
-        var cpuFaults: [Int] = []
-        for i in 0..<iterations {
+        // The same for CPU faults and their floor, a bare userfaultfd round trip.
+        let cpuFaultFloorSession = try CPUFaultFloor(bytes: Int(chunk), count: iterations).prepare()
+        let (cpuFaultFloors, cpuFaults) = Self.alternating(count: iterations, floor: { cpuFaultFloorSession.time(chunk: $0) }) { i in
             let start = Self.now()
             buffer.touch(offset: i * Int(chunk))
-            cpuFaults.append(Self.now() - start)
+            return Self.now() - start
         }
+        try cpuFaultFloorSession.finish()
         let memcpy = Self.median(Self.memcpyTimes(bytes: Int(chunk), count: iterations, fresh: false))
         let fresh = Self.median(Self.memcpyTimes(bytes: Int(chunk), count: iterations, fresh: true))
         let cold = Self.median(try Self.coldMemcpyTimes(bytes: Int(chunk), count: iterations))
-        let moveFloor = Self.median(try MoveFloor(bytes: Int(chunk), count: iterations).times())
-        let cpuFaultFloor = Self.median(try CPUFaultFloor(bytes: Int(chunk), count: iterations).times())
+        let moveFloor = Self.median(moveFloors)
+        let cpuFaultFloor = Self.median(cpuFaultFloors)
         let deviceFault = Self.median(deviceFaults)
         let cpuFault = Self.median(cpuFaults)
         let result = ChunkResult(
@@ -231,6 +234,31 @@ public struct FaultBenchmark: Sendable {
             memcpy(target.base + i * stride, source.base + i * stride, bytes)
             return now() - start
         }
+    }
+
+    /// Floors and the faults they are the floor of alternate in blocks of this many: near
+    /// enough in time that a drift of the shared machine's speed meets both (floors timed in
+    /// a block of their own, before or after, moved a ratio by 30% between runs), and long
+    /// enough that the floor's operations run back to back, as a bare loop of them does (a
+    /// move timed alone right after each fault found the kernel's caches cold and took 50%
+    /// longer at 4 KiB, which would flatter the ratio).
+    static let alternationBlock = 8
+
+    /// `count` floor times and `count` measured times, `floor(i)` and `measured(i)` for
+    /// every `i` in order, the two alternating in blocks of ``alternationBlock``.
+    static func alternating(
+        count: Int, floor: (Int) throws -> Int, measured: (Int) throws -> Int
+    ) rethrows -> (floors: [Int], measured: [Int]) {
+        var floors: [Int] = []
+        var times: [Int] = []
+        floors.reserveCapacity(count)
+        times.reserveCapacity(count)
+        for block in stride(from: 0, to: count, by: alternationBlock) {
+            let chunks = block..<min(block + alternationBlock, count)
+            for i in chunks { floors.append(try floor(i)) }
+            for i in chunks { times.append(try measured(i)) }
+        }
+        return (floors, times)
     }
 
     static func median(_ values: [Int]) -> Int {

@@ -16,11 +16,21 @@ struct MoveFloor {
     let count: Int
 
     /// The nanoseconds of each move, timed with `clock_gettime` around the ioctl as the
-    /// faults are.
+    /// faults are, all in a row.
     ///
     /// - Throws: ``BenchmarkError`` when userfaultfd or `UFFDIO_MOVE` is unavailable, the
     ///   areas cannot be mapped or registered, or a move does not complete.
     func times() throws -> [Int] {
+        let session = try prepare()
+        let times = try (0..<count).map { try session.time(chunk: $0) }
+        try session.verify()
+        return times
+    }
+
+    /// The areas, registered and with a round trip of every chunk done, for moves timed one
+    /// at a time: ``FaultBenchmark`` times one before each fault, so that the floor and the
+    /// faults meet the same machine (on a shared one its speed drifts within seconds).
+    func prepare() throws -> Session {
         // Nothing touches a missing page of the areas, so no fault is raised; nobody has to
         // read the descriptor.
         let (uffd, source, destination) = try Self.moveSetUp("move floor", bytes: bytes, count: count)
@@ -31,36 +41,60 @@ struct MoveFloor {
         } catch {
             throw BenchmarkError(message: "move floor: \(error)")
         }
+        let session = Session(uffd: uffd, source: source, destination: destination, bytes: bytes, count: count)
         for chunk in 0..<count {
-            try move(uffd, to: destination.address(chunk: chunk, of: bytes), from: source.address(chunk: chunk, of: bytes))
-            try move(uffd, to: source.address(chunk: chunk, of: bytes), from: destination.address(chunk: chunk, of: bytes))
+            try session.move(to: destination.address(chunk: chunk, of: bytes), from: source.address(chunk: chunk, of: bytes))
+            try session.move(to: source.address(chunk: chunk, of: bytes), from: destination.address(chunk: chunk, of: bytes))
         }
-        var times: [Int] = []
-        times.reserveCapacity(count)
-        for chunk in 0..<count {
-            let start = FaultBenchmark.now()
-            try move(uffd, to: destination.address(chunk: chunk, of: bytes), from: source.address(chunk: chunk, of: bytes))
-            times.append(FaultBenchmark.now() - start)
-        }
-        // The pages are present at the destination now: reading them raises no fault.
-        for chunk in 0..<count {
-            let byte = destination.base.load(fromByteOffset: chunk * bytes + bytes - 1, as: UInt8.self)
-            guard byte == BenchmarkBuffer.pattern else {
-                throw BenchmarkError(message: "move floor: chunk \(chunk) arrived as \(byte), not \(BenchmarkBuffer.pattern)")
-            }
-        }
-        return times
+        return session
     }
 
-    private func move(_ uffd: UserFaultFD, to destination: UInt, from source: UInt) throws {
-        let outcome: UserFaultFD.RangeOutcome
-        do {
-            outcome = try uffd.move(to: destination, from: source, length: bytes)
-        } catch {
-            throw BenchmarkError(message: "move floor: \(error)")
+    /// Prepared areas (see ``prepare()``); each chunk is moved once.
+    final class Session {
+        let uffd: UserFaultFD
+        let source: BenchmarkBuffer
+        let destination: BenchmarkBuffer
+        let bytes: Int
+        let count: Int
+
+        fileprivate init(uffd: UserFaultFD, source: BenchmarkBuffer, destination: BenchmarkBuffer, bytes: Int, count: Int) {
+            self.uffd = uffd
+            self.source = source
+            self.destination = destination
+            self.bytes = bytes
+            self.count = count
         }
-        guard outcome == .completed else {
-            throw BenchmarkError(message: "move floor: UFFDIO_MOVE of \(bytes) bytes at 0x\(String(destination, radix: 16)) ended \(outcome)")
+
+        /// Moves chunk `chunk` (below `count`, each once) from the source to the destination;
+        /// its nanoseconds.
+        func time(chunk: Int) throws -> Int {
+            let (to, from) = (destination.address(chunk: chunk, of: bytes), source.address(chunk: chunk, of: bytes))
+            let start = FaultBenchmark.now()
+            try move(to: to, from: from)
+            return FaultBenchmark.now() - start
+        }
+
+        /// Checks that every chunk moved arrived with its bytes.
+        func verify() throws {
+            // The pages are present at the destination now: reading them raises no fault.
+            for chunk in 0..<count {
+                let byte = destination.base.load(fromByteOffset: chunk * bytes + bytes - 1, as: UInt8.self)
+                guard byte == BenchmarkBuffer.pattern else {
+                    throw BenchmarkError(message: "move floor: chunk \(chunk) arrived as \(byte), not \(BenchmarkBuffer.pattern)")
+                }
+            }
+        }
+
+        fileprivate func move(to destination: UInt, from source: UInt) throws {
+            let outcome: UserFaultFD.RangeOutcome
+            do {
+                outcome = try uffd.move(to: destination, from: source, length: bytes)
+            } catch {
+                throw BenchmarkError(message: "move floor: \(error)")
+            }
+            guard outcome == .completed else {
+                throw BenchmarkError(message: "move floor: UFFDIO_MOVE of \(bytes) bytes at 0x\(String(destination, radix: 16)) ended \(outcome)")
+            }
         }
     }
 
