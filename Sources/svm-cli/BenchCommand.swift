@@ -73,8 +73,9 @@ struct BenchCommand: ParsableCommand {
                 Floors and faults alternate in blocks of 8 (8 bare moves, then 8 device faults,
                 and so on), so that a drift of a shared machine's speed meets both.
                 Then the time to fault in 2 MiB as one fault against 512 faults of 4 KiB: the
-                median over repetitions, each on 2 MiB of its own, in one context per side (a
-                context's first faults pay once for set-up that later faults share), and
+                median over repetitions (--comparisons), each on 2 MiB of its own, in one
+                context per side (a context's first faults pay once for set-up that later
+                faults share), the two sides taking turns, and
                 a 2 MiB migration from one device's memory to another's (SimDevice runs with
                 two devices on P2PFabric's default fabric): directly over their peer path, and
                 through system memory, each against the move floor.
@@ -106,7 +107,7 @@ struct BenchCommand: ParsableCommand {
         @Option(
             parsing: .unconditional, help: "Repetitions of the one-2-MiB-fault against 512-4-KiB-faults comparison (0 to 1000; 0 skips it).",
             transform: NumberArgument.integer(0...1000))
-        var comparisons = 8
+        var comparisons = 16
 
         @Option(
             parsing: .unconditional, help: ArgumentHelp(

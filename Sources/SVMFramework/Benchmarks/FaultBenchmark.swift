@@ -16,7 +16,7 @@ public struct FaultBenchmark: Sendable {
     /// wake-ups cost a thread switch, not an interrupt to another (virtual) CPU.
     public var cpu: Int?
 
-    public init(iterations: Int = 64, comparisonRepetitions: Int = 8) {
+    public init(iterations: Int = 64, comparisonRepetitions: Int = 16) {
         self.iterations = iterations
         self.comparisonRepetitions = comparisonRepetitions
     }
@@ -96,8 +96,8 @@ public struct FaultBenchmark: Sendable {
             deviceName = name
             statistics.merge(counts, uniquingKeysWith: +)
         }
-        let oneLarge = Self.median(try faultIn(chunk: 2 << 20, host: host, plugin: plugin, index: index))
-        let manySmall = Self.median(try faultIn(chunk: 4 << 10, host: host, plugin: plugin, index: index))
+        let (large, small) = try faultIn(host: host, plugin: plugin, index: index)
+        let (oneLarge, manySmall) = (Self.median(large), Self.median(small))
         let deviceToDevice = chunkSizes.contains(2 << 20) ? try DeviceToDeviceBenchmark(iterations: iterations).run(host: host, plugin: plugin) : nil
         return Report(
             device: deviceName, iterations: iterations, chunks: chunks, oneTwoMiBFaultNs: oneLarge,
@@ -168,32 +168,72 @@ public struct FaultBenchmark: Sendable {
         return (result, device.name, context.statistics.snapshot)
     }
 
-    /// Times to fault in 2 MiB with device faults of `chunk` bytes: one time per
-    /// repetition, each on 2 MiB of its own, all in one context.
+    /// Times to fault in 2 MiB as one fault of 2 MiB (`large`) and as 512 faults of 4 KiB
+    /// (`small`): one time per repetition and side, each on 2 MiB of its own, each side in
+    /// one context of its own for all its repetitions, the two sides taking turns (a drift of
+    /// the machine's speed meets both, as in ``alternating(count:floor:measured:)``).
     ///
-    /// Why one context for all: the first fault of a context pays once for what later
-    /// faults share (its first device-memory blocks, the device's first page-table pages,
-    /// the TLBs of CPUs that ran its threads, the runtime's first use of the types on the
-    /// path): 150–600 µs for the first fault here and still about 100 µs more for the
-    /// second. 512 faults of 4 KiB spread that over 512; one fault of 2 MiB in a context
-    /// of its own would carry all of it, and the comparison would measure the set-up, not
-    /// the size of a fault. The median leaves the first repetition out.
-    private func faultIn(chunk: UInt64, host: PluginHost, plugin: String, index: Int) throws -> [Int] {
-        guard comparisonRepetitions > 0 else { return [] }
-        let (context, device) = try context(chunk: chunk, host: host, plugin: plugin, index: index)
-        // Every buffer stays mapped until the end: an unmap would make the mirror's handler
-        // discard the range while the next repetition is timed.
-        let buffers = try (0..<comparisonRepetitions).map { _ in try BenchmarkBuffer(size: 2 << 20, alignment: 2 << 20) }
-        defer { withExtendedLifetime(buffers) { context.close(device); context.shutdown() } }
-        return try buffers.map { buffer in
+    /// Why one context per side for all repetitions: the first fault of a context pays once
+    /// for what later faults share (its first device-memory blocks, the device's first
+    /// page-table pages, the TLBs of CPUs that ran its threads, the runtime's first use of
+    /// the types on the path): 150–600 µs for the first fault here and still about 100 µs
+    /// more for the second. 512 faults of 4 KiB spread that over 512; one fault of 2 MiB in a
+    /// context of its own would carry all of it, and the comparison would measure the set-up,
+    /// not the size of a fault. The median leaves the first repetition out.
+    private func faultIn(host: PluginHost, plugin: String, index: Int) throws -> (large: [Int], small: [Int]) {
+        guard comparisonRepetitions > 0 else { return ([], []) }
+        let large = try FaultInSide(chunk: 2 << 20, repetitions: comparisonRepetitions, benchmark: self, host: host, plugin: plugin, index: index)
+        let small = try FaultInSide(chunk: 4 << 10, repetitions: comparisonRepetitions, benchmark: self, host: host, plugin: plugin, index: index)
+        defer { small.close(); large.close() }
+        var times: (large: [Int], small: [Int]) = ([], [])
+        for repetition in 0..<comparisonRepetitions {
+            times.large.append(try large.faultIn(repetition))
+            times.small.append(try small.faultIn(repetition))
+        }
+        return times
+    }
+
+    /// One side of the comparison: a context whose ranges are `chunk` bytes, with the device
+    /// open in it, and a 2 MiB buffer for each repetition.
+    private final class FaultInSide {
+        let chunk: UInt64
+        let context: SVMContext
+        let device: SVMDevice
+        /// Every buffer stays mapped until the end: an unmap would make the mirror's handler
+        /// discard the range while the next repetition is timed.
+        let buffers: [BenchmarkBuffer]
+
+        init(chunk: UInt64, repetitions: Int, benchmark: FaultBenchmark, host: PluginHost, plugin: String, index: Int) throws {
+            self.chunk = chunk
+            (context, device) = try benchmark.context(chunk: chunk, host: host, plugin: plugin, index: index)
+            do {
+                buffers = try (0..<repetitions).map { _ in try BenchmarkBuffer(size: 2 << 20, alignment: 2 << 20) }
+            } catch {
+                context.close(device)
+                context.shutdown()
+                throw error
+            }
+        }
+
+        /// Faults in buffer `repetition`, one fault per chunk; the nanoseconds.
+        func faultIn(_ repetition: Int) throws -> Int {
+            let buffer = buffers[repetition]
             buffer.populate()
-            let start = Self.now()
+            let start = FaultBenchmark.now()
             var offset: UInt64 = 0
             while offset < 2 << 20 {
                 try context.handleDeviceFault(hostDevice: device.deviceID, address: buffer.address + offset, access: .read)
                 offset += chunk
             }
-            return Self.now() - start
+            return FaultBenchmark.now() - start
+        }
+
+        /// Closes the device, then the context (the buffers are unmapped after both).
+        func close() {
+            withExtendedLifetime(buffers) {
+                context.close(device)
+                context.shutdown()
+            }
         }
     }
 
