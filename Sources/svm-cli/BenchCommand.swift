@@ -75,7 +75,7 @@ struct BenchCommand: ParsableCommand {
                 Then the time to fault in 2 MiB as one fault against 512 faults of 4 KiB: the
                 median over repetitions (--comparisons), each on 2 MiB of its own, in one
                 context per side (a context's first faults pay once for set-up that later
-                faults share), the two sides taking turns, and
+                faults share), the two sides taking turns in blocks of 8 repetitions, and
                 a 2 MiB migration from one device's memory to another's (SimDevice runs with
                 two devices on P2PFabric's default fabric): directly over their peer path, and
                 through system memory, each against the move floor.

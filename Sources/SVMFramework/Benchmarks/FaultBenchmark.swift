@@ -170,8 +170,9 @@ public struct FaultBenchmark: Sendable {
 
     /// Times to fault in 2 MiB as one fault of 2 MiB (`large`) and as 512 faults of 4 KiB
     /// (`small`): one time per repetition and side, each on 2 MiB of its own, each side in
-    /// one context of its own for all its repetitions, the two sides taking turns (a drift of
-    /// the machine's speed meets both, as in ``alternating(count:floor:measured:)``).
+    /// one context of its own for all its repetitions, the two sides taking turns in blocks
+    /// of repetitions (a drift of the machine's speed meets both, as in
+    /// ``alternating(count:floor:measured:)``).
     ///
     /// Why one context per side for all repetitions: the first fault of a context pays once
     /// for what later faults share (its first device-memory blocks, the device's first
@@ -185,12 +186,12 @@ public struct FaultBenchmark: Sendable {
         let large = try FaultInSide(chunk: 2 << 20, repetitions: comparisonRepetitions, benchmark: self, host: host, plugin: plugin, index: index)
         let small = try FaultInSide(chunk: 4 << 10, repetitions: comparisonRepetitions, benchmark: self, host: host, plugin: plugin, index: index)
         defer { small.close(); large.close() }
-        var times: (large: [Int], small: [Int]) = ([], [])
-        for repetition in 0..<comparisonRepetitions {
-            times.large.append(try large.faultIn(repetition))
-            times.small.append(try small.faultIn(repetition))
+        // In blocks, as floors and faults: a 2 MiB fault right after 512 faults of the other
+        // side met caches those had filled, and took a third longer than after one of its own.
+        let (largeTimes, smallTimes) = try Self.alternating(count: comparisonRepetitions, floor: { try large.faultIn($0) }) {
+            try small.faultIn($0)
         }
-        return times
+        return (largeTimes, smallTimes)
     }
 
     /// One side of the comparison: a context whose ranges are `chunk` bytes, with the device
