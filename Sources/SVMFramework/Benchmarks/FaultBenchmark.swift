@@ -183,6 +183,8 @@ public struct FaultBenchmark: Sendable {
     /// not the size of a fault. The median leaves the first repetition out.
     private func faultIn(host: PluginHost, plugin: String, index: Int) throws -> (large: [Int], small: [Int]) {
         guard comparisonRepetitions > 0 else { return ([], []) }
+        // Two contexts on one host at once (see SVMContext.init): safe here, where every
+        // fault is this code's call and no device has a peer.
         let large = try FaultInSide(chunk: 2 << 20, repetitions: comparisonRepetitions, benchmark: self, host: host, plugin: plugin, index: index)
         let small = try FaultInSide(chunk: 4 << 10, repetitions: comparisonRepetitions, benchmark: self, host: host, plugin: plugin, index: index)
         defer { small.close(); large.close() }

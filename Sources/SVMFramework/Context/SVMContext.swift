@@ -61,6 +61,13 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
 
     /// Creates the context and, with a `host`, becomes its device-fault handler. `kernelFaults`
     /// says whether the CPU mirror serves the kernel's own accesses where the process may.
+    ///
+    /// One context per host at a time: the faults the host's plugins report go to the newest
+    /// context (and to none once any of them shuts down), and device ids, which plugins see
+    /// as `host_device`, are per context, so two live contexts' devices can share one (a
+    /// plugin that finds peers by it, as SimDevice does, would mix them up). A second
+    /// context that only calls ``handleDeviceFault(hostDevice:address:access:batch:)``
+    /// itself on devices without peers, as `bench fault` does, is not affected.
     public init(
         configuration: SVMConfiguration = .standard, policy: MigrationPolicy = .migrateOnDeviceFault, host: PluginHost? = nil,
         kernelFaults: KernelFaults = .whenPermitted
