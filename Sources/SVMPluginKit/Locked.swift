@@ -15,7 +15,7 @@ public final class Locked<Value: ~Copyable>: @unchecked Sendable {
     // Read and written only while `mutex` is held. Unchecked: the mutex already makes every
     // access exclusive (a nested `withLock` deadlocks before it could overlap), and the
     // runtime's dynamic check cost about 100 instructions per `withLock`, of which a steady
-    // device fault and its migrate-back take some 50 between them (see the Locking article).
+    // device fault and its migrate-back take some 40 between them (see the Locking article).
     @exclusivity(unchecked) @usableFromInline var value: Value
 
     public init(_ value: consuming Value) {
