@@ -490,8 +490,8 @@ private struct Hints: Sendable {
 
     init() {}
 
-    /// Replaces the keys with those of `offsets`, in the storage there is (a rebuild every few dozen
-    /// frees allocated a new array each time).
+    /// Replaces the keys with those of `offsets`, in the storage there is (a rebuild every
+    /// few dozen frees allocated a new array each time).
     mutating func rebuild(_ offsets: AddressSet, key: (UInt64) -> UInt64) {
         storage.removeAll(keepingCapacity: true)
         for offset in offsets { storage.append(key(offset)) }
