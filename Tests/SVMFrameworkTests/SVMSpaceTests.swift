@@ -102,6 +102,29 @@ struct SVMSpaceTests {
         #expect(svm.counts.ranges == 1)
     }
 
+    @Test("A range no device maps: a migration's invalidation zaps nothing and keeps the pages' marks; an UNMAP marks every device's pages")
+    func invalidationOfUnmappedPages() throws {
+        cpu.add(0x4000_0000, 0x4040_0000)
+        let svm = space()
+        let device = RecordingMapper(1)
+        svm.register(device)
+        let (range, notifier) = try svm.findOrInsertRange(faultAddress: 0x4000_0000, write: true)
+        // Device 1 mapped the range once and was invalidated since; device 2 never mapped it.
+        svm.notifierLock.withReadLock { _ = range.pages(for: 1).publishLocked([], sequence: notifier.sequence.readBegin(), hasDevmem: false, dma: nil, under: svm.notifierLock) }
+        svm.invalidate(range.interval, event: .remove)
+        let never = range.pages(for: 2)
+        #expect(device.zapped.withLock { $0 } == [range.interval])
+        let sequence = notifier.sequence.readBegin()
+        svm.invalidateForMigration(range.interval)
+        #expect(notifier.sequence.needsRetry(sequence), "the sequence moves even when nothing is mapped")
+        #expect(device.zapped.withLock { $0 } == [range.interval], "nothing mapped: no zap")
+        #expect(range.pages(for: 1).flags.load() == [] && never.flags.load() == [])
+        svm.invalidate(range.interval, event: .unmap)
+        #expect(range.pages(for: 1).flags.load() == [.unmapped] && never.flags.load() == [.unmapped])
+        #expect(device.zapped.withLock { $0 } == [range.interval])
+        #expect(svm.collectGarbage() == 1 && svm.counts == (0, 0))
+    }
+
     @Test("A partial UNMAP ends the whole range; the collector removes it after unmapping it everywhere", arguments: [
         UInt64(0), 1 << 19, 1 << 20,  // unmap at offsets 0, 1/4 and 1/2 of a 2 MiB range
     ])
