@@ -38,6 +38,17 @@ struct SVMSpaceTests {
 
     func space() -> SVMSpace { SVMSpace(cpu: cpu) }
 
+    /// A space with one 2 MiB range at 0x4000_0000 that recording device 1 maps.
+    func rangeMappedOnDevice1() throws -> (svm: SVMSpace, device: RecordingMapper, range: SVMRange, notifier: Notifier) {
+        cpu.add(0x4000_0000, 0x4040_0000)
+        let svm = space()
+        let device = RecordingMapper(1)
+        svm.register(device)
+        let (range, notifier) = try svm.findOrInsertRange(faultAddress: 0x4000_0000, write: true)
+        svm.notifierLock.withReadLock { _ = range.pages(for: 1).publishLocked([], sequence: notifier.sequence.readBegin(), hasDevmem: false, dma: nil, under: svm.notifierLock) }
+        return (svm, device, range, notifier)
+    }
+
     @Test("A fault creates a 2 MiB range; a second fault in it finds the same range")
     func findOrInsert() throws {
         cpu.add(0x4000_0000, 0x4080_0000)
@@ -104,13 +115,8 @@ struct SVMSpaceTests {
 
     @Test("A range no device maps: a migration's invalidation zaps nothing and keeps the pages' marks; an UNMAP marks every device's pages")
     func invalidationOfUnmappedPages() throws {
-        cpu.add(0x4000_0000, 0x4040_0000)
-        let svm = space()
-        let device = RecordingMapper(1)
-        svm.register(device)
-        let (range, notifier) = try svm.findOrInsertRange(faultAddress: 0x4000_0000, write: true)
+        let (svm, device, range, notifier) = try rangeMappedOnDevice1()
         // Device 1 mapped the range once and was invalidated since; device 2 never mapped it.
-        svm.notifierLock.withReadLock { _ = range.pages(for: 1).publishLocked([], sequence: notifier.sequence.readBegin(), hasDevmem: false, dma: nil, under: svm.notifierLock) }
         svm.invalidate(range.interval, event: .remove)
         let never = range.pages(for: 2)
         #expect(device.zapped.withLock { $0 } == [range.interval])
@@ -129,12 +135,7 @@ struct SVMSpaceTests {
         UInt64(0), 1 << 19, 1 << 20,  // unmap at offsets 0, 1/4 and 1/2 of a 2 MiB range
     ])
     func partialUnmap(offset: UInt64) throws {
-        cpu.add(0x4000_0000, 0x4040_0000)
-        let svm = space()
-        let device = RecordingMapper(1)
-        svm.register(device)
-        let (range, notifier) = try svm.findOrInsertRange(faultAddress: 0x4000_0000, write: true)
-        svm.notifierLock.withReadLock { _ = range.pages(for: 1).publishLocked([], sequence: notifier.sequence.readBegin(), hasDevmem: false, dma: nil, under: svm.notifierLock) }
+        let (svm, device, range, _) = try rangeMappedOnDevice1()
         let hole = AddressInterval(start: 0x4000_0000 + offset, end: 0x4000_0000 + offset + 0x1000)
         svm.invalidate(hole, event: .unmap)
         #expect(range.flags.load() == [.migrateDevmem, .unmapped, .partialUnmap])
