@@ -8,7 +8,7 @@ struct FaultBenchmarkTests {
     @Test("Floors and faults alternate in blocks of eight, each index once, results in index order")
     func alternation() {
         var calls: [String] = []
-        let (floors, measured) = FaultBenchmark.alternating(count: 20, floor: { calls.append("f\($0)"); return 1000 + $0 }) {
+        let (floors, measured) = FaultBenchmark.alternating(count: 20, first: { calls.append("f\($0)"); return 1000 + $0 }) {
             calls.append("m\($0)")
             return 2000 + $0
         }

@@ -19,17 +19,16 @@ struct CPUFaultFloor {
     let count: Int
 
     /// The areas, registered, with the handler thread serving them, for faults timed one at
-    /// a time (``FaultBenchmark`` times one before each CPU fault, as it does the move
-    /// floor). Call ``Session/finish()`` once every chunk has been touched.
+    /// a time (``FaultBenchmark`` times them in blocks between blocks of CPU faults, as it
+    /// does the move floor). Call ``Session/finish()`` once every chunk has been touched.
     func prepare() throws -> Session {
-        let (uffd, source, destination) = try MoveFloor.moveSetUp("CPU fault floor", bytes: bytes, count: count)
-        let size = bytes * count
+        let areas = try FloorAreas("CPU fault floor", bytes: bytes, count: count)
         do {
-            try uffd.register(UInt(destination.address), length: size, modes: .missing)
+            try areas.uffd.register(UInt(areas.destination.address), length: bytes * count, modes: .missing)
         } catch {
             throw BenchmarkError(message: "CPU fault floor: \(error)")
         }
-        let serving = Server(uffd: uffd, source: source, destination: destination, bytes: bytes, count: count)
+        let serving = Server(areas: areas)
         var handler = pthread_t()
         startThread(&handler, named: "CPU fault floor handler") { serving.run() }
         return Session(serving: serving, handler: handler)
@@ -49,7 +48,7 @@ struct CPUFaultFloor {
         /// the nanoseconds of that fault.
         func time(chunk: Int) -> Int {
             let start = FaultBenchmark.now()
-            serving.destination.touch(offset: chunk * serving.bytes)
+            serving.areas.destination.touch(offset: chunk * serving.areas.bytes)
             return FaultBenchmark.now() - start
         }
 
@@ -58,42 +57,31 @@ struct CPUFaultFloor {
         func finish() throws {
             pthread_join(handler, nil)
             let moved = serving.moved.load(ordering: .relaxed)
-            guard moved == serving.count else {
-                throw BenchmarkError(message: "CPU fault floor: \(moved) of \(serving.count) faults served by a move")
+            guard moved == serving.areas.count else {
+                throw BenchmarkError(message: "CPU fault floor: \(moved) of \(serving.areas.count) faults served by a move")
             }
         }
     }
 
     /// The handler thread: serves `count` faults, one move each, then ends.
     fileprivate final class Server: Sendable {
-        let uffd: UserFaultFD
-        let source: BenchmarkBuffer
-        let destination: BenchmarkBuffer
-        let bytes: Int
-        let count: Int
+        let areas: FloorAreas
         /// Faults served by a move (the others by a copy, so that no touch waits forever).
         let moved = Atomic<Int>(0)
 
-        init(uffd: UserFaultFD, source: BenchmarkBuffer, destination: BenchmarkBuffer, bytes: Int, count: Int) {
-            self.uffd = uffd
-            self.source = source
-            self.destination = destination
-            self.bytes = bytes
-            self.count = count
-        }
+        init(areas: FloorAreas) { self.areas = areas }
 
         func run() {
-            var left = count
+            var left = areas.count
             // 10 s without a fault: the benchmark thread is gone; stop.
-            while left > 0, let event = try? uffd.waitForEvent(timeout: .seconds(10)) {
+            while left > 0, let event = try? areas.uffd.waitForEvent(timeout: .seconds(10)) {
                 guard case .pagefault(let address, _, _) = event else { continue }
-                let chunk = (Int(address) - Int(destination.address)) / bytes
-                let target = destination.address(chunk: chunk, of: bytes)
-                let from = source.address(chunk: chunk, of: bytes)
-                if (try? uffd.move(to: target, from: from, length: bytes)) == .completed {
+                let chunk = (Int(address) - Int(areas.destination.address)) / areas.bytes
+                let (target, from) = (areas.destination(chunk: chunk), areas.source(chunk: chunk))
+                if (try? areas.uffd.move(to: target, from: from, length: areas.bytes)) == .completed {
                     moved.add(1, ordering: .relaxed)
                 } else {
-                    _ = try? uffd.copy(to: target, from: UnsafeRawPointer(bitPattern: from)!, length: bytes)
+                    _ = try? areas.uffd.copy(to: target, from: UnsafeRawPointer(bitPattern: from)!, length: areas.bytes)
                 }
                 left -= 1
             }

@@ -57,7 +57,7 @@ public struct DeviceToDeviceBenchmark: Sendable {
         // FaultBenchmark): a chunk of the floor's own for each fault, direct ones first.
         let moveFloor = try MoveFloor(bytes: Int(Self.chunk), count: 2 * iterations).prepare()
         let before = context.statistics.peerMigrations.load(ordering: .relaxed)
-        let (directFloors, direct) = try FaultBenchmark.alternating(count: iterations, floor: { try moveFloor.time(chunk: $0) }) {
+        let (directFloors, direct) = try FaultBenchmark.alternating(count: iterations, first: { try moveFloor.time(chunk: $0) }) {
             try fault(b, $0)
         }
         guard context.statistics.peerMigrations.load(ordering: .relaxed) - before == iterations else {
@@ -66,7 +66,7 @@ public struct DeviceToDeviceBenchmark: Sendable {
         a.pagemap.setPeerPath(nil, to: b.deviceID)
         b.pagemap.setPeerPath(nil, to: a.deviceID)
         let (systemFloors, throughSystem) = try FaultBenchmark.alternating(
-            count: iterations, floor: { try moveFloor.time(chunk: iterations + $0) }) { try fault(a, $0) }
+            count: iterations, first: { try moveFloor.time(chunk: iterations + $0) }) { try fault(a, $0) }
         a.pagemap.setPeerPath(forward, to: b.deviceID)
         b.pagemap.setPeerPath(backward, to: a.deviceID)
         try moveFloor.verify()

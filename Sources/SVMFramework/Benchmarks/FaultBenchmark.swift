@@ -132,7 +132,7 @@ public struct FaultBenchmark: Sendable {
         for i in 0..<iterations { buffer.touch(offset: i * Int(chunk)) }
         let warmUp = context.statistics.migrationsToDevice.load(ordering: .relaxed)
         let moveFloorSession = try MoveFloor(bytes: Int(chunk), count: iterations).prepare()
-        let (moveFloors, deviceFaults) = try Self.alternating(count: iterations, floor: { try moveFloorSession.time(chunk: $0) }) { i in
+        let (moveFloors, deviceFaults) = try Self.alternating(count: iterations, first: { try moveFloorSession.time(chunk: $0) }) { i in
             let address = buffer.address + UInt64(i) * chunk
             let start = Self.now()
             try context.handleDeviceFault(hostDevice: device.deviceID, address: address, access: .read)
@@ -145,7 +145,7 @@ public struct FaultBenchmark: Sendable {
         }
         // The same for CPU faults and their floor, a bare userfaultfd round trip.
         let cpuFaultFloorSession = try CPUFaultFloor(bytes: Int(chunk), count: iterations).prepare()
-        let (cpuFaultFloors, cpuFaults) = Self.alternating(count: iterations, floor: { cpuFaultFloorSession.time(chunk: $0) }) { i in
+        let (cpuFaultFloors, cpuFaults) = Self.alternating(count: iterations, first: { cpuFaultFloorSession.time(chunk: $0) }) { i in
             let start = Self.now()
             buffer.touch(offset: i * Int(chunk))
             return Self.now() - start
@@ -172,7 +172,7 @@ public struct FaultBenchmark: Sendable {
     /// (`small`): one time per repetition and side, each on 2 MiB of its own, each side in
     /// one context of its own for all its repetitions, the two sides taking turns in blocks
     /// of repetitions (a drift of the machine's speed meets both, as in
-    /// ``alternating(count:floor:measured:)``).
+    /// ``alternating(count:first:then:)``).
     ///
     /// Why one context per side for all repetitions: the first fault of a context pays once
     /// for what later faults share (its first device-memory blocks, the device's first
@@ -190,7 +190,7 @@ public struct FaultBenchmark: Sendable {
         defer { small.close(); large.close() }
         // In blocks, as floors and faults: a 2 MiB fault right after 512 faults of the other
         // side met caches those had filled, and took a third longer than after one of its own.
-        let (largeTimes, smallTimes) = try Self.alternating(count: comparisonRepetitions, floor: { try large.faultIn($0) }) {
+        let (largeTimes, smallTimes) = try Self.alternating(count: comparisonRepetitions, first: { try large.faultIn($0) }) {
             try small.faultIn($0)
         }
         return (largeTimes, smallTimes)
@@ -208,14 +208,9 @@ public struct FaultBenchmark: Sendable {
 
         init(chunk: UInt64, repetitions: Int, benchmark: FaultBenchmark, host: PluginHost, plugin: String, index: Int) throws {
             self.chunk = chunk
+            // The buffers first: a failure to map one then leaves no context to close.
+            buffers = try (0..<repetitions).map { _ in try BenchmarkBuffer(size: 2 << 20, alignment: 2 << 20) }
             (context, device) = try benchmark.context(chunk: chunk, host: host, plugin: plugin, index: index)
-            do {
-                buffers = try (0..<repetitions).map { _ in try BenchmarkBuffer(size: 2 << 20, alignment: 2 << 20) }
-            } catch {
-                context.close(device)
-                context.shutdown()
-                throw error
-            }
         }
 
         /// Faults in buffer `repetition`, one fault per chunk; the nanoseconds.
@@ -287,21 +282,23 @@ public struct FaultBenchmark: Sendable {
     /// longer at 4 KiB, which would flatter the ratio).
     static let alternationBlock = 8
 
-    /// `count` floor times and `count` measured times, `floor(i)` and `measured(i)` for
-    /// every `i` in order, the two alternating in blocks of ``alternationBlock``.
+    /// Two series of `count` times taken in turns, in blocks of ``alternationBlock``:
+    /// `first(i)` for the indices of a block, then `then(i)` for the same indices, block
+    /// after block (a floor and the faults it is the floor of, or the two sides of a
+    /// comparison). Each series in index order.
     static func alternating(
-        count: Int, floor: (Int) throws -> Int, measured: (Int) throws -> Int
-    ) rethrows -> (floors: [Int], measured: [Int]) {
-        var floors: [Int] = []
-        var times: [Int] = []
-        floors.reserveCapacity(count)
-        times.reserveCapacity(count)
+        count: Int, first: (Int) throws -> Int, then: (Int) throws -> Int
+    ) rethrows -> (first: [Int], then: [Int]) {
+        var firsts: [Int] = []
+        var thens: [Int] = []
+        firsts.reserveCapacity(count)
+        thens.reserveCapacity(count)
         for block in stride(from: 0, to: count, by: alternationBlock) {
-            let chunks = block..<min(block + alternationBlock, count)
-            for i in chunks { floors.append(try floor(i)) }
-            for i in chunks { times.append(try measured(i)) }
+            let indices = block..<min(block + alternationBlock, count)
+            for i in indices { firsts.append(try first(i)) }
+            for i in indices { thens.append(try then(i)) }
         }
-        return (floors, times)
+        return (firsts, thens)
     }
 
     static func median(_ values: [Int]) -> Int {

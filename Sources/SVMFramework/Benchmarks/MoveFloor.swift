@@ -28,47 +28,38 @@ struct MoveFloor {
     }
 
     /// The areas, registered and with a round trip of every chunk done, for moves timed one
-    /// at a time: ``FaultBenchmark`` times one before each fault, so that the floor and the
-    /// faults meet the same machine (on a shared one its speed drifts within seconds).
+    /// at a time: ``FaultBenchmark`` times them in blocks between blocks of faults, so that
+    /// the floor and the faults meet the same machine (on a shared one its speed drifts
+    /// within seconds).
     func prepare() throws -> Session {
         // Nothing touches a missing page of the areas, so no fault is raised; nobody has to
         // read the descriptor.
-        let (uffd, source, destination) = try Self.moveSetUp("move floor", bytes: bytes, count: count)
+        let areas = try FloorAreas("move floor", bytes: bytes, count: count)
         let size = bytes * count
         do {
-            try uffd.register(UInt(source.address), length: size, modes: .missing)
-            try uffd.register(UInt(destination.address), length: size, modes: .missing)
+            try areas.uffd.register(UInt(areas.source.address), length: size, modes: .missing)
+            try areas.uffd.register(UInt(areas.destination.address), length: size, modes: .missing)
         } catch {
             throw BenchmarkError(message: "move floor: \(error)")
         }
-        let session = Session(uffd: uffd, source: source, destination: destination, bytes: bytes, count: count)
+        let session = Session(areas: areas)
         for chunk in 0..<count {
-            try session.move(to: destination.address(chunk: chunk, of: bytes), from: source.address(chunk: chunk, of: bytes))
-            try session.move(to: source.address(chunk: chunk, of: bytes), from: destination.address(chunk: chunk, of: bytes))
+            try session.move(to: areas.destination(chunk: chunk), from: areas.source(chunk: chunk))
+            try session.move(to: areas.source(chunk: chunk), from: areas.destination(chunk: chunk))
         }
         return session
     }
 
     /// Prepared areas (see ``prepare()``); each chunk is moved once.
     final class Session {
-        let uffd: UserFaultFD
-        let source: BenchmarkBuffer
-        let destination: BenchmarkBuffer
-        let bytes: Int
-        let count: Int
+        let areas: FloorAreas
 
-        fileprivate init(uffd: UserFaultFD, source: BenchmarkBuffer, destination: BenchmarkBuffer, bytes: Int, count: Int) {
-            self.uffd = uffd
-            self.source = source
-            self.destination = destination
-            self.bytes = bytes
-            self.count = count
-        }
+        fileprivate init(areas: FloorAreas) { self.areas = areas }
 
         /// Moves chunk `chunk` (below `count`, each once) from the source to the destination;
         /// its nanoseconds.
         func time(chunk: Int) throws -> Int {
-            let (to, from) = (destination.address(chunk: chunk, of: bytes), source.address(chunk: chunk, of: bytes))
+            let (to, from) = (areas.destination(chunk: chunk), areas.source(chunk: chunk))
             let start = FaultBenchmark.now()
             try move(to: to, from: from)
             return FaultBenchmark.now() - start
@@ -77,8 +68,8 @@ struct MoveFloor {
         /// Checks that every chunk moved arrived with its bytes.
         func verify() throws {
             // The pages are present at the destination now: reading them raises no fault.
-            for chunk in 0..<count {
-                let byte = destination.base.load(fromByteOffset: chunk * bytes + bytes - 1, as: UInt8.self)
+            for chunk in 0..<areas.count {
+                let byte = areas.destination.base.load(fromByteOffset: chunk * areas.bytes + areas.bytes - 1, as: UInt8.self)
                 guard byte == BenchmarkBuffer.pattern else {
                     throw BenchmarkError(message: "move floor: chunk \(chunk) arrived as \(byte), not \(BenchmarkBuffer.pattern)")
                 }
@@ -88,33 +79,13 @@ struct MoveFloor {
         fileprivate func move(to destination: UInt, from source: UInt) throws {
             let outcome: UserFaultFD.RangeOutcome
             do {
-                outcome = try uffd.move(to: destination, from: source, length: bytes)
+                outcome = try areas.uffd.move(to: destination, from: source, length: areas.bytes)
             } catch {
                 throw BenchmarkError(message: "move floor: \(error)")
             }
             guard outcome == .completed else {
-                throw BenchmarkError(message: "move floor: UFFDIO_MOVE of \(bytes) bytes at 0x\(String(destination, radix: 16)) ended \(outcome)")
+                throw BenchmarkError(message: "move floor: UFFDIO_MOVE of \(areas.bytes) bytes at 0x\(String(destination, radix: 16)) ended \(outcome)")
             }
         }
-    }
-
-    /// What both floors start from: a userfaultfd that can move pages (no event feature:
-    /// without the unmap event, the areas' munmap raises none), and `count` chunks of `bytes`
-    /// in a source, populated before any registration (a touch of a registered missing page
-    /// would wait for a handler), and in an empty destination.
-    static func moveSetUp(_ label: String, bytes: Int, count: Int) throws -> (UserFaultFD, source: BenchmarkBuffer, destination: BenchmarkBuffer) {
-        let uffd: UserFaultFD
-        do {
-            uffd = try UserFaultFD(required: [], optional: [.move])
-        } catch {
-            throw BenchmarkError(message: "\(label): \(error)")
-        }
-        guard uffd.supportsMove else {
-            throw BenchmarkError(message: "\(label): this kernel has no UFFDIO_MOVE (Linux 6.8+)")
-        }
-        let source = try BenchmarkBuffer(size: bytes * count, alignment: bytes)
-        let destination = try BenchmarkBuffer(size: bytes * count, alignment: bytes)
-        source.populate()
-        return (uffd, source, destination)
     }
 }
