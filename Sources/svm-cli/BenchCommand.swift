@@ -71,7 +71,12 @@ struct BenchCommand: ParsableCommand {
                 touches a missing page, a handler thread moves the chunk in): the floor of any
                 CPU fault userfaultfd serves, thread switches included (cpuFaultFloorNs).
                 Floors and faults alternate in blocks of 8 (8 bare moves, then 8 device faults,
-                and so on), so that a drift of a shared machine's speed meets both.
+                and so on), so that a drift of a shared machine's speed meets both. Their pages
+                have the same history: the move floor's chunks make their untimed round trip
+                alongside the faults' warm-up, chunk by chunk, and the round-trip floor moves
+                on the chunks the move floor moved, as the CPU faults move back those the device
+                faults moved (a 2 MiB chunk moved again at once moves 20-40% faster than one
+                last touched long ago).
                 Then the time to fault in 2 MiB as one fault against 512 faults of 4 KiB: the
                 median over repetitions (--comparisons), each on 2 MiB of its own, in one
                 context per side (a context's first faults pay once for set-up that later

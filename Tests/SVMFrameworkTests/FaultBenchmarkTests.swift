@@ -26,6 +26,10 @@ struct FaultBenchmarkTests {
     @Test("A prepared move floor moves each chunk once, timed, and the bytes arrive")
     func moveFloorSession() throws {
         let session = try MoveFloor(bytes: 4096, count: 4).prepare()
+        for chunk in 0..<4 { try session.roundTrip(chunk: chunk, there: true) }
+        // Half a round trip leaves the chunk at the destination: timing its move now fails.
+        #expect(throws: BenchmarkError.self) { _ = try session.time(chunk: 0) }
+        for chunk in 0..<4 { try session.roundTrip(chunk: chunk, there: false) }
         let times = try (0..<4).map { try session.time(chunk: $0) }
         #expect(times.allSatisfy { $0 > 0 })
         try session.verify()
@@ -38,6 +42,22 @@ struct FaultBenchmarkTests {
         let session = try CPUFaultFloor(bytes: 4096, count: 3).prepare()
         let times = (0..<3).map { session.time(chunk: $0) }
         #expect(times.allSatisfy { $0 > 0 })
+        try session.finish()
+    }
+
+    @Test("A CPU fault floor after a move floor moves that floor's chunks on, with their bytes")
+    func cpuFaultFloorAfterMoveFloor() throws {
+        let moveFloor = try MoveFloor(bytes: 4096, count: 3).prepare()
+        for there in [true, false] { for chunk in 0..<3 { try moveFloor.roundTrip(chunk: chunk, there: there) } }
+        for chunk in 0..<3 { _ = try moveFloor.time(chunk: chunk) }
+        try moveFloor.verify()
+        let session = try CPUFaultFloor(bytes: 4096, count: 3).prepare(after: moveFloor)
+        // The chunks the move floor left at its destination are the source, on its userfaultfd.
+        #expect(session.areas.source === moveFloor.areas.destination)
+        #expect(session.areas.uffd === moveFloor.areas.uffd)
+        #expect(session.areas.destination !== moveFloor.areas.source && session.areas.destination !== moveFloor.areas.destination)
+        // Each touch reads the pattern (BenchmarkBuffer.touch checks it) and is served by a move.
+        _ = (0..<3).map { session.time(chunk: $0) }
         try session.finish()
     }
 }

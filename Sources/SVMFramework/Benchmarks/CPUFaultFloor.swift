@@ -21,8 +21,16 @@ struct CPUFaultFloor {
     /// The areas, registered, with the handler thread serving them, for faults timed one at
     /// a time (``FaultBenchmark`` times them in blocks between blocks of CPU faults, as it
     /// does the move floor). Call ``Session/finish()`` once every chunk has been touched.
-    func prepare() throws -> Session {
-        let areas = try FloorAreas("CPU fault floor", bytes: bytes, count: count)
+    ///
+    /// With `previous`, a move-floor session of as many chunks of as many bytes, every one
+    /// moved: the handler moves those chunks on from where that floor left them (as the CPU
+    /// faults it is measured against move back the chunks the device faults moved), and
+    /// their pages keep the history that floor gave them. Without, it moves chunks populated
+    /// here, whose pages a memset has just touched.
+    func prepare(after previous: MoveFloor.Session? = nil) throws -> Session {
+        let label = "CPU fault floor"
+        let areas = try previous.map { try FloorAreas(label, after: $0.areas) } ?? FloorAreas(label, bytes: bytes, count: count)
+        precondition(areas.bytes == bytes && areas.count == count, "CPU fault floor: the move floor's chunks are not this floor's")
         do {
             try areas.uffd.register(UInt(areas.destination.address), length: bytes * count, modes: .missing)
         } catch {
@@ -38,6 +46,9 @@ struct CPUFaultFloor {
     final class Session {
         private let serving: Server
         private let handler: pthread_t
+
+        /// The areas the handler moves chunks between.
+        var areas: FloorAreas { serving.areas }
 
         fileprivate init(serving: Server, handler: pthread_t) {
             self.serving = serving

@@ -50,12 +50,19 @@ public struct DeviceToDeviceBenchmark: Sendable {
             try context.handleDeviceFault(hostDevice: device.deviceID, address: buffer.address + UInt64(index) * Self.chunk, access: .read)
             return FaultBenchmark.now() - start
         }
-        // Warm-up: every chunk into A, over to B and back, so that both memories' pages and
-        // page tables exist, as the fault benchmark's warm-up round makes them.
-        for device in [a, b, a] { for index in 0..<iterations { _ = try fault(device, index) } }
         // Each block of faults near a block of bare moves of 2 MiB, their floor (as in
         // FaultBenchmark): a chunk of the floor's own for each fault, direct ones first.
         let moveFloor = try MoveFloor(bytes: Int(Self.chunk), count: 2 * iterations).prepare()
+        // Warm-up: every chunk into A, over to B and back, so that both memories' pages and
+        // page tables exist, as the fault benchmark's warm-up round makes them; the floor's
+        // two chunks per fault make their round trips alongside (as in FaultBenchmark).
+        for (pass, device) in [a, b, a].enumerated() {
+            for index in 0..<iterations {
+                _ = try fault(device, index)
+                guard pass != 1 else { continue }
+                for chunk in [index, iterations + index] { try moveFloor.roundTrip(chunk: chunk, there: pass == 0) }
+            }
+        }
         let before = context.statistics.peerMigrations.load(ordering: .relaxed)
         let (directFloors, direct) = try FaultBenchmark.alternating(count: iterations, first: { try moveFloor.time(chunk: $0) }) {
             try fault(b, $0)

@@ -3,6 +3,9 @@
 /// none), and `count` chunks of `bytes` in a source, populated before any registration (a
 /// touch of a registered missing page would wait for a handler), and in an empty
 /// destination. Registering them is each floor's own business.
+///
+/// A floor can also go on from where another left its chunks (``init(_:after:)``), as the
+/// faults it is measured against go on from where earlier faults left theirs.
 struct FloorAreas: Sendable {
     let uffd: UserFaultFD
     let source: BenchmarkBuffer
@@ -28,6 +31,24 @@ struct FloorAreas: Sendable {
         source.populate()
         self.bytes = bytes
         self.count = count
+    }
+
+    /// Areas whose source is `previous`'s destination, with the chunks `previous`'s floor
+    /// moved there, and whose destination is new and empty, on `previous`'s userfaultfd.
+    /// Nothing is populated: the chunks' pages keep the history the earlier floor gave them.
+    ///
+    /// - Throws: ``BenchmarkError``, starting with `label`, when the destination cannot be
+    ///   mapped.
+    init(_ label: String, after previous: FloorAreas) throws {
+        do {
+            destination = try BenchmarkBuffer(size: previous.bytes * previous.count, alignment: previous.bytes)
+        } catch {
+            throw BenchmarkError(message: "\(label): \(error)")
+        }
+        uffd = previous.uffd
+        source = previous.destination
+        bytes = previous.bytes
+        count = previous.count
     }
 
     /// The address of chunk `chunk` in the source.

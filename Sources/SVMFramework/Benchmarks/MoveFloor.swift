@@ -8,7 +8,10 @@ import Glibc
 ///
 /// Each move carries a different chunk (as each measured fault does), after a round trip
 /// of every chunk that is not timed: the destination's page tables then exist, as the
-/// device memory's do after the fault benchmark's warm-up round.
+/// device memory's do after the fault benchmark's warm-up round. ``FaultBenchmark`` makes
+/// those round trips next to its warm-up faults, chunk by chunk (``Session/roundTrip(chunk:there:)``),
+/// so that the floor's pages are as recently touched as the faults' pages when both are
+/// timed.
 struct MoveFloor {
     /// Bytes per move: the chunk size.
     let bytes: Int
@@ -22,15 +25,17 @@ struct MoveFloor {
     ///   areas cannot be mapped or registered, or a move does not complete.
     func times() throws -> [Int] {
         let session = try prepare()
+        for chunk in 0..<count { try session.roundTrip(chunk: chunk, there: true) }
+        for chunk in 0..<count { try session.roundTrip(chunk: chunk, there: false) }
         let times = try (0..<count).map { try session.time(chunk: $0) }
         try session.verify()
         return times
     }
 
-    /// The areas, registered and with a round trip of every chunk done, for moves timed one
-    /// at a time: ``FaultBenchmark`` times them in blocks between blocks of faults, so that
-    /// the floor and the faults meet the same machine (on a shared one its speed drifts
-    /// within seconds).
+    /// The areas, registered, for moves timed one at a time once every chunk has made its
+    /// round trip (``Session/roundTrip(chunk:there:)``, there and back): ``FaultBenchmark``
+    /// times them in blocks between blocks of faults, so that the floor and the faults meet
+    /// the same machine (on a shared one its speed drifts within seconds).
     func prepare() throws -> Session {
         // Nothing touches a missing page of the areas, so no fault is raised; nobody has to
         // read the descriptor.
@@ -42,12 +47,7 @@ struct MoveFloor {
         } catch {
             throw BenchmarkError(message: "move floor: \(error)")
         }
-        let session = Session(areas: areas)
-        for chunk in 0..<count {
-            try session.move(to: areas.destination(chunk: chunk), from: areas.source(chunk: chunk))
-            try session.move(to: areas.source(chunk: chunk), from: areas.destination(chunk: chunk))
-        }
-        return session
+        return Session(areas: areas)
     }
 
     /// Prepared areas (see ``prepare()``); each chunk is moved once.
@@ -55,6 +55,14 @@ struct MoveFloor {
         let areas: FloorAreas
 
         fileprivate init(areas: FloorAreas) { self.areas = areas }
+
+        /// Half of chunk `chunk`'s untimed round trip: to the destination (`there`) or back
+        /// to the source. Why a round trip: a move into a destination whose page tables do
+        /// not exist yet allocates them, which the faults after a warm-up do not.
+        func roundTrip(chunk: Int, there: Bool) throws {
+            let (source, destination) = (areas.source(chunk: chunk), areas.destination(chunk: chunk))
+            try there ? move(to: destination, from: source) : move(to: source, from: destination)
+        }
 
         /// Moves chunk `chunk` (below `count`, each once) from the source to the destination;
         /// its nanoseconds.
