@@ -22,14 +22,12 @@ struct CPUFaultFloor {
     /// a time (``FaultBenchmark`` times them in blocks between blocks of CPU faults, as it
     /// does the move floor). Call ``Session/finish()`` once every chunk has been touched.
     ///
-    /// With `previous`, a move-floor session of as many chunks of as many bytes, every one
+    /// `previous` is a move-floor session of as many chunks of as many bytes, every one
     /// moved: the handler moves those chunks on from where that floor left them (as the CPU
     /// faults it is measured against move back the chunks the device faults moved), and
-    /// their pages keep the history that floor gave them. Without, it moves chunks populated
-    /// here, whose pages a memset has just touched.
-    func prepare(after previous: MoveFloor.Session? = nil) throws -> Session {
-        let label = "CPU fault floor"
-        let areas = try previous.map { try FloorAreas(label, after: $0.areas) } ?? FloorAreas(label, bytes: bytes, count: count)
+    /// their pages keep the history that floor gave them, not that of a fresh memset.
+    func prepare(after previous: MoveFloor.Session) throws -> Session {
+        let areas = try FloorAreas("CPU fault floor", after: previous.areas)
         precondition(areas.bytes == bytes && areas.count == count, "CPU fault floor: the move floor's chunks are not this floor's")
         do {
             try areas.uffd.register(UInt(areas.destination.address), length: bytes * count, modes: .missing)

@@ -25,8 +25,7 @@ struct MoveFloor {
     ///   areas cannot be mapped or registered, or a move does not complete.
     func times() throws -> [Int] {
         let session = try prepare()
-        for chunk in 0..<count { try session.roundTrip(chunk: chunk, there: true) }
-        for chunk in 0..<count { try session.roundTrip(chunk: chunk, there: false) }
+        try session.roundTripEveryChunk()
         let times = try (0..<count).map { try session.time(chunk: $0) }
         try session.verify()
         return times
@@ -62,6 +61,11 @@ struct MoveFloor {
         func roundTrip(chunk: Int, there: Bool) throws {
             let (source, destination) = (areas.source(chunk: chunk), areas.destination(chunk: chunk))
             try there ? move(to: destination, from: source) : move(to: source, from: destination)
+        }
+
+        /// Every chunk's round trip, all of them there, then all back, with nothing alongside.
+        func roundTripEveryChunk() throws {
+            for there in [true, false] { for chunk in 0..<areas.count { try roundTrip(chunk: chunk, there: there) } }
         }
 
         /// Moves chunk `chunk` (below `count`, each once) from the source to the destination;
