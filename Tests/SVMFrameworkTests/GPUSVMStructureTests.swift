@@ -53,10 +53,10 @@ struct IntervalTreeTests {
         #expect(tree.all.map(\.value) == ["a", "c"])
     }
 
-    @Test("Random inserts and removes agree with a page-by-page model", arguments: 0..<20)
-    func randomized(seed: UInt64) {
+    @Test("Random inserts and removes agree with a page-by-page model", arguments: 0..<20, [4, IntervalTree<Int>.defaultBlockCapacity])
+    func randomized(seed: UInt64, blockCapacity: Int) {
         var generator = SeededRandom(seed: seed)
-        var tree = IntervalTree<Int>()
+        var tree = IntervalTree<Int>(blockCapacity: blockCapacity)
         var owner: [UInt64: Int] = [:]  // page -> id
         var live: [Int: AddressInterval] = [:]
         for id in 0..<400 {
@@ -79,8 +79,40 @@ struct IntervalTreeTests {
             }
             let probe = (generator.next() % 264) * 4096
             #expect(tree.find(containing: probe + 5)?.value == owner[probe])
+            // A query spanning several blocks of a small tree finds what the model holds.
+            let queryStart = (generator.next() % 256) * 4096
+            let query = AddressInterval(start: queryStart + 1, end: queryStart + (1 + generator.next() % 64) * 4096)
+            let expected = live.filter { $0.value.overlaps(query) }.sorted { $0.value.start < $1.value.start }.map(\.key)
+            #expect(tree.overlapping(query).map(\.value) == expected)
+            #expect(tree.hasOverlap(query) == !expected.isEmpty)
         }
         #expect(tree.count == live.count)
+        #expect(tree.all.map(\.value) == live.sorted { $0.value.start < $1.value.start }.map(\.key))
+        #expect(tree.largestBlock <= blockCapacity)
+    }
+
+    @Test("Blocks split when full and merge when sparse, so no insert moves more than a block")
+    func layout() {
+        var tree = IntervalTree<Int>(blockCapacity: 8)
+        let intervals = (0..<1000).map { AddressInterval(start: UInt64($0) * 4096, end: UInt64($0 + 1) * 4096) }
+        // Inserted in reverse: every insert lands at the front, the worst case of one array.
+        for (id, interval) in intervals.enumerated().reversed() {
+            let inserted = tree.insert(interval, id)
+            #expect(inserted)
+        }
+        #expect(tree.count == 1000)
+        #expect(tree.largestBlock <= 8)
+        #expect(tree.blockCount >= 1000 / 8)
+        for (id, interval) in intervals.enumerated() where id % 10 != 0 {
+            let removed = tree.remove(interval)
+            #expect(removed == id)
+        }
+        #expect(tree.count == 100)
+        // 100 intervals left: merged back to at most four times the blocks they need.
+        #expect(tree.blockCount <= 4 * 100 / 8 + 1)
+        #expect(tree.all.map(\.value) == Array(stride(from: 0, to: 1000, by: 10)))
+        #expect(tree.find(containing: 990 * 4096 + 1)?.value == 990)
+        #expect(tree.find(containing: 991 * 4096) == nil)
     }
 }
 
