@@ -13,19 +13,25 @@ extension BenchCommand {
             discussion: """
                 Runs the stream experiment (a = b + s*c, two iterations, checked on the CPU) at
                 each working set, --repetitions times, with device memory 1.1x the arrays so
-                nothing is evicted, and prints the median wall time (and the range), the simulated device accesses and faults per wall-clock
-                second, and the wall time per GiB relative to the smallest size (1.0 = grows
-                linearly; below 1 = better than linear). Build with -c release for real numbers;
-                a 4G run needs about 9 GiB of RAM.
+                nothing is evicted. A working set under 512M runs more often, up to 8 times, so
+                that at least 512M are measured: every size's growth is read against the first
+                size's median, and with 3 runs of 64M that was the noisiest figure of the table.
+                Prints the median wall time (and the range), the simulated device accesses and
+                faults per wall-clock second, and the wall time per GiB relative to the first
+                size (1.0 = grows linearly; below 1 = better than linear). Build with -c release
+                for real numbers; a 4G run needs about 4.5 GiB of RAM where device memory is
+                the moved pages themselves (SimDevice's zero-copy memory; 4.2 GB resident at
+                most, measured), more on the copy path.
                 CPU FLOOR is what the CPU alone takes for the same bytes, measured in the same
                 run, once after each simulation run: mmap the three arrays as the experiment
                 does, initialize b and c as it does (their first touch), compute a = b + s*c
                 once (a's first touch), munmap; no device, no check pass. The median of the
-                --repetitions runs is printed, and the simulation's median wall time as a
-                multiple of it (wall/floor). The floor's own time per GiB against the smallest
-                size's is printed too: when the machine itself slows down at a size (at 4G
-                here, from page allocation and zeroing), the simulation's growth should be
-                read against it.
+                runs is printed, and the simulation's median wall time as a multiple of it
+                (wall/floor). The floor's own time per GiB against the first size's is printed
+                too: when the machine itself slows down at a size (at 4G here, from page
+                allocation and zeroing), the simulation's growth should be read against it; so
+                is wall/floor against the first size's (1.0 = the simulation grows as the
+                machine does).
                 """)
 
         @OptionGroup var plugins: PluginOptionsGroup
@@ -34,15 +40,30 @@ extension BenchCommand {
         var sizes = "64M,256M,1G,4G"
 
         @Option(
-            parsing: .unconditional, help: "Runs per working set; the median wall time is reported (1 to 100).",
+            parsing: .unconditional,
+            help: "Runs per working set (at least; smaller sets run more, see above); the median wall time is reported (1 to 100).",
             transform: NumberArgument.integer(1...100))
         var repetitions = 3
 
         @Flag(help: "Print the results as JSON.")
         var json = false
 
+        /// A working set smaller than this runs more often than --repetitions, so that at
+        /// least this many bytes are measured (see the discussion)...
+        static let minimumMeasuredBytes: UInt64 = 512 << 20
+        /// ...but at most this many times: 8 runs of 64M take about a second here.
+        static let maximumScaledRepetitions = 8
+
+        /// How many times the working set of `bytes` runs.
+        func repetitions(at bytes: UInt64) -> Int {
+            let toMeasureEnough = Int((Self.minimumMeasuredBytes + bytes - 1) / bytes)
+            return max(repetitions, min(Self.maximumScaledRepetitions, toMeasureEnough))
+        }
+
         struct Row: Codable {
             var workingSetBytes: UInt64
+            /// How many times it ran (``repetitions(at:)``).
+            var repetitions: Int
             /// The median of the runs, and the fastest and slowest.
             var wallSeconds: Double
             var fastestWallSeconds: Double
@@ -61,6 +82,9 @@ extension BenchCommand {
             /// The CPU floor's time per byte against the first size's: how the machine
             /// alone grows.
             var cpuFloorPerByteVsFirst: Double
+            /// `wallToCPUFloor` against the first size's: how the simulation grows against
+            /// the machine.
+            var wallToCPUFloorVsFirst: Double
             var verified: Bool
         }
 
@@ -91,7 +115,8 @@ extension BenchCommand {
                 var reports: [ExperimentReport] = []
                 var floors: [Double] = []
                 let floor = CPUTriadFloor(workingSetBytes: bytes)
-                for _ in 0..<repetitions {
+                let runs = repetitions(at: bytes)
+                for _ in 0..<runs {
                     do {
                         reports.append(try Experiment(configuration: configuration, host: host).run())
                         floors.append(try floor.seconds())
@@ -109,12 +134,13 @@ extension BenchCommand {
                 let first = rows.first.map { $0.wallSeconds / Double($0.workingSetBytes) } ?? perByte
                 let floorPerByte = cpuFloor / Double(bytes)
                 let firstFloor = rows.first.map { $0.cpuFloorSeconds / Double($0.workingSetBytes) } ?? floorPerByte
+                let firstRatio = rows.first?.wallToCPUFloor ?? wall / cpuFloor
                 rows.append(Row(
-                    workingSetBytes: bytes, wallSeconds: wall, fastestWallSeconds: walls.first!, slowestWallSeconds: walls.last!,
+                    workingSetBytes: bytes, repetitions: runs, wallSeconds: wall, fastestWallSeconds: walls.first!, slowestWallSeconds: walls.last!,
                     simulatedNanoseconds: report.simulatedNanoseconds, accesses: device.accesses, faults: device.faults.total,
                     accessesPerSecond: report.wallClock.accessesPerSecond, faultsPerSecond: report.wallClock.faultsPerSecond,
                     wallPerByteVsFirst: perByte / first, cpuFloorSeconds: cpuFloor, wallToCPUFloor: wall / cpuFloor,
-                    cpuFloorPerByteVsFirst: floorPerByte / firstFloor,
+                    cpuFloorPerByteVsFirst: floorPerByte / firstFloor, wallToCPUFloorVsFirst: wall / cpuFloor / firstRatio,
                     verified: reports.allSatisfy(\.verified)))
                 if !json { print(Self.text(rows.last!)) }
             }
@@ -130,7 +156,8 @@ extension BenchCommand {
                 + "\(String(format: "%6.1f", row.accessesPerSecond / 1e6))M accesses/s  \(String(format: "%7.1f", row.faultsPerSecond)) faults/s  "
                 + "wall per GiB vs first \(String(format: "%.2f", row.wallPerByteVsFirst))  "
                 + "CPU floor \(String(format: "%.3f", row.cpuFloorSeconds)) s, wall/floor \(String(format: "%.1f", row.wallToCPUFloor))x, "
-                + "floor per GiB vs first \(String(format: "%.2f", row.cpuFloorPerByteVsFirst))"
+                + "floor per GiB vs first \(String(format: "%.2f", row.cpuFloorPerByteVsFirst)), "
+                + "wall/floor vs first \(String(format: "%.2f", row.wallToCPUFloorVsFirst)) (\(row.repetitions) runs)"
                 + (row.verified ? "" : "  NOT VERIFIED")
         }
     }

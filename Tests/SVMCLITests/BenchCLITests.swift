@@ -171,6 +171,7 @@ struct BenchCLITests {
     func simulation() throws {
         struct Row: Decodable {
             let workingSetBytes: UInt64
+            let repetitions: Int
             let wallSeconds: Double
             let fastestWallSeconds: Double
             let slowestWallSeconds: Double
@@ -180,12 +181,17 @@ struct BenchCLITests {
             let cpuFloorSeconds: Double
             let wallToCPUFloor: Double
             let cpuFloorPerByteVsFirst: Double
+            let wallToCPUFloorVsFirst: Double
             let verified: Bool
         }
-        let result = try ProcessRunner.svmCLI(["bench", "sim", "--sizes", "2M,6M", "--repetitions", "3", "--json"])
+        let result = try ProcessRunner.svmCLI(["bench", "sim", "--sizes", "2M,6M", "--repetitions", "1", "--json"])
         #expect(result.status == 0, "\(result.standardError)")
         let rows = try JSONDecoder().decode([Row].self, from: Data(result.standardOutput.utf8))
         #expect(rows.map(\.workingSetBytes) == [2 << 20, 6 << 20])
+        // Sets under 512M run more often than asked, up to 8 times (the sizes between,
+        // which would run fewer, need 512M of simulation: too slow for a debug build).
+        #expect(rows.map(\.repetitions) == [8, 8])
+        #expect(rows[0].fastestWallSeconds < rows[0].slowestWallSeconds)
         for row in rows {
             #expect(row.verified && row.accesses > 0 && row.faults > 0 && row.simulatedNanoseconds > 0)
             #expect(row.fastestWallSeconds <= row.wallSeconds && row.wallSeconds <= row.slowestWallSeconds)
@@ -198,10 +204,16 @@ struct BenchCLITests {
         #expect(rows[0].cpuFloorPerByteVsFirst == 1)
         let floorGrowth = (rows[1].cpuFloorSeconds / 6) / (rows[0].cpuFloorSeconds / 2)
         #expect(abs(rows[1].cpuFloorPerByteVsFirst - floorGrowth) < 1e-9 * floorGrowth)
-        let text = try ProcessRunner.svmCLI(["bench", "sim", "--sizes", "2M", "--repetitions", "1"])
+        // The simulation's growth against the machine's: its wall/floor against the first's.
+        #expect(rows[0].wallToCPUFloorVsFirst == 1)
+        let ratioGrowth = rows[1].wallToCPUFloor / rows[0].wallToCPUFloor
+        #expect(abs(rows[1].wallToCPUFloorVsFirst - ratioGrowth) < 1e-9 * ratioGrowth)
+        // More runs asked than the scaling gives: as many as asked.
+        let text = try ProcessRunner.svmCLI(["bench", "sim", "--sizes", "2M", "--repetitions", "9"])
         #expect(text.status == 0, "\(text.standardError)")
         #expect(text.standardOutput.contains("CPU floor "))
         #expect(text.standardOutput.contains("wall/floor ") && text.standardOutput.contains("floor per GiB vs first 1.00"))
+        #expect(text.standardOutput.contains("wall/floor vs first 1.00 (9 runs)"))
         let bad = try ProcessRunner.svmCLI(["bench", "sim", "--sizes", "2M,huge"])
         #expect(bad.status == 2 && bad.standardError.contains("'huge'"))
     }
