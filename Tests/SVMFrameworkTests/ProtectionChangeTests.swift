@@ -109,6 +109,26 @@ import Testing
         #expect(asked.last == 0, "second faults of fresh ranges asked the kernel \(asked) times")
     }
 
+    /// The fault that makes a range asks the kernel for its mapping once: the allocator-heap
+    /// check of a new range uses the area that lookup found, not a second `PROCMAP_QUERY`.
+    @Test func theFirstFaultOfARangeAsksTheKernelOnce() throws {
+        let f = try SimDeviceFixture()
+        defer { f.shutdown() }
+        let cpu = try #require(f.context.space.cpu as? ProcessAddressSpace)
+        // As above: a protection change by a test alongside makes a lookup ask again.
+        var asked: [Int] = []
+        for attempt in 0..<5 where asked.last != 1 {
+            let buffer = MappedBuffer(size: Self.size)
+            buffer.fill(seed: UInt8(attempt))
+            let before = cpu.areaQueries.load(ordering: .relaxed)
+            let (bytes, read) = try f.deviceRead(buffer.address, 64)
+            asked.append(cpu.areaQueries.load(ordering: .relaxed) - before)
+            #expect(read.faults > 0 && MappedBuffer.holdsPattern(bytes, seed: UInt8(attempt)))
+            #expect(buffer.mismatches(seed: UInt8(attempt)) == 0)
+        }
+        #expect(asked.last == 1, "first faults of fresh ranges asked the kernel \(asked) times")
+    }
+
     /// PROT_NONE after migration: a device read fails and reads nothing; PROT_READ again,
     /// it reads the data.
     @Test(arguments: [MigrationPath.zeroCopy, .copy])

@@ -103,7 +103,7 @@ public final class SVMSpace: @unchecked Sendable {
         // every fault's lookup, and outside the structure lock: the check reads what may
         // be a missing page, which waits for the CPU mirror when it serves kernel-mode
         // faults, and the mirror's handler takes that lock.
-        let heap = mapping.anonymous && !mapping.shared && cpu.isAllocatorHeap(address)
+        let heap = mapping.anonymous && !mapping.shared && cpu.isAllocatorHeap(address, in: mapping)
         let (range, notifier) = try structure.withLock { () throws(SVMFaultError) in
             let notifierInterval = Notifier.interval(containing: address, size: configuration.notifierSize)
             let existingNotifier = notifiers.find(containing: address)?.value

@@ -35,9 +35,8 @@ public final class ProcessAddressSpace: CPUAddressSpace {
         return mapping
     }
 
-    public func isAllocatorHeap(_ address: UInt64) -> Bool {
-        guard let area = area(containing: address) else { return false }
-        return AllocatorHeaps.contains(address, in: area)
+    public func isAllocatorHeap(_ address: UInt64, in mapping: CPUMapping) -> Bool {
+        AllocatorHeaps.contains(address, in: mapping.heapCandidate)
     }
 
     /// How many times ``area(containing:)`` asked the kernel (for tests of the lookups that
@@ -118,6 +117,7 @@ extension CPUMapping {
         self.init(
             interval: AddressInterval(start: UInt64(area.start), end: UInt64(area.end)),
             readable: area.permissions.contains(.read), writable: area.permissions.contains(.write),
-            shared: area.permissions.contains(.shared), anonymous: area.kind == .anonymousPrivate)
+            shared: area.permissions.contains(.shared), anonymous: area.kind == .anonymousPrivate,
+            heapCandidate: AllocatorHeaps.candidate(area))
     }
 }
