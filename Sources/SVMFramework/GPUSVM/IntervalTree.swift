@@ -56,20 +56,23 @@ public struct IntervalTree<Value> {
     /// - Complexity: O(log n)
     private func firstEnding(after address: UInt64) -> Position {
         var low = 0
-        var high = blockEnds.count
+        // One block (up to 256 intervals, the common case): no index to search.
+        var high = blockEnds.count > 1 ? blockEnds.count : 0
+        if blockEnds.count == 1, blockEnds[0] <= address { low = 1 }
         while low < high {
             let middle = (low + high) / 2
             if blockEnds[middle] <= address { low = middle + 1 } else { high = middle }
         }
         guard low < blocks.count else { return Position(block: low, index: 0) }
-        let intervals = blocks[low].intervals
-        var first = 0
-        var last = intervals.count
-        while first < last {
-            let middle = (first + last) / 2
-            if intervals[middle].end <= address { first = middle + 1 } else { last = middle }
+        return blocks[low].intervals.withUnsafeBufferPointer { intervals in
+            var first = 0
+            var last = intervals.count
+            while first < last {
+                let middle = (first + last) / 2
+                if intervals[middle].end <= address { first = middle + 1 } else { last = middle }
+            }
+            return Position(block: low, index: first)
         }
-        return Position(block: low, index: first)
     }
 
     /// The interval at `position`, if there is one.
@@ -97,16 +100,15 @@ public struct IntervalTree<Value> {
     /// building an array (the invalidation path runs on every migration).
     /// - Complexity: O(log n + k) for k results
     public func forEachOverlapping(_ query: AddressInterval, _ body: (AddressInterval, Value) throws -> Void) rethrows {
-        let first = firstEnding(after: query.start)
-        var index = first.index
-        for block in first.block..<blocks.count {
-            let intervals = blocks[block].intervals
-            while index < intervals.count {
-                guard intervals[index].start < query.end else { return }
-                try body(intervals[index], blocks[block].values[index])
-                index += 1
+        var position = firstEnding(after: query.start)
+        while position.block < blocks.count {
+            while position.index < blocks[position.block].count {
+                let interval = blocks[position.block].intervals[position.index]
+                guard interval.start < query.end else { return }
+                try body(interval, blocks[position.block].values[position.index])
+                position.index += 1
             }
-            index = 0
+            position = Position(block: position.block + 1, index: 0)
         }
     }
 

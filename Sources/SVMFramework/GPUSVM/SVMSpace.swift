@@ -89,21 +89,22 @@ public final class SVMSpace: @unchecked Sendable {
             try allowed(mapping)
             return (range, notifier, mapping)
         }
-        guard let mapping = cpu.mapping(containing: address) else { throw .notMapped(address: address) }
-        try allowed(mapping)
-        // Kept also for a range the mirror does not watch yet, and used once it does: the
-        // fault that found it registers it right after this lookup, so that the second
-        // fault of a range does not ask the kernel again. A change between this query and
-        // the registration is not seen, as it is not by the fault that made the query.
         if let (range, notifier) = existing {
+            guard let mapping = cpu.mapping(containing: address) else { throw .notMapped(address: address) }
+            try allowed(mapping)
+            // Kept also for a range the mirror does not watch yet, and used once it does: the
+            // fault that found it registers it right after this lookup, so that the second
+            // fault of a range does not ask the kernel again. A change between this query and
+            // the registration is not seen, as it is not by the fault that made the query.
             if let key { range.cache(mapping, for: key) }
             return (range, notifier, mapping)
         }
-        // Only private anonymous memory can be a heap. Asked once per new range, not on
-        // every fault's lookup, and outside the structure lock: the check reads what may
-        // be a missing page, which waits for the CPU mirror when it serves kernel-mode
-        // faults, and the mirror's handler takes that lock.
-        let heap = mapping.anonymous && !mapping.shared && cpu.isAllocatorHeap(address, in: mapping)
+        // A new range: whether it is in a heap is asked once, not on every fault's lookup,
+        // and outside the structure lock: the check reads what may be a missing page, which
+        // waits for the CPU mirror when it serves kernel-mode faults, and the mirror's
+        // handler takes that lock.
+        guard let (mapping, heap) = cpu.mappingForNewRange(containing: address) else { throw .notMapped(address: address) }
+        try allowed(mapping)
         let (range, notifier) = try structure.withLock { () throws(SVMFaultError) in
             let notifierInterval = Notifier.interval(containing: address, size: configuration.notifierSize)
             let existingNotifier = notifiers.find(containing: address)?.value

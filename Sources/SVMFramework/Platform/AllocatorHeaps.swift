@@ -16,23 +16,13 @@ enum AllocatorHeaps {
     /// Every arena heap starts at a multiple of it (`heap_for_ptr` in `arena.c`).
     static let arenaHeapSize: UInt64 = 64 << 20
 
-    /// What of `area` tells whether it can be a heap.
-    static func candidate(_ area: VirtualMemoryArea) -> CPUMapping.HeapCandidate {
-        if area.path == "[heap]" { return .brkHeap }
-        guard area.kind == .anonymousPrivate, area.path.isEmpty else { return .no }
-        return .unnamedAnonymous(areaStart: UInt64(area.start))
-    }
-
-    /// Whether `address`, in an area that is `candidate`, belongs to an allocator heap.
-    static func contains(_ address: UInt64, in candidate: CPUMapping.HeapCandidate) -> Bool {
-        switch candidate {
-        case .no: return false
-        case .brkHeap: return true
-        case .unnamedAnonymous(let areaStart):
-            let heapStart = address & ~(arenaHeapSize - 1)
-            guard heapStart >= areaStart else { return false }
-            return looksLikeHeapInfo(at: heapStart, covering: address - heapStart)
-        }
+    /// Whether `address`, in `area`, belongs to an allocator heap.
+    static func contains(_ address: UInt64, in area: VirtualMemoryArea) -> Bool {
+        if area.path == "[heap]" { return true }
+        guard area.kind == .anonymousPrivate, area.path.isEmpty else { return false }
+        let heapStart = address & ~(arenaHeapSize - 1)
+        guard heapStart >= UInt64(area.start) else { return false }
+        return looksLikeHeapInfo(at: heapStart, covering: address - heapStart)
     }
 
     /// Whether the words at `start` read as glibc's `heap_info`: the arena pointer, the
