@@ -32,6 +32,11 @@ extension BenchCommand {
                 allocation and zeroing), the simulation's growth should be read against it; so
                 is wall/floor against the first size's (1.0 = the simulation grows as the
                 machine does).
+                Before the runs at each working set the floor runs once untimed (a warm-up,
+                its time printed as warm-up): on a VM the first use of more memory than
+                before makes the hypervisor back it, and that first run paid for it while the
+                floor after it did not (the first of three 4G runs took 7.2-11.4 s here, the
+                next ones 4.1-5.1 s).
                 """)
 
         @OptionGroup var plugins: PluginOptionsGroup
@@ -77,6 +82,8 @@ extension BenchCommand {
             var wallPerByteVsFirst: Double
             /// The median of the CPU floor's runs (``CPUTriadFloor``).
             var cpuFloorSeconds: Double
+            /// The untimed floor run before the first run (see the discussion).
+            var warmUpSeconds: Double
             /// `wallSeconds / cpuFloorSeconds`.
             var wallToCPUFloor: Double
             /// The CPU floor's time per byte against the first size's: how the machine
@@ -116,6 +123,12 @@ extension BenchCommand {
                 var floors: [Double] = []
                 let floor = CPUTriadFloor(workingSetBytes: bytes)
                 let runs = repetitions(at: bytes)
+                let warmUp: Double
+                do {
+                    warmUp = try floor.seconds()
+                } catch {
+                    throw CLIFailure("stream at \(ByteCount.format(bytes)): the warm-up: \(error)")
+                }
                 for _ in 0..<runs {
                     do {
                         reports.append(try Experiment(configuration: configuration, host: host).run())
@@ -139,7 +152,7 @@ extension BenchCommand {
                     workingSetBytes: bytes, repetitions: runs, wallSeconds: wall, fastestWallSeconds: walls.first!, slowestWallSeconds: walls.last!,
                     simulatedNanoseconds: report.simulatedNanoseconds, accesses: device.accesses, faults: device.faults.total,
                     accessesPerSecond: report.wallClock.accessesPerSecond, faultsPerSecond: report.wallClock.faultsPerSecond,
-                    wallPerByteVsFirst: perByte / first, cpuFloorSeconds: cpuFloor, wallToCPUFloor: wall / cpuFloor,
+                    wallPerByteVsFirst: perByte / first, cpuFloorSeconds: cpuFloor, warmUpSeconds: warmUp, wallToCPUFloor: wall / cpuFloor,
                     cpuFloorPerByteVsFirst: floorPerByte / firstFloor, wallToCPUFloorVsFirst: wall / cpuFloor / firstRatio,
                     verified: reports.allSatisfy(\.verified)))
                 if !json { print(Self.text(rows.last!)) }
@@ -157,7 +170,7 @@ extension BenchCommand {
                 + "wall per GiB vs first \(String(format: "%.2f", row.wallPerByteVsFirst))  "
                 + "CPU floor \(String(format: "%.3f", row.cpuFloorSeconds)) s, wall/floor \(String(format: "%.1f", row.wallToCPUFloor))x, "
                 + "floor per GiB vs first \(String(format: "%.2f", row.cpuFloorPerByteVsFirst)), "
-                + "wall/floor vs first \(String(format: "%.2f", row.wallToCPUFloorVsFirst)) (\(row.repetitions) runs)"
+                + "wall/floor vs first \(String(format: "%.2f", row.wallToCPUFloorVsFirst)) (\(row.repetitions) runs, warm-up \(String(format: "%.3f", row.warmUpSeconds)) s)"
                 + (row.verified ? "" : "  NOT VERIFIED")
         }
     }

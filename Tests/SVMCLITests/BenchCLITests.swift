@@ -179,6 +179,7 @@ struct BenchCLITests {
             let accesses: UInt64
             let faults: Int
             let cpuFloorSeconds: Double
+            let warmUpSeconds: Double
             let wallToCPUFloor: Double
             let cpuFloorPerByteVsFirst: Double
             let wallToCPUFloorVsFirst: Double
@@ -197,6 +198,8 @@ struct BenchCLITests {
             #expect(row.fastestWallSeconds <= row.wallSeconds && row.wallSeconds <= row.slowestWallSeconds)
             // The CPU floor was measured in this run, and the ratio is taken against it.
             #expect(row.cpuFloorSeconds > 0 && row.wallToCPUFloor > 0)
+            // The floor's untimed warm-up ran before the runs.
+            #expect(row.warmUpSeconds > 0)
             #expect(abs(row.wallToCPUFloor - row.wallSeconds / row.cpuFloorSeconds) < 1e-9 * row.wallToCPUFloor)
         }
         #expect(rows[1].simulatedNanoseconds > rows[0].simulatedNanoseconds)
@@ -213,7 +216,7 @@ struct BenchCLITests {
         #expect(text.status == 0, "\(text.standardError)")
         #expect(text.standardOutput.contains("CPU floor "))
         #expect(text.standardOutput.contains("wall/floor ") && text.standardOutput.contains("floor per GiB vs first 1.00"))
-        #expect(text.standardOutput.contains("wall/floor vs first 1.00 (9 runs)"))
+        #expect(text.standardOutput.contains("wall/floor vs first 1.00 (9 runs, warm-up "))
         let bad = try ProcessRunner.svmCLI(["bench", "sim", "--sizes", "2M,huge"])
         #expect(bad.status == 2 && bad.standardError.contains("'huge'"))
     }
