@@ -16,6 +16,8 @@ public struct IntervalTree<Value> {
         var intervals: [AddressInterval]
         var values: [Value]
         var count: Int { intervals.count }
+        /// The end of the last interval (blocks are never empty).
+        var end: UInt64 { intervals[intervals.count - 1].end }
     }
 
     /// Where an interval is: its block and its index in the block.
@@ -56,9 +58,7 @@ public struct IntervalTree<Value> {
     /// - Complexity: O(log n)
     private func firstEnding(after address: UInt64) -> Position {
         var low = 0
-        // One block (up to 256 intervals, the common case): no index to search.
-        var high = blockEnds.count > 1 ? blockEnds.count : 0
-        if blockEnds.count == 1, blockEnds[0] <= address { low = 1 }
+        var high = blockEnds.count
         while low < high {
             let middle = (low + high) / 2
             if blockEnds[middle] <= address { low = middle + 1 } else { high = middle }
@@ -138,7 +138,7 @@ public struct IntervalTree<Value> {
         let block = position.block
         blocks[block].intervals.insert(interval, at: position.index)
         blocks[block].values.insert(value, at: position.index)
-        blockEnds[block] = blocks[block].intervals[blocks[block].count - 1].end
+        blockEnds[block] = blocks[block].end
         count += 1
         if blocks[block].count > blockCapacity { split(block) }
         return true
@@ -158,7 +158,7 @@ public struct IntervalTree<Value> {
             blocks.remove(at: block)
             blockEnds.remove(at: block)
         } else {
-            blockEnds[block] = blocks[block].intervals[blocks[block].count - 1].end
+            blockEnds[block] = blocks[block].end
             mergeIfSparse(block)
         }
         return value
@@ -172,8 +172,8 @@ public struct IntervalTree<Value> {
         blocks[block].intervals.removeSubrange(half...)
         blocks[block].values.removeSubrange(half...)
         blocks.insert(upper, at: block + 1)
-        blockEnds[block] = blocks[block].intervals[half - 1].end
-        blockEnds.insert(upper.intervals[upper.count - 1].end, at: block + 1)
+        blockEnds[block] = blocks[block].end
+        blockEnds.insert(upper.end, at: block + 1)
     }
 
     /// Merges block `block` into its successor, or its predecessor into it, when it has
