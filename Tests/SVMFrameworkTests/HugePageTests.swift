@@ -21,23 +21,9 @@ struct HugePageTests {
 
     /// The `AnonHugePages` of the mapping containing `address`, in bytes (`/proc/self/smaps`).
     static func hugeBytes(at address: UInt64) -> Int? {
-        // Read through stdio: /proc files report size 0, and a read by size gets nothing.
-        guard let file = fopen("/proc/self/smaps", "r") else { return nil }
-        defer { fclose(file) }
-        var lines: [String] = []
-        var buffer = [CChar](repeating: 0, count: 4096)
-        while fgets(&buffer, Int32(buffer.count), file) != nil { lines.append(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)) }
-        var inside = false
-        for line in lines {
-            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\n" })
-            if let range = fields.first, range.contains("-"), !range.hasSuffix(":") {
-                let bounds = range.split(separator: "-").compactMap { UInt64($0, radix: 16) }
-                inside = bounds.count == 2 && bounds[0] <= address && address < bounds[1]
-            } else if inside, fields.first == "AnonHugePages:", fields.count >= 2, let kilobytes = Int(fields[1]) {
-                return kilobytes * 1024
-            }
-        }
-        return nil
+        guard let line = smapsLines(ofMappingContaining: address)?.first(where: { $0.hasPrefix("AnonHugePages:") }) else { return nil }
+        let fields = line.split(separator: " ")
+        return fields.count >= 2 ? Int(fields[1]).map { $0 * 1024 } : nil
     }
 
     @Test func aHugePageMigratesAsOneAndComesHomeHuge() throws {

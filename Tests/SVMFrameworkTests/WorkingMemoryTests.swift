@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import SVMPluginKit
+import SVMTestSupport
 import Testing
 
 /// Working memory (VRAM, bounce buffers, staging) never shares a VMA with the program's
@@ -10,17 +11,9 @@ import Testing
 
     /// The `VmFlags` of the mapping that contains `address`, from /proc/self/smaps.
     func vmFlags(of address: UnsafeMutableRawPointer) throws -> [Substring] {
-        let target = UInt(bitPattern: address)
-        // Read to the end: /proc files report a size of 0.
-        let smaps = try #require(FileHandle(forReadingAtPath: "/proc/self/smaps")).readDataToEndOfFile()
-        let lines = String(decoding: smaps, as: UTF8.self).split(separator: "\n")
-        let start = try #require(lines.firstIndex { line in
-            // A mapping's header: "start-end perms offset dev inode [path]".
-            let bounds = line.prefix { $0 != " " }.split(separator: "-")
-            guard bounds.count == 2, let low = UInt(bounds[0], radix: 16), let high = UInt(bounds[1], radix: 16) else { return false }
-            return low <= target && target < high
-        }, "no mapping contains 0x\(String(target, radix: 16))")
-        let flags = try #require(lines[(start + 1)...].first { $0.hasPrefix("VmFlags:") })
+        let target = UInt64(UInt(bitPattern: address))
+        let lines = try #require(smapsLines(ofMappingContaining: target), "no mapping contains 0x\(String(target, radix: 16))")
+        let flags = try #require(lines.first { $0.hasPrefix("VmFlags:") })
         return flags.dropFirst("VmFlags:".count).split(separator: " ")
     }
 
