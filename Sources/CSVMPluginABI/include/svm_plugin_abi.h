@@ -346,10 +346,13 @@ struct svm_pagemap_info {
      * With host_base set, the memory must be private anonymous read-write memory in a mapping
      * of its own (MADV_DONTDUMP working memory, never merged with the program's), mapped from
      * open_device until close_device, and the plugin must never munmap, mremap or madvise it
-     * meanwhile. The host registers it with its userfaultfd, moves pages in and out, and
-     * keeps two promises: every page of an allocation holds data (moved, copied or a zero
-     * page) before the device is told to use it, and no page is left in an allocation the
-     * host frees, so the next owner of the block never sees the old bytes. The plugin reads
+     * meanwhile. The host registers it with its userfaultfd as a destination of moves only
+     * (no fault there ever waits for the host), moves pages in and out, and keeps two
+     * promises: every page of an allocation reads as its data (moved or copied in) or as
+     * zeros before the device is told to use it (a page the data never had stays absent;
+     * the plugin's first touch of it is the kernel's own fault, which maps zeros), and no
+     * page is left in an allocation the host frees, so the next owner of the block never
+     * sees the old bytes. The plugin reads
      * and writes its live allocations as plain memory and touches nothing else of it. The
      * copy ops stay required: the host copies the pages it cannot move (pinned, shared). */
     uint64_t host_base;

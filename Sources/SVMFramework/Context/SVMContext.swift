@@ -277,7 +277,7 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
         let checked = SVMPagemap.checkHostMemory(info, cpu: cpu)
         guard case .success(let interval) = checked else { return checked }
         do {
-            try mirror.register(interval)
+            try mirror.registerForMoves(interval)
         } catch {
             return .failure(.init("the mirror cannot register host memory: \(error)"))
         }

@@ -23,12 +23,9 @@ extension Migrator {
         let outcome = mirror.mover.move(to: destination, from: interval.start, length: interval.size, wake: false)
         trace.record("to device: moved \(outcome.done) bytes to devmem \(allocation.offset), stop \(String(describing: outcome.stop))", interval)
         if outcome.stop == nil {
-            // Holes moved as holes: a device read there must find zeros, never the block's
-            // previous bytes or a fault the handler would have to serve.
-            guard !outcome.metHoles || fillHoles(allocation) else {
-                _ = unfill(.moved, allocation, of: range)
-                return .failure(.raced)
-            }
+            // Holes moved as holes: the block holds no page there (freed blocks are
+            // scrubbed), so a device read finds zeros, mapped by the kernel's own fault
+            // (device memory is registered for moves only, see CPUMirror.registerForMoves).
             statistics.bytesMoved.count(Int(interval.size))
             return .success(.moved)
         }
@@ -137,32 +134,6 @@ extension Migrator {
 
     // MARK: zero-copy device memory
 
-    /// Maps the zero page at every hole of a zero-copy allocation (its data had holes).
-    /// False when it could not (the device memory is gone).
-    private func fillHoles(_ allocation: DeviceAllocation) -> Bool {
-        guard let block = allocation.hostInterval, let holes = mirror.mover.pageMap.holes(block) else { return false }
-        for hole in holes {
-            var start = hole.start
-            while start < hole.end {
-                let outcome = try? faults.zeroPage(UInt(start), length: Int(hole.end - start), wake: false)
-                switch outcome {
-                case .completed:
-                    start = hole.end
-                case .partial(let bytes):
-                    start += UInt64(bytes)
-                case .mappingChanging:
-                    // Some unmap of the address space waits for its event to be read.
-                    mirror.letMappingChangeProceed()
-                case .alreadyPresent:
-                    start += 4096  // the device wrote there (a reset's wipe): data enough
-                default:
-                    return false
-                }
-            }
-        }
-        return true
-    }
-
     /// Leaves no page in a zero-copy allocation about to be freed, so that the next owner of
     /// the block never sees these bytes (the ABI's promise). No-op on the copy path.
     ///
@@ -177,7 +148,7 @@ extension Migrator {
             try faults.unregister(UInt(block.start), length: Int(block.size))
             defer {
                 do {
-                    try mirror.register(block)
+                    try mirror.registerForMoves(block)
                 } catch {
                     // A block left unregistered cannot receive moved pages: migrations into
                     // it then fall back to copying, which is still correct.

@@ -127,6 +127,15 @@ final class CPUMirror: @unchecked Sendable {
         try faults.register(UInt(interval.start), length: Int(interval.size), modes: .missing)
     }
 
+    /// Registers device memory that is host memory (zero-copy) as a destination of moves
+    /// only: `UFFDIO_MOVE` wants its destination registered with this descriptor, in any
+    /// mode. Write-protect mode, with nothing ever write-protected, raises no fault: a
+    /// device's first touch of a page never written is the kernel's own fault, which maps
+    /// zeros, and never waits for the handler thread (which may be the thread touching).
+    func registerForMoves(_ interval: AddressInterval) throws(UserFaultFDError) {
+        try faults.register(UInt(interval.start), length: Int(interval.size), modes: .writeProtect)
+    }
+
     /// Whether the calling thread is the handler thread.
     var isHandlerThread: Bool {
         started.load(ordering: .acquiring) && pthread_equal(pthread_self(), handler) != 0

@@ -15,9 +15,10 @@ import Synchronization
 /// context checks the claim (one private anonymous read-write mapping of this process, page
 /// aligned, as large as the capacity) and registers it with the mirror's userfaultfd once;
 /// from then on ``hostMemory`` is set and migrations move pages with `UFFDIO_MOVE` into and
-/// out of it. The pagemap keeps the ABI's promises with the migrator: a live allocation holds
-/// a page at every address (holes are filled with zero pages when data arrives), and a freed
-/// one holds none. Where the claim fails or registration does not work, the copy path is
+/// out of it. The pagemap keeps the ABI's promises with the migrator: a live allocation reads
+/// as its data or as zeros at every address (holes of the data stay holes; registered for
+/// moves only, the memory raises no userfault, and the device's first touch of a hole is the
+/// kernel's own zero-filling fault), and a freed one holds no page. Where the claim fails or registration does not work, the copy path is
 /// used and ``zeroCopyUnavailableReason`` says why.
 public final class SVMPagemap: Sendable {
     /// The device whose memory this is.
