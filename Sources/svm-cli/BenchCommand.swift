@@ -94,6 +94,11 @@ struct BenchCommand: ParsableCommand {
                 fault is two such wake-ups (to the handler thread and back): pinned, the CPU
                 fault shows what the framework adds to a move, apart from the machine's
                 wake-ups. The JSON's "cpu" says which CPU, or is absent.
+                --handler-placement follow-faulting-thread leaves the threads where the
+                scheduler puts them but pins each fault handler (the mirror's and the bare
+                round trip's) to the CPU of the thread whose fault it served last, so that
+                both wake-ups stay on one CPU, as a program can ask of its context
+                (SVMContext's handlerPlacement). The JSON's "handlerPlacement" says which.
                 """)
 
         @OptionGroup var plugins: PluginOptionsGroup
@@ -121,11 +126,19 @@ struct BenchCommand: ParsableCommand {
             transform: NumberArgument.integer(0...Int(Int32.max)))
         var cpu: Int?
 
+        @Option(name: .customLong("handler-placement"), help: ArgumentHelp(
+            "Where the CPU fault handler runs, in the contexts and in the bare round trip: scheduler (the default) or follow-faulting-thread (pinned to the CPU of the thread whose fault it served; see the discussion).",
+            valueName: "placement"))
+        var handlerPlacement = HandlerPlacement.scheduler.rawValue
+
         @Flag(help: "Print the report as JSON.")
         var json = false
 
         func validate() throws {
             _ = try chunkSizes()
+            guard HandlerPlacement(rawValue: handlerPlacement) != nil else {
+                throw ValidationError("--handler-placement '\(handlerPlacement)' is not scheduler or follow-faulting-thread")
+            }
             if let cpu {
                 let allowed: [Int]
                 do { allowed = try CPUAffinity.allowed() } catch { throw ValidationError("\(error)") }
@@ -153,6 +166,7 @@ struct BenchCommand: ParsableCommand {
             var benchmark = FaultBenchmark(iterations: iterations, comparisonRepetitions: comparisons)
             benchmark.chunkSizes = try chunkSizes()
             benchmark.cpu = cpu
+            benchmark.handlerPlacement = HandlerPlacement(rawValue: handlerPlacement) ?? .scheduler
             let report: FaultBenchmark.Report
             do {
                 report = try benchmark.run(host: host, plugin: device)
@@ -168,7 +182,8 @@ struct BenchCommand: ParsableCommand {
 
         private func printText(_ report: FaultBenchmark.Report) {
             func us(_ ns: Int) -> String { String(format: "%.1f", Double(ns) / 1000) }
-            let pinned = report.cpu.map { ", every thread on CPU \($0)" } ?? ""
+            let pinned = (report.cpu.map { ", every thread on CPU \($0)" } ?? "")
+                + (report.handlerPlacement == .scheduler ? "" : ", fault handlers \(report.handlerPlacement.rawValue)")
             print("device \(report.device), \(report.iterations) faults per chunk size\(pinned); times in microseconds (medians)")
             print("CHUNK    DEVICE-FAULT  MEMCPY  OVERHEAD  COLD-MEMCPY  OVERHEAD-COLD  CPU-FAULT  MEMCPY-FRESH  RATIO  MOVE-FLOOR")
             for chunk in report.chunks {

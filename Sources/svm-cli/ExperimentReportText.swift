@@ -87,7 +87,8 @@ struct ExperimentReportText {
         if let mirror = report.mirror {
             lines.append("")
             lines.append("Mirror       CPU faults through \(mirror): "
-                + (mirror == UserFaultFD.Opening.userModeOnly.rawValue ? "user-mode faults only" : "user-mode and kernel-mode faults (read(2), write(2), mlock reach device-resident memory)"))
+                + (mirror == UserFaultFD.Opening.userModeOnly.rawValue ? "user-mode faults only" : "user-mode and kernel-mode faults (read(2), write(2), mlock reach device-resident memory)")
+                + (report.configuration.handlerPlacement == .followFaultingThread ? "; the handler follows the faulting thread's CPU, at idle priority" : ""))
         }
         if !report.limitations.isEmpty {
             if report.mirror == nil { lines.append("") }

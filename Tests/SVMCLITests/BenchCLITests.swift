@@ -112,6 +112,24 @@ struct BenchCLITests {
         #expect(!refused.standardOutput.contains("device fault"), "refused before measuring anything")
     }
 
+    @Test("bench fault --handler-placement follow-faulting-thread says so in text and JSON; a bad placement is refused")
+    func handlerPlacement() throws {
+        let arguments = ["bench", "fault", "--iterations", "2", "--chunk", "2M", "--comparisons", "0", "--handler-placement", "follow-faulting-thread"]
+        let json = try ProcessRunner.svmCLI(arguments + ["--json"])
+        #expect(json.status == 0, "\(json.standardError)")
+        let object = try #require(JSONSerialization.jsonObject(with: Data(json.standardOutput.utf8)) as? [String: Any])
+        #expect(object["handlerPlacement"] as? String == "follow-faulting-thread")
+        #expect((object["statistics"] as? [String: Int])?["cpuFaultMigrations"] == 4)
+        let text = try ProcessRunner.svmCLI(arguments)
+        #expect(text.status == 0 && text.standardOutput.contains("fault handlers follow-faulting-thread"), "\(text.standardOutput)")
+        let plain = try ProcessRunner.svmCLI(["bench", "fault", "--iterations", "2", "--chunk", "4K", "--comparisons", "0", "--json"])
+        let plainObject = try #require(JSONSerialization.jsonObject(with: Data(plain.standardOutput.utf8)) as? [String: Any])
+        #expect(plainObject["handlerPlacement"] as? String == "scheduler")
+        let refused = try ProcessRunner.svmCLI(["bench", "fault", "--handler-placement", "nearby"])
+        #expect(refused.status == 2)
+        #expect(refused.standardError.contains("--handler-placement 'nearby' is not scheduler or follow-faulting-thread"), "\(refused.standardError)")
+    }
+
     @Test("bench fork times forks with no context, an empty one and device-resident data, which each fork brings home")
     func forkJSON() throws {
         struct ForkReport: Decodable {

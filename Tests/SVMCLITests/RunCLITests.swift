@@ -50,6 +50,22 @@ struct RunCLITests {
         #expect(bad.standardError.contains("--kernel-faults 'sometimes' is not when-permitted or never"), "\(bad.standardError)")
     }
 
+    @Test("--handler-placement follow-faulting-thread: said in the report, the same simulated result; a bad placement is refused")
+    func handlerPlacement() throws {
+        let result = try ProcessRunner.svmCLI(["run", "--size", "4M", "--handler-placement", "follow-faulting-thread"])
+        #expect(result.status == 0, "\(result.standardError)")
+        #expect(result.standardOutput.contains("the handler follows the faulting thread's CPU, at idle priority"), "\(result.standardOutput)")
+        #expect(result.standardOutput.contains("Result       verified"))
+        let plain = try ProcessRunner.svmCLI(["run", "--size", "4M"])
+        #expect(!plain.standardOutput.contains("follows the faulting thread"))
+        let json = try ProcessRunner.svmCLI(["run", "--size", "4M", "--handler-placement", "follow-faulting-thread", "--json"])
+        let object = try #require(JSONSerialization.jsonObject(with: Data(json.standardOutput.utf8)) as? [String: Any])
+        #expect((object["configuration"] as? [String: Any])?["handlerPlacement"] as? String == "follow-faulting-thread")
+        let bad = try ProcessRunner.svmCLI(["run", "--handler-placement", "nearby"])
+        #expect(bad.status == 2)
+        #expect(bad.standardError.contains("--handler-placement 'nearby' is not scheduler or follow-faulting-thread"), "\(bad.standardError)")
+    }
+
     @Test("SimDevice.zero-copy=off: the same experiment on the copy path, the same simulated result")
     func copyPath() throws {
         let zeroCopy = try ProcessRunner.svmCLI(["run", "--json"])

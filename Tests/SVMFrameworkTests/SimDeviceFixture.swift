@@ -17,13 +17,14 @@ final class SimDeviceFixture: @unchecked Sendable {
 
     init(devices count: Int = 1, memory: String = "64M", policy: MigrationPolicy = .migrateOnDeviceFault,
          configuration: SVMConfiguration = .standard, options: [String: String] = [:],
-         kernelFaults: KernelFaults = .whenPermitted, interconnect: [String: String] = [:], test: String = #function) throws {
+         kernelFaults: KernelFaults = .whenPermitted, handlerPlacement: HandlerPlacement = .scheduler,
+         interconnect: [String: String] = [:], test: String = #function) throws {
         watchdog = Watchdog(seconds: 300, "\(test) did not shut its SimDevice fixture down")
         host = makeHost(options: [
             "SimDevice": options.merging(["devices": "\(count)", "memory": memory]) { mine, _ in mine },
             "P2PFabric": interconnect,
         ])
-        let context = SVMContext(configuration: configuration, policy: policy, host: host, kernelFaults: kernelFaults)
+        let context = SVMContext(configuration: configuration, policy: policy, host: host, kernelFaults: kernelFaults, handlerPlacement: handlerPlacement)
         self.context = context
         devices = try (0..<count).map { try context.openDevice(plugin: "SimDevice", index: $0) }
     }

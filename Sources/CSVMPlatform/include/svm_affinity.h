@@ -22,4 +22,11 @@ int svm_affinity_cpus(const void *mask, int *cpus, int capacity);
  * -errno (EINVAL: a CPU it may not run on). */
 int svm_affinity_pin(int cpu);
 
+/* Copies thread tid's mask into mask (svm_affinity_mask_size() bytes). 0, or -errno. */
+int svm_affinity_save_thread(int tid, void *mask);
+
+/* The CPU thread tid of this process runs on or last ran on (the processor field of
+ * /proc/self/task/<tid>/stat), or -errno. */
+int svm_thread_last_cpu(int tid);
+
 #endif

@@ -17,6 +17,8 @@ struct CPUFaultFloor {
     let bytes: Int
     /// Faults timed.
     let count: Int
+    /// Where the handler thread runs: as the mirror's does in the contexts measured.
+    var placement: HandlerPlacement = .scheduler
 
     /// The areas, registered, with the handler thread serving them, for faults timed one at
     /// a time (``FaultBenchmark`` times them in blocks between blocks of CPU faults, as it
@@ -34,7 +36,7 @@ struct CPUFaultFloor {
         } catch {
             throw BenchmarkError(message: "CPU fault floor: \(error)")
         }
-        let serving = Server(areas: areas)
+        let serving = Server(areas: areas, placement: placement)
         var handler = pthread_t()
         startThread(&handler, named: "CPU fault floor handler") { serving.run() }
         return Session(serving: serving, handler: handler)
@@ -77,14 +79,19 @@ struct CPUFaultFloor {
         let areas: FloorAreas
         /// Faults served by a move (the others by a copy, so that no touch waits forever).
         let moved = Atomic<Int>(0)
+        let placement: HandlerPlacement
 
-        init(areas: FloorAreas) { self.areas = areas }
+        init(areas: FloorAreas, placement: HandlerPlacement) {
+            self.areas = areas
+            self.placement = placement
+        }
 
         func run() {
             var left = areas.count
+            var follower = placement == .followFaultingThread ? FaultingThreadFollower() : nil
             // 10 s without a fault: the benchmark thread is gone; stop.
             while left > 0, let event = try? areas.uffd.waitForEvent(timeout: .seconds(10)) {
-                guard case .pagefault(let address, _, _) = event else { continue }
+                guard case .pagefault(let address, _, _, let threadID) = event else { continue }
                 let chunk = (Int(address) - Int(areas.destination.address)) / areas.bytes
                 let (target, from) = (areas.destination(chunk: chunk), areas.source(chunk: chunk))
                 if (try? areas.uffd.move(to: target, from: from, length: areas.bytes)) == .completed {
@@ -93,6 +100,7 @@ struct CPUFaultFloor {
                     _ = try? areas.uffd.copy(to: target, from: UnsafeRawPointer(bitPattern: from)!, length: areas.bytes)
                 }
                 left -= 1
+                follower?.served(faultOf: threadID)
             }
         }
     }

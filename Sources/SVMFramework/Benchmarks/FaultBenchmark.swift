@@ -15,6 +15,9 @@ public struct FaultBenchmark: Sendable {
     /// leave them where the scheduler puts them (`nil`). On one CPU a CPU fault's two
     /// wake-ups cost a thread switch, not an interrupt to another (virtual) CPU.
     public var cpu: Int?
+    /// Where the CPU mirror's handler thread runs, in the contexts measured and in the bare
+    /// round trip they are compared with (``CPUFaultFloor``).
+    public var handlerPlacement: HandlerPlacement = .scheduler
 
     public init(iterations: Int = 64, comparisonRepetitions: Int = 16) {
         self.iterations = iterations
@@ -73,6 +76,8 @@ public struct FaultBenchmark: Sendable {
         /// the measuring thread's affinity during the run, so it is also set for a process
         /// started on one CPU (`taskset -c 0`).
         public var cpu: Int?
+        /// Where the CPU fault handlers ran (``FaultBenchmark/handlerPlacement``).
+        public var handlerPlacement: HandlerPlacement
         public var statistics: [String: Int]
     }
 
@@ -102,14 +107,14 @@ public struct FaultBenchmark: Sendable {
         return Report(
             device: deviceName, iterations: iterations, chunks: chunks, oneTwoMiBFaultNs: oneLarge,
             fiveHundredTwelve4KiBFaultsNs: manySmall, manySmallToOneLarge: Double(manySmall) / Double(max(oneLarge, 1)),
-            deviceToDevice: deviceToDevice, cpu: onlyCPU, statistics: statistics)
+            deviceToDevice: deviceToDevice, cpu: onlyCPU, handlerPlacement: handlerPlacement, statistics: statistics)
     }
 
     /// A context whose ranges are exactly `chunk` bytes, with the device open in it.
     private func context(chunk: UInt64, host: PluginHost, plugin: String, index: Int) throws -> (SVMContext, SVMDevice) {
         let sizes = chunk == 4096 ? [chunk] : [chunk, 4096]
         let configuration = try SVMConfiguration(chunkSizes: sizes, checkPagesThreshold: 0)
-        let context = SVMContext(configuration: configuration, host: host)
+        let context = SVMContext(configuration: configuration, host: host, handlerPlacement: handlerPlacement)
         if let reason = context.mirrorUnavailableReason { throw BenchmarkError(message: reason) }
         return (context, try context.openDevice(plugin: plugin, index: index))
     }
@@ -154,7 +159,7 @@ public struct FaultBenchmark: Sendable {
         // The same for CPU faults and their floor, a bare userfaultfd round trip, which moves
         // the chunks the move floor moved, as the CPU faults move back those the device
         // faults moved.
-        let cpuFaultFloorSession = try CPUFaultFloor(bytes: Int(chunk), count: iterations).prepare(after: moveFloorSession)
+        let cpuFaultFloorSession = try CPUFaultFloor(bytes: Int(chunk), count: iterations, placement: handlerPlacement).prepare(after: moveFloorSession)
         let (cpuFaultFloors, cpuFaults) = Self.alternating(count: iterations, first: { cpuFaultFloorSession.time(chunk: $0) }) { i in
             let start = Self.now()
             buffer.touch(offset: i * Int(chunk))

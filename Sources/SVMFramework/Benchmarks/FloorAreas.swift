@@ -19,7 +19,7 @@ struct FloorAreas: Sendable {
     ///   is unavailable or the areas cannot be mapped.
     init(_ label: String, bytes: Int, count: Int) throws {
         do {
-            uffd = try UserFaultFD(required: [], optional: [.move])
+            uffd = try UserFaultFD(required: [], optional: [.move, .threadID])
         } catch {
             throw BenchmarkError(message: "\(label): \(error)")
         }

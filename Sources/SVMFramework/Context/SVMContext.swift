@@ -60,7 +60,8 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     private let topologyState = Locked(DeviceTopology())
 
     /// Creates the context and, with a `host`, becomes its device-fault handler. `kernelFaults`
-    /// says whether the CPU mirror serves the kernel's own accesses where the process may.
+    /// says whether the CPU mirror serves the kernel's own accesses where the process may;
+    /// `handlerPlacement`, where its handler thread runs.
     ///
     /// One context per host at a time: the faults the host's plugins report go to the newest
     /// context (and to none once any of them shuts down), and device ids, which plugins see
@@ -70,14 +71,14 @@ public final class SVMContext: DeviceFaultHandler, CPUMirrorClient, @unchecked S
     /// itself on devices without peers, as `bench fault` does, is not affected.
     public init(
         configuration: SVMConfiguration = .standard, policy: MigrationPolicy = .migrateOnDeviceFault, host: PluginHost? = nil,
-        kernelFaults: KernelFaults = .whenPermitted
+        kernelFaults: KernelFaults = .whenPermitted, handlerPlacement: HandlerPlacement = .scheduler
     ) {
         cpu = ProcessAddressSpace()
         space = SVMSpace(configuration: configuration, cpu: cpu)
         self.policy = policy
         self.host = host
         do {
-            let mirror = try CPUMirror(kernelFaults: kernelFaults)
+            let mirror = try CPUMirror(kernelFaults: kernelFaults, placement: handlerPlacement)
             self.mirror = mirror
             migrator = Migrator(
                 space: space, mirror: mirror, statistics: statistics, trace: trace, activity: activity, lost: lostMemory)

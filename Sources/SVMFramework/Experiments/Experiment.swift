@@ -32,7 +32,8 @@ public struct Experiment {
             throw ExperimentError.invalidConfiguration("chunk sizes \(configuration.chunkSizes): \(error)")
         }
         let context = SVMContext(
-            configuration: svmConfiguration, policy: configuration.policy, host: host, kernelFaults: configuration.kernelFaults)
+            configuration: svmConfiguration, policy: configuration.policy, host: host, kernelFaults: configuration.kernelFaults,
+            handlerPlacement: configuration.handlerPlacement)
         defer { context.shutdown() }
         if let reason = context.mirrorUnavailableReason {
             throw ExperimentError.device("the CPU mirror cannot migrate: \(reason)")

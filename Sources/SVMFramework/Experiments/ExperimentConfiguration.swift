@@ -36,6 +36,8 @@ public struct ExperimentConfiguration: Sendable, Hashable, Codable {
     public var chunkSizes: [UInt64] = SVMConfiguration.standard.chunkSizes
     /// Whether the CPU mirror serves the kernel's own accesses where the process may.
     public var kernelFaults: KernelFaults = .whenPermitted
+    /// Where the CPU mirror's handler thread runs (see ``HandlerPlacement``).
+    public var handlerPlacement: HandlerPlacement = .scheduler
     /// Each device's IOVA space (see ``IOVASpace``); 0: no IOMMU, bindings map page by page.
     public var iovaApertureBytes = IOVASpace.defaultApertureBytes
 

@@ -84,14 +84,22 @@ final class CPUMirror: @unchecked Sendable {
     /// mean every earlier read is handled.
     private var dispatching = false
     private var deferredFaults: [(address: UInt64, write: Bool)] = []
+    /// Where the handler thread runs; set once at init.
+    let placement: HandlerPlacement
+    /// With ``HandlerPlacement/followFaultingThread``, the thread it follows; created by
+    /// the handler thread when it starts, and only touched by it.
+    private var follower: FaultingThreadFollower?
 
     /// The events the mirror needs: its MMU notifiers. `UFFDIO_MOVE` is what migration needs.
     static let requiredFeatures: UserFaultFD.Features = [.eventUnmap, .eventRemove, .eventRemap]
 
     /// Opens the mirror's userfaultfd; with `kernelFaults` `.whenPermitted`, one that sees
-    /// kernel-mode faults where the process may have it.
-    init(kernelFaults: KernelFaults = .whenPermitted) throws(UserFaultFDError) {
-        let optional: UserFaultFD.Features = [.move, .poison]
+    /// kernel-mode faults where the process may have it. `placement` says where the handler
+    /// thread runs.
+    init(kernelFaults: KernelFaults = .whenPermitted, placement: HandlerPlacement = .scheduler) throws(UserFaultFDError) {
+        self.placement = placement
+        // The faulting thread's id, for the handler to follow it.
+        let optional: UserFaultFD.Features = placement == .followFaultingThread ? [.move, .poison, .threadID] : [.move, .poison]
         faults = switch kernelFaults {
         case .whenPermitted: try UserFaultFD.openPreferringKernelFaults(required: Self.requiredFeatures, optional: optional)
         case .never: try UserFaultFD(required: Self.requiredFeatures, optional: optional, opening: .userModeOnly)
@@ -179,6 +187,7 @@ final class CPUMirror: @unchecked Sendable {
 
     private func run() {
         handlerTID.store(svm_thread_id(), ordering: .relaxed)
+        if placement == .followFaultingThread { follower = FaultingThreadFollower() }
         while !stopping.load(ordering: .acquiring) {
             // Deferred faults wait for a migration on another thread: look again soon.
             let timeout: Duration = deferredFaults.isEmpty && backlog.isEmpty ? .milliseconds(50) : .microseconds(200)
@@ -296,10 +305,12 @@ final class CPUMirror: @unchecked Sendable {
     private func dispatch(_ event: UserFaultFDEvent) {
         guard let client else { return }
         switch event {
-        case .pagefault(let address, let isWrite, _):
+        case .pagefault(let address, let isWrite, _, let threadID):
             if working(at: UInt64(address), { client.serviceCPUFault(address: UInt64(address), write: isWrite) }) == .deferred {
                 deferredFaults.append((UInt64(address), isWrite))
             }
+            // After the fault: the faulting thread is not kept waiting for the lookup.
+            follower?.served(faultOf: threadID)
         case .unmap(let start, _), .remove(let start, _), .remap(let start, _, _):
             working(at: UInt64(start)) { client.addressSpaceChanged(event) }
             log.markHandled()

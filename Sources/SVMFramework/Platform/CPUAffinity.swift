@@ -20,6 +20,14 @@ public enum CPUAffinity {
         return cpus(in: mask)
     }
 
+    /// The CPUs thread `tid` of this process may run on now, lowest first.
+    public static func allowed(thread tid: Int32) throws(Failure) -> [Int] {
+        var mask = [UInt8](repeating: 0, count: svm_affinity_mask_size())
+        let status = mask.withUnsafeMutableBytes { svm_affinity_save_thread(tid, $0.baseAddress) }
+        guard status == 0 else { throw Failure(description: "cannot read the CPUs thread \(tid) may run on: errno \(-status)") }
+        return cpus(in: mask)
+    }
+
     /// Runs `body` with the calling thread on `cpu` alone, then gives it back the CPUs it
     /// had. Threads started meanwhile (a context's fault handler, a plugin's workers) inherit
     /// the one CPU and keep it.

@@ -13,8 +13,9 @@ public enum UserFaultFDEvent: Hashable, Sendable, CustomStringConvertible {
     /// A thread touched a registered page and sleeps until the fault is resolved and it is
     /// woken. `address` is page-aligned; `isWrite` for a write access; `isWriteProtect` when
     /// the page is present but write-protected (a WP fault, resolved by unprotecting), as
-    /// opposed to missing (resolved by copy, zero page or move).
-    case pagefault(address: UInt, isWrite: Bool, isWriteProtect: Bool)
+    /// opposed to missing (resolved by copy, zero page or move). `threadID`: the kernel id of
+    /// the faulting thread, with ``UserFaultFD/Features/threadID``; else 0.
+    case pagefault(address: UInt, isWrite: Bool, isWriteProtect: Bool, threadID: Int32 = 0)
     /// `munmap` (or a shrinking `mremap`, or an `mmap(MAP_FIXED)` over the range) removed
     /// `[start, end)`. The range is gone: mark it unmapped and let the collector free it.
     case unmap(start: UInt, end: UInt)
@@ -36,7 +37,8 @@ public enum UserFaultFDEvent: Hashable, Sendable, CustomStringConvertible {
             self = .pagefault(
                 address: UInt(event.a),
                 isWrite: event.flags & UInt64(SVM_UFFD_PAGEFAULT_WRITE) != 0,
-                isWriteProtect: event.flags & UInt64(SVM_UFFD_PAGEFAULT_WP) != 0)
+                isWriteProtect: event.flags & UInt64(SVM_UFFD_PAGEFAULT_WP) != 0,
+                threadID: Int32(truncatingIfNeeded: event.thread_id))
         case SVM_UFFD_EVENT_UNMAP:
             self = .unmap(start: UInt(event.a), end: UInt(event.b))
         case SVM_UFFD_EVENT_REMOVE:
@@ -52,7 +54,7 @@ public enum UserFaultFDEvent: Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         func hex(_ value: UInt) -> String { "0x" + String(value, radix: 16) }
         switch self {
-        case .pagefault(let address, let isWrite, let isWriteProtect):
+        case .pagefault(let address, let isWrite, let isWriteProtect, _):
             let access = isWrite ? "write" : "read"
             return "pagefault \(access)\(isWriteProtect ? " (write-protected)" : "") at \(hex(address))"
         case .unmap(let start, let end):
