@@ -191,8 +191,16 @@ import Testing
         try runConcurrentThreads(path: path, seed: seed, discards: true)
     }
 
-    private func runConcurrentThreads(path: MigrationPath, seed: Int, discards: Bool) throws {
-        let f = try SimDeviceFixture(memory: "8M", options: path.options)
+    /// The same with the CPU fault handler following the faulting thread: pinned to one CPU
+    /// at idle priority, it serves three threads on two CPUs, each keeping the handler's CPU
+    /// busy for a while.
+    @Test(arguments: 1...2)
+    func concurrentThreadsWithTheHandlerFollowing(seed: Int) throws {
+        try runConcurrentThreads(path: .zeroCopy, seed: seed, discards: true, placement: .followFaultingThread)
+    }
+
+    private func runConcurrentThreads(path: MigrationPath, seed: Int, discards: Bool, placement: HandlerPlacement = .scheduler) throws {
+        let f = try SimDeviceFixture(memory: "8M", options: path.options, handlerPlacement: placement)
         defer { f.shutdown() }
         // Device accesses of another thread pin pages for a moment: a move may fall back.
         defer { path.checkUsed(f, exclusively: false) }
