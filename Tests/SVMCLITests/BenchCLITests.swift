@@ -202,6 +202,7 @@ struct BenchCLITests {
             let cpuFloorPerByteVsFirst: Double
             let wallToCPUFloorVsFirst: Double
             let verified: Bool
+            let freePageReportingOrder: Int?
         }
         let result = try ProcessRunner.svmCLI(["bench", "sim", "--sizes", "2M,6M", "--repetitions", "1", "--json"])
         #expect(result.status == 0, "\(result.standardError)")
@@ -235,6 +236,10 @@ struct BenchCLITests {
         #expect(text.standardOutput.contains("CPU floor "))
         #expect(text.standardOutput.contains("wall/floor ") && text.standardOutput.contains("floor per GiB vs first 1.00"))
         #expect(text.standardOutput.contains("wall/floor vs first 1.00 (9 runs, warm-up "))
+        // The machine's free page reporting, said when it is on, in the note and the rows.
+        let order = FreePageReporting.reportedOrder()
+        #expect(rows.allSatisfy { $0.freePageReportingOrder == order })
+        #expect(text.standardOutput.contains("note: this machine hands free memory back to its hypervisor") == (order != nil))
         let bad = try ProcessRunner.svmCLI(["bench", "sim", "--sizes", "2M,huge"])
         #expect(bad.status == 2 && bad.standardError.contains("'huge'"))
     }
