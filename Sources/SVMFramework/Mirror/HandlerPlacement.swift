@@ -22,9 +22,10 @@ public enum HandlerPlacement: String, Sendable, Hashable, CaseIterable, Codable 
     /// preempts the handler at once. Pinned at normal priority, the handler's CPU was busy at
     /// that moment, the scheduler woke the thread on the other CPU at every fault
     /// (`sched_migrate_task`, traced) and the handler chased it: 113–147 µs per 2 MiB CPU
-    /// fault, no better than the scheduler's placement; at idle priority 42–56 µs, 0.9–1.3x
-    /// the bare move (`svm-cli bench fault --chunk 2M --handler-placement
-    /// follow-faulting-thread`, three runs).
+    /// fault, no better than the scheduler's placement; at idle priority a median of 43 µs,
+    /// 1.31–1.36x the bare move, in six unpinned runs of `svm-cli bench fault
+    /// --handler-placement follow-faulting-thread` (4 KiB: 12.5 µs against 62 µs placed by
+    /// the scheduler; 64 KiB: 14 µs against 63 µs), as fast as with every thread on one CPU.
     ///
     /// Not the default, because of what it costs: pinned to one CPU at idle priority, the
     /// handler runs there only when nothing else wants that CPU. A thread that keeps it busy
